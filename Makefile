@@ -1,0 +1,66 @@
+# vmcas build. `make` builds build/vmcas; `make test` builds an ASan+UBSan
+# copy under build/asan and runs every test; `make demo` runs the demo;
+# `make bench` runs the benchmarks (optimised, -DNDEBUG).
+#
+# Sources are found by wildcard: every src/<part>/*.c goes into libvmcas.a
+# except the command's main; every tests/**/test_*.c is a test program.
+
+PKGS     := libcrypto zlib libzstd lmdb jansson
+CC       ?= gcc
+OPT      ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g $(OPT) \
+               -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+TEST_SRC := $(wildcard tests/*/test_*.c)
+BENCH_SRC:= $(wildcard bench/bench_*.c)
+
+.PHONY: all deps test demo bench clean valgrind-build
+all: deps build/vmcas
+
+deps:
+	@bash scripts/deps.sh
+
+# --- variant rules: $(1)=dir $(2)=extra cflags -------------------------------
+define variant
+$(1)/obj/%.o: %.c $$(wildcard src/*/*.h) | deps
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_BASE) $(2) -c $$< -o $$@
+$(1)/libvmcas.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LIB_SRC))
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(1)/vmcas: $(1)/obj/src/cli/main.o $(1)/libvmcas.a
+	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+endef
+
+$(eval $(call variant,build,))
+$(eval $(call variant,build/asan,$(SAN) -O1))
+$(eval $(call variant,build/vg,-O1))
+$(eval $(call variant,build/bench,-DNDEBUG -O3 -march=native))
+
+build/asan/tests/%: build/asan/obj/tests/%.o build/asan/libvmcas.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LIBS) -lcmocka
+
+build/bench/bin/%: build/bench/obj/bench/%.o build/bench/libvmcas.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LIBS)
+
+TEST_BINS  := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_SRC))
+BENCH_BINS := $(patsubst bench/%.c,build/bench/bin/%,$(BENCH_SRC))
+
+test: deps build/vmcas build/asan/vmcas build/vg/vmcas $(TEST_BINS)
+	@bash tests/run.sh
+
+demo: deps build/vmcas
+	@bash scripts/demo.sh
+
+bench: deps build/bench/vmcas $(BENCH_BINS)
+	@bash bench/run.sh
+
+clean:
+	rm -rf build
+.SECONDARY:

@@ -1,0 +1,106 @@
+/* vmcas — content-addressable storage for virtual machine state. */
+#include "cli/vc_cli.h"
+#include "core/vc_util.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+VcGlobal vc_global;
+
+static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+        const char *help;
+} commands[] = {
+        { "init",     vc_cmd_init,     "create an empty store" },
+        { "parcel",   vc_cmd_parcel,   "create, list or show parcels" },
+        { "checkin",  vc_cmd_checkin,  "store a new version of a parcel" },
+        { "checkout", vc_cmd_checkout, "write out a version of a parcel" },
+        { "log",      vc_cmd_log,      "list the versions of a parcel" },
+        { "stat",     vc_cmd_stat,     "storage used, per store and parcel" },
+        { "verify",   vc_cmd_verify,   "check the store's structure (--full: every chunk)" },
+        { "prune",    vc_cmd_prune,    "drop old versions of a parcel" },
+        { "gc",       vc_cmd_gc,       "free unreferenced chunks, compact packs" },
+        { "analyze",  vc_cmd_analyze,  "what-if analysis of a trace of VM images" },
+        { "synth",    vc_cmd_synth,    "write a synthetic enterprise trace" },
+};
+
+static void usage(FILE *f)
+{
+        fprintf(f, "Usage: vmcas [-s STORE] [-q] COMMAND [ARGS...]\n\n"
+                   "Content-addressable storage for the state of virtual machines.\n\n"
+                   "Options:\n"
+                   "  -s, --store PATH   the store (default: $VMCAS_STORE)\n"
+                   "  -q, --quiet        no progress output\n"
+                   "  -h, --help         this help\n"
+                   "      --version      print the version\n\n"
+                   "Commands:\n");
+        for (size_t i = 0; i < VC_ARRAY_SIZE(commands); i++)
+                fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "\nRun 'vmcas COMMAND --help' for the options of one command.\n");
+}
+
+int vc_cli_fail(int r, const char *fmt, ...)
+{
+        va_list ap;
+        fprintf(stderr, "vmcas: ");
+        if (fmt) {
+                va_start(ap, fmt);
+                vfprintf(stderr, fmt, ap);
+                va_end(ap);
+                fprintf(stderr, ": ");
+        }
+        fprintf(stderr, "%s\n", vc_errmsg(r));
+        vc_errclear();
+        return 1;
+}
+
+int vc_cli_usage(const char *cmd, const char *fmt, ...)
+{
+        va_list ap;
+        fprintf(stderr, "vmcas %s: ", cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'vmcas %s --help'.\n", cmd);
+        return 2;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "store", required_argument, NULL, 's' },
+                { "quiet", no_argument, NULL, 'q' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                { 0 }
+        };
+        vc_global.store = getenv("VMCAS_STORE");
+        int c;
+        while ((c = getopt_long(argc, argv, "+s:qh", opts, NULL)) != -1) {
+                switch (c) {
+                case 's': vc_global.store = optarg; break;
+                case 'q': vc_global.quiet = true; break;
+                case 'h': usage(stdout); return 0;
+                case 'V': printf("vmcas 0.1\n"); return 0;
+                default: usage(stderr); return 2;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return 2;
+        }
+        int idx = optind;
+        const char *cmd = argv[idx];
+        for (size_t i = 0; i < VC_ARRAY_SIZE(commands); i++)
+                if (strcmp(cmd, commands[i].name) == 0) {
+                        optind = 0; /* a fresh getopt scan for the subcommand */
+                        return commands[i].fn(argc - idx, argv + idx);
+                }
+        fprintf(stderr, "vmcas: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+}

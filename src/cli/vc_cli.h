@@ -1,0 +1,37 @@
+/* The vmcas command: one entry point per subcommand.
+ * Each takes argv as given after the subcommand name (argv[0] is the
+ * subcommand) and returns the process exit status: 0 success, 1 failure,
+ * 2 usage error. Only these functions print errors for the user. */
+#ifndef VC_CLI_H
+#define VC_CLI_H
+
+#include <stdbool.h>
+
+typedef struct VcGlobal {
+        const char *store;   /* -s/--store or $VMCAS_STORE, may be NULL */
+        bool quiet;
+} VcGlobal;
+
+extern VcGlobal vc_global;
+
+/* store and parcel commands (src/cli/cmd_store.c) */
+int vc_cmd_init(int argc, char **argv);
+int vc_cmd_parcel(int argc, char **argv);
+int vc_cmd_checkin(int argc, char **argv);
+int vc_cmd_checkout(int argc, char **argv);
+int vc_cmd_log(int argc, char **argv);
+int vc_cmd_stat(int argc, char **argv);
+int vc_cmd_verify(int argc, char **argv);
+int vc_cmd_prune(int argc, char **argv);
+int vc_cmd_gc(int argc, char **argv);
+
+/* the what-if analysis (src/analyze/) */
+int vc_cmd_analyze(int argc, char **argv);
+int vc_cmd_synth(int argc, char **argv);
+
+/* Prints "vmcas: <msg>" for a failed library call; returns 1. */
+int vc_cli_fail(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "vmcas CMD: <msg>\nTry 'vmcas CMD --help'." and returns 2. */
+int vc_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,100 @@
+/* vc_util — small helpers shared by every part of vmcas.
+ *
+ * Error convention (all of libvmcas): functions return int, 0 or a positive
+ * count on success and -errno on failure.  Codes with a fixed meaning:
+ *   -EBADMSG   a digest or checksum mismatch (damaged data)
+ *   -ENOENT    no such parcel / version / chunk / file
+ *   -EINVAL    bad argument or malformed input
+ *   -EBUSY     a lock is held by another process
+ *   -EKEYREJECTED  wrong key (authentication of sealed metadata failed)
+ *   -ENOKEY    the key is missing from the key store
+ * A function that fails may leave a sentence for the user with vc_errf();
+ * only the command prints it (vc_errmsg()).
+ */
+#ifndef VC_UTIL_H
+#define VC_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define VC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define VC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define VC_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define _vc_cleanup_(f) __attribute__((cleanup(f)))
+#define _vc_printf_(a, b) __attribute__((format(printf, a, b)))
+
+/* Records a message for the user (thread-local) and returns err (negative).
+ * The first message set since vc_errclear() wins, so the innermost, most
+ * specific cause is what the user sees. */
+int vc_errf(int err, const char *fmt, ...) _vc_printf_(2, 3);
+/* Same, but replaces any earlier message. */
+int vc_errf_replace(int err, const char *fmt, ...) _vc_printf_(2, 3);
+/* The message recorded for this thread, or strerror(-err) if none. */
+const char *vc_errmsg(int err);
+void vc_errclear(void);
+
+/* Parses "4096", "4K", "4KiB", "64k", "1M", "2G", "1T" (binary units).
+ * Returns -EINVAL (with a message naming `what`) on anything else,
+ * including overflow, empty strings and trailing junk. */
+int vc_parse_size(const char *s, const char *what, uint64_t *ret);
+/* Formats n as "4 KiB", "1.5 MiB" into buf (at least 16 bytes). */
+const char *vc_fmt_size(uint64_t n, char *buf, size_t len);
+/* Parses a non-negative decimal integer that fits in uint64. */
+int vc_parse_u64(const char *s, const char *what, uint64_t *ret);
+
+void vc_hex(const uint8_t *in, size_t n, char *out /* 2n+1 */);
+int vc_unhex(const char *in, uint8_t *out, size_t n);
+
+/* Wipes a secret so the compiler cannot drop the store. */
+void vc_wipe(void *p, size_t n);
+
+/* Little-endian packing, Venti-style: explicit, never a struct over bytes. */
+static inline void vc_put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+static inline void vc_put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = v >> (8 * i); }
+static inline void vc_put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = v >> (8 * i); }
+static inline uint16_t vc_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t vc_get32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static inline uint64_t vc_get64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+/* Big-endian, for LMDB keys that must sort numerically. */
+static inline void vc_put64be(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = v >> (56 - 8 * i); }
+static inline uint64_t vc_get64be(const uint8_t *p) { uint64_t v = 0; for (int i = 0; i < 8; i++) v = v << 8 | p[i]; return v; }
+static inline void vc_put32be(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = v >> (24 - 8 * i); }
+static inline uint32_t vc_get32be(const uint8_t *p) { uint32_t v = 0; for (int i = 0; i < 4; i++) v = v << 8 | p[i]; return v; }
+
+/* I/O that retries on EINTR and short counts. -errno on failure;
+ * vc_pread_full returns -EIO (with message) on a short file. */
+int vc_write_full(int fd, const void *buf, size_t n);
+int vc_pwrite_full(int fd, const void *buf, size_t n, off_t off);
+int vc_pread_full(int fd, void *buf, size_t n, off_t off);
+/* fsync()s the directory holding path (after a create or rename). */
+int vc_fsync_dir(const char *dir);
+/* Writes a whole file atomically: temp name, fsync, rename, fsync dir. */
+int vc_write_file_atomic(const char *path, const void *buf, size_t n, mode_t mode);
+/* Reads a whole (small) file into a malloc'ed buffer. */
+int vc_read_file(const char *path, uint8_t **ret, size_t *ret_len, size_t max);
+/* mkdir -p */
+int vc_mkdir_p(const char *path, mode_t mode);
+
+/* Wall clock in seconds / monotonic seconds as a double. */
+int64_t vc_now(void);
+double vc_mono(void);
+
+void vc_freep(void *p); /* for _vc_cleanup_(vc_freep) on any pointer */
+void vc_closep(int *fd);
+
+/* Progress on stderr for long work: shown only when stderr is a terminal
+ * or VMCAS_PROGRESS=1, never when quiet. Call vc_progress with the total
+ * done so far; it redraws at most ~5 times a second. */
+typedef struct VcProgress {
+        const char *what;
+        uint64_t total;     /* bytes expected, 0 if unknown */
+        double start, last;
+        bool enabled;
+} VcProgress;
+void vc_progress_init(VcProgress *p, const char *what, uint64_t total, bool quiet);
+void vc_progress(VcProgress *p, uint64_t done);
+void vc_progress_end(VcProgress *p, uint64_t done);
+
+#endif
