@@ -1,0 +1,214 @@
+/* vc_store — the chunk repository on one machine.
+ *
+ * A store is a directory:
+ *   STORE/vmcas-store          marker: magic, format version, store UUID
+ *   STORE/index/               LMDB environment: chunk index and catalog
+ *   STORE/packs/<domain>/<n>.pack   append-only pack files, one set per domain
+ *   STORE/locks/<name>         flock() files (parcel locks, gc)
+ *
+ * Chunks live in *domains* (privacy scopes): a parcel's own domain, a
+ * group's pool, or the global pool. The index maps (domain, tag) to a
+ * record in a pack of that domain. Pack records carry their domain, tag,
+ * kind, length and a header checksum, so the index can be rebuilt from the
+ * packs alone. The store never sees a key: tags are SHA-256 of sealed bytes.
+ *
+ * Durability order: pack data is fsync'ed before the index entries that
+ * point at it are committed (vc_writer_flush), and callers commit a version
+ * only after flushing the chunks it references. A crash therefore leaves at
+ * most unindexed bytes at a pack's tail (cut off by the next writer) or
+ * indexed chunks no version references yet (garbage after the grace
+ * period).
+ *
+ * Thread safety: a VcStore may be used from several threads for reading
+ * (vc_store_get/has); a VcWriter and a VcTxn belong to one thread.
+ * Several processes may open one store at once.
+ */
+#ifndef VC_STORE_H
+#define VC_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VC_TAG_LEN 32
+#define VC_UUID_LEN 16
+
+typedef struct VcStore VcStore;
+typedef struct VcWriter VcWriter;
+typedef struct VcTxn VcTxn;
+
+/* What a chunk is, kept in the pack record and the index, so that stat can
+ * tell data from metadata without any key. */
+enum { VC_KIND_DATA = 0, VC_KIND_META = 1 };
+
+/* ---- store ------------------------------------------------------------- */
+
+/* Creates an empty store at path (the directory may exist if empty).
+ * -EEXIST (with message) if path already holds a store or other files. */
+int vc_store_create(const char *path);
+
+/* Opens a store. -ENOENT / -EINVAL with a clear message when path does not
+ * exist or is not a vmcas store; -EPROTO for an unknown format version. */
+int vc_store_open(const char *path, VcStore **ret);
+void vc_store_free(VcStore *s);              /* NULL ok */
+const char *vc_store_path(const VcStore *s);
+const uint8_t *vc_store_uuid(const VcStore *s); /* VC_UUID_LEN bytes */
+
+/* Looks up (or with create, creates) the domain called name, e.g.
+ * "parcel:7", "group:eng", "all". Ids are small integers, never reused. */
+int vc_store_domain(VcStore *s, const char *name, bool create, uint64_t *ret_id);
+/* The name of domain id into buf. -ENOENT if unknown. */
+int vc_store_domain_name(VcStore *s, uint64_t id, char *buf, size_t len);
+
+/* ---- reading chunks -------------------------------------------------------- */
+
+/* 1 if (domain, tag) is in the index, 0 if not, -errno on failure. */
+int vc_store_has(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN]);
+
+/* Reads the sealed bytes of (domain, tag) into *buf (grown with realloc as
+ * needed; *cap is its size). Checks the record header (magic, domain, tag,
+ * length, header checksum) but not the data hash: the caller's open() does
+ * that. -ENOENT if the chunk is not indexed; -EBADMSG with a message naming
+ * the tag, pack and offset if the record there is damaged. Retries the
+ * lookup once if the pack vanished (compaction moved the chunk). */
+int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN],
+                 uint8_t **buf, size_t *cap, size_t *ret_len);
+
+/* ---- writing chunks ---------------------------------------------------------- */
+
+/* A writer appends records to packs it has claimed (flock), one open pack
+ * per domain it writes to; a pack is sealed when it passes ~256 MiB. */
+int vc_writer_new(VcStore *s, VcWriter **ret);
+
+/* Appends a sealed chunk unless (domain, tag) is already indexed or already
+ * put through this writer. Returns 1 if written, 0 if already present.
+ * The chunk becomes durable and visible to others at the next flush. */
+int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN],
+                  const void *data, size_t len);
+
+/* Bytes put through this writer and not yet flushed. */
+uint64_t vc_writer_pending(const VcWriter *w);
+
+/* fdatasync()s the packs, then commits the index entries of every chunk put
+ * since the last flush (with each pack's new committed length) in one
+ * LMDB transaction. */
+int vc_writer_flush(VcWriter *w);
+
+/* Releases the packs. Chunks put since the last flush are not indexed:
+ * their bytes are cut off by the next writer of that pack. NULL ok. */
+void vc_writer_free(VcWriter *w);
+
+/* ---- catalog transactions ------------------------------------------------------ */
+
+/* Tables of the catalog. Keys and values are opaque bytes to the store; the
+ * store appends a CRC-32C to every value it writes and checks it on every
+ * read (-EBADMSG, "catalog record damaged" naming table and key). */
+typedef enum {
+        VC_TABLE_META = 0,     /* store-wide settings and counters */
+        VC_TABLE_PARCELS,      /* parcel name -> parcel record */
+        VC_TABLE_VERSIONS,     /* (parcel id BE64, version BE32) -> version record */
+        VC_TABLE__MAX
+} VcTable;
+
+/* Begins a read or write transaction (a write transaction waits for other
+ * writers, as LMDB does). */
+int vc_txn_begin(VcStore *s, bool write, VcTxn **ret);
+int vc_txn_commit(VcTxn *t);                 /* always frees t */
+void vc_txn_abort(VcTxn *t);                 /* frees t; NULL ok */
+
+/* *val points into the map, valid until the transaction ends or the next
+ * write in it. -ENOENT if absent. */
+int vc_txn_get(VcTxn *t, VcTable tb, const void *key, size_t klen, const void **val, size_t *vlen);
+int vc_txn_put(VcTxn *t, VcTable tb, const void *key, size_t klen, const void *val, size_t vlen);
+int vc_txn_del(VcTxn *t, VcTable tb, const void *key, size_t klen); /* -ENOENT if absent */
+
+/* Calls fn for every record whose key starts with prefix, in key order.
+ * fn returns 0 to go on, >0 to stop (returned), <0 to fail (returned). */
+typedef int (*vc_iter_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *ctx);
+int vc_txn_iter(VcTxn *t, VcTable tb, const void *prefix, size_t plen, vc_iter_fn fn, void *ctx);
+
+/* 1 if (domain, tag) is indexed as seen by this transaction, else 0. */
+int vc_txn_has_chunk(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN]);
+
+/* ---- index walks: gc, verify, stat ---------------------------------------------- */
+
+typedef struct VcChunkInfo {
+        uint64_t domain;
+        uint8_t tag[VC_TAG_LEN];
+        int kind;               /* VC_KIND_* */
+        uint32_t pack;          /* pack number within the domain */
+        uint64_t offset;        /* of the record header in the pack */
+        uint32_t len;           /* sealed bytes */
+        int64_t stored_at;      /* seconds since the epoch, when indexed */
+} VcChunkInfo;
+
+typedef int (*vc_chunk_fn)(const VcChunkInfo *ci, void *ctx);
+/* Calls fn for every index entry (in (domain, tag) order) as seen by t. */
+int vc_txn_iter_chunks(VcTxn *t, vc_chunk_fn fn, void *ctx);
+
+typedef struct VcSweepStats {
+        uint64_t chunks_freed, bytes_freed;     /* index entries removed */
+        uint64_t chunks_kept, bytes_kept;
+        uint64_t chunks_young;                  /* unreferenced but within grace */
+} VcSweepStats;
+
+/* In write transaction t, removes every index entry for which is_live()
+ * returns 0 and whose stored_at is before cutoff. The bytes stay in their
+ * packs (dead space) until compaction. is_live returns 1, 0 or -errno. */
+int vc_txn_sweep(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), void *ctx,
+                 int64_t cutoff, VcSweepStats *st);
+
+typedef struct VcCompactStats {
+        uint64_t packs_before, packs_after, packs_rewritten, packs_deleted;
+        uint64_t bytes_before, bytes_after;     /* pack file bytes on disk */
+        uint64_t chunks_moved;
+} VcCompactStats;
+
+/* Rewrites the live records of every pack (not claimed by a writer) whose
+ * live bytes are below max_live_ratio of its size into new packs, moves the
+ * index entries (only those still pointing at the old place), fsyncs, then
+ * deletes the old packs. Packs with no live record are deleted. Crash safe
+ * at every step: an old pack is removed only after the index no longer
+ * points into it. */
+int vc_store_compact(VcStore *s, double max_live_ratio, VcCompactStats *st);
+
+/* What the store occupies. */
+typedef struct VcDomainStat {
+        uint64_t domain;
+        char name[64];
+        uint64_t data_chunks, data_bytes;       /* indexed VC_KIND_DATA */
+        uint64_t meta_chunks, meta_bytes;       /* indexed VC_KIND_META */
+        uint64_t pack_bytes;                    /* size of its pack files */
+        uint64_t packs;
+} VcDomainStat;
+/* Fills *ret with one entry per domain (malloc'ed, caller frees) and
+ * *ret_index_bytes with the size of the LMDB files. */
+int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_index_bytes);
+
+/* Structural and full checks. For each problem calls fn with the domain and
+ * tag of the damaged chunk (tag NULL for damage not tied to one chunk, such
+ * as a torn record in dead space or a missing pack) and a sentence.
+ *  - structure: every index entry points inside its pack's committed length
+ *    at a record whose header matches it; every catalog value's checksum.
+ *  - full: also reads every record of every pack front to back and checks
+ *    SHA-256(data) == tag, for live and dead records alike.
+ * Returns the number of problems found (0 = clean) or -errno. */
+typedef void (*vc_damage_fn)(uint64_t domain, const uint8_t *tag, const char *what, void *ctx);
+typedef struct VcCheckStats {
+        uint64_t chunks_checked, bytes_checked, packs_checked, catalog_records;
+} VcCheckStats;
+int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st);
+
+/* Rebuilds the chunk index from the packs alone (repair after the index
+ * was lost or damaged). Keeps the catalog. Returns chunks indexed. */
+int vc_store_reindex(VcStore *s);
+
+/* ---- locks ------------------------------------------------------------------------ */
+
+/* Takes flock() on STORE/locks/<name>. Without wait, -EBUSY (with a message
+ * naming the holder's pid, written into the lock file) if held. Locks die
+ * with their process, so a killed checkin never leaves a parcel locked. */
+int vc_store_lock(VcStore *s, const char *name, bool exclusive, bool wait, int *ret_fd);
+void vc_store_unlock(int fd);                 /* -1 ok */
+
+#endif
