@@ -1,0 +1,121 @@
+#include "core/vc_compress.h"
+#include "core/vc_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+struct VcCompressor {
+        ZSTD_CCtx *zc;
+        ZSTD_DCtx *zd;
+        z_stream def, inf;
+        int def_ok, inf_ok;
+};
+
+int vc_comp_parse(const char *s, VcComp *ret)
+{
+        if (strcmp(s, "none") == 0) *ret = VC_COMP_NONE;
+        else if (strcmp(s, "gzip") == 0) *ret = VC_COMP_GZIP;
+        else if (strcmp(s, "zstd") == 0) *ret = VC_COMP_ZSTD;
+        else return vc_errf(-EINVAL, "unknown compression '%s' (expected none, gzip or zstd)", s);
+        return 0;
+}
+
+const char *vc_comp_name(VcComp c)
+{
+        switch (c) {
+        case VC_COMP_NONE: return "none";
+        case VC_COMP_GZIP: return "gzip";
+        case VC_COMP_ZSTD: return "zstd";
+        }
+        return "?";
+}
+
+int vc_compressor_new(VcCompressor **ret)
+{
+        VcCompressor *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+void vc_compressor_free(VcCompressor *c)
+{
+        if (!c)
+                return;
+        ZSTD_freeCCtx(c->zc);
+        ZSTD_freeDCtx(c->zd);
+        if (c->def_ok)
+                deflateEnd(&c->def);
+        if (c->inf_ok)
+                inflateEnd(&c->inf);
+        free(c);
+}
+
+ssize_t vc_compress(VcCompressor *c, VcComp alg, void *dst, size_t cap, const void *src, size_t n)
+{
+        if (alg == VC_COMP_NONE || n == 0)
+                return 0;
+        if (alg == VC_COMP_ZSTD) {
+                if (!c->zc && !(c->zc = ZSTD_createCCtx()))
+                        return -ENOMEM;
+                size_t k = ZSTD_compressCCtx(c->zc, dst, cap, src, n, 3);
+                if (ZSTD_isError(k))
+                        return ZSTD_getErrorCode(k) == ZSTD_error_dstSize_tooSmall ? 0 : -EIO;
+                return k < n ? (ssize_t)k : 0;
+        }
+        /* gzip: one deflate(Z_FINISH) per chunk, the settings of the study's
+         * analysis (level 6, windowBits 31, memLevel 8). */
+        if (!c->def_ok) {
+                if (deflateInit2(&c->def, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                        return -ENOMEM;
+                c->def_ok = 1;
+        } else
+                deflateReset(&c->def);
+        c->def.next_in = (Bytef *)src;
+        c->def.avail_in = (uInt)n;
+        c->def.next_out = dst;
+        c->def.avail_out = (uInt)VC_MIN(cap, n);
+        int zr = deflate(&c->def, Z_FINISH);
+        if (zr != Z_STREAM_END)
+                return 0; /* did not fit in fewer than n bytes */
+        size_t k = c->def.total_out;
+        return k < n ? (ssize_t)k : 0;
+}
+
+int vc_decompress(VcCompressor *c, VcComp alg, void *dst, size_t want, const void *src, size_t n)
+{
+        if (alg == VC_COMP_ZSTD) {
+                if (!c->zd && !(c->zd = ZSTD_createDCtx()))
+                        return -ENOMEM;
+                size_t k = ZSTD_decompressDCtx(c->zd, dst, want, src, n);
+                if (ZSTD_isError(k) || k != want)
+                        return -EBADMSG;
+                return 0;
+        }
+        if (alg == VC_COMP_GZIP) {
+                if (!c->inf_ok) {
+                        memset(&c->inf, 0, sizeof c->inf);
+                        if (inflateInit2(&c->inf, 31) != Z_OK)
+                                return -ENOMEM;
+                        c->inf_ok = 1;
+                } else
+                        inflateReset(&c->inf);
+                c->inf.next_in = (Bytef *)src;
+                c->inf.avail_in = (uInt)n;
+                c->inf.next_out = dst;
+                c->inf.avail_out = (uInt)want;
+                int zr = inflate(&c->inf, Z_FINISH);
+                if (zr != Z_STREAM_END || c->inf.total_out != want || c->inf.avail_in != 0)
+                        return -EBADMSG;
+                return 0;
+        }
+        if (n != want)
+                return -EBADMSG;
+        memcpy(dst, src, n);
+        return 0;
+}

@@ -1,0 +1,186 @@
+#include "core/vc_keyring.h"
+#include "core/vc_util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+unsigned vc_tree_height(uint64_t n)
+{
+        if (n == 0)
+                return 0;
+        unsigned h = 1;
+        for (uint64_t cover = VC_FANOUT; cover < n; cover *= VC_FANOUT)
+                h++;
+        return h;
+}
+
+static void node_key(const uint8_t secret[VC_KEY_LEN], const uint8_t *hdr, const VcEntry *e, uint32_t count,
+                     uint8_t key[VC_KEY_LEN])
+{
+        /* HMAC over header, tags, keys: fed as one buffer built by caller. */
+        uint8_t buf[VC_NODE_MAX];
+        memcpy(buf, hdr, VC_NODE_HDR);
+        for (uint32_t i = 0; i < count; i++) {
+                memcpy(buf + VC_NODE_HDR + 32 * i, e[i].tag, 32);
+                memcpy(buf + VC_NODE_HDR + 32 * (count + i), e[i].key, 32);
+        }
+        vc_hmac256_label(secret, "node", buf, VC_NODE_HDR + 64 * (size_t)count, key);
+        vc_wipe(buf, sizeof buf);
+}
+
+static int seal_node(const uint8_t secret[VC_KEY_LEN], unsigned level, const VcEntry *e, uint32_t count,
+                     vc_node_put_fn put, void *ctx, VcEntry *out)
+{
+        uint8_t node[VC_NODE_MAX], keys[VC_FANOUT * 32];
+        static const uint8_t iv[16];
+        node[0] = 'V';
+        node[1] = 'K';
+        node[2] = 1;
+        node[3] = (uint8_t)level;
+        vc_put32(node + 4, count);
+        node_key(secret, node, e, count, out->key);
+        for (uint32_t i = 0; i < count; i++) {
+                memcpy(node + VC_NODE_HDR + 32 * i, e[i].tag, 32);
+                memcpy(keys + 32 * i, e[i].key, 32);
+        }
+        int r = vc_ctr(out->key, iv, keys, node + VC_NODE_HDR + 32 * count, 32 * (size_t)count);
+        vc_wipe(keys, sizeof keys);
+        if (r < 0)
+                return r;
+        size_t len = VC_NODE_HDR + 64 * (size_t)count;
+        vc_sha256(node, len, out->tag);
+        r = put(out->tag, node, len, ctx);
+        return r < 0 ? r : 0;
+}
+
+int vc_tree_build(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *e, uint64_t n,
+                  vc_node_put_fn put, void *ctx, VcEntry *root)
+{
+        memset(root, 0, sizeof *root);
+        if (n == 0)
+                return 0;
+        VcEntry *cur = NULL;
+        const VcEntry *in = e;
+        uint64_t cnt = n;
+        unsigned level = 0;
+        int r = 0;
+        do {
+                uint64_t next = (cnt + VC_FANOUT - 1) / VC_FANOUT;
+                VcEntry *out = calloc(next, sizeof *out);
+                if (!out) {
+                        r = -ENOMEM;
+                        break;
+                }
+                for (uint64_t g = 0; g < next && r == 0; g++) {
+                        uint32_t c = (uint32_t)VC_MIN((uint64_t)VC_FANOUT, cnt - g * VC_FANOUT);
+                        const VcEntry *grp = in + g * VC_FANOUT;
+                        bool zero = true;
+                        for (uint32_t i = 0; i < c && zero; i++)
+                                zero = vc_entry_is_zero(&grp[i]);
+                        if (!zero)
+                                r = seal_node(node_secret, level, grp, c, put, ctx, &out[g]);
+                }
+                free(cur);
+                cur = out;
+                in = out;
+                cnt = next;
+                level++;
+        } while (r == 0 && cnt > 1);
+        if (r == 0)
+                *root = cur[0];
+        if (cur)
+                vc_wipe(cur, sizeof *cur);
+        free(cur);
+        return r;
+}
+
+int vc_node_parse(const uint8_t *sealed, size_t len, unsigned *level, uint32_t *count, const uint8_t **tags)
+{
+        if (len < VC_NODE_HDR || sealed[0] != 'V' || sealed[1] != 'K' || sealed[2] != 1)
+                return vc_errf(-EBADMSG, "not a keyring node of a known format");
+        uint32_t c = vc_get32(sealed + 4);
+        if (c == 0 || c > VC_FANOUT || len != VC_NODE_HDR + 64 * (size_t)c)
+                return vc_errf(-EBADMSG, "malformed keyring node");
+        *level = sealed[3];
+        *count = c;
+        *tags = sealed + VC_NODE_HDR;
+        return 0;
+}
+
+typedef struct {
+        const uint8_t *secret;
+        vc_node_get_fn get;
+        void *ctx;
+        uint8_t *buf;
+        size_t cap;
+        VcEntry *out;
+} ReadCtx;
+
+/* Reads the subtree of entry e at `level` covering entries [first, first+span). */
+static int read_sub(ReadCtx *rc, const VcEntry *e, unsigned level, uint64_t first, uint64_t span)
+{
+        if (vc_entry_is_zero(e)) {
+                memset(rc->out + first, 0, span * sizeof(VcEntry));
+                return 0;
+        }
+        size_t len;
+        char hex[65];
+        int r = rc->get(e->tag, &rc->buf, &rc->cap, &len, rc->ctx);
+        if (r < 0)
+                return r;
+        vc_hex(e->tag, 32, hex);
+        uint8_t h[32];
+        vc_sha256(rc->buf, len, h);
+        if (!vc_hash_eq(h, e->tag, 32))
+                return vc_errf(-EBADMSG, "keyring node %s is damaged (its bytes do not match its tag)", hex);
+        unsigned lv;
+        uint32_t count;
+        const uint8_t *tags;
+        if (vc_node_parse(rc->buf, len, &lv, &count, &tags) < 0)
+                return vc_errf_replace(-EBADMSG, "keyring node %s is malformed", hex);
+        uint64_t child_span = 1;
+        for (unsigned i = 0; i < level; i++)
+                child_span *= VC_FANOUT;
+        uint64_t want = (span + child_span - 1) / child_span;
+        if (lv != level || count != want)
+                return vc_errf(-EBADMSG, "keyring node %s has the wrong shape", hex);
+        VcEntry ent[VC_FANOUT];
+        uint8_t keys[VC_FANOUT * 32];
+        static const uint8_t iv[16];
+        r = vc_ctr(e->key, iv, tags + 32 * count, keys, 32 * (size_t)count);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < count; i++) {
+                memcpy(ent[i].tag, tags + 32 * i, 32);
+                memcpy(ent[i].key, keys + 32 * i, 32);
+        }
+        uint8_t k[32];
+        node_key(rc->secret, rc->buf, ent, count, k);
+        if (!vc_hash_eq(k, e->key, 32)) {
+                vc_wipe(ent, sizeof ent);
+                return vc_errf(-EKEYREJECTED, "keyring node %s does not open with this parcel's key (wrong key?)", hex);
+        }
+        if (level == 0) {
+                memcpy(rc->out + first, ent, count * sizeof(VcEntry));
+        } else {
+                for (uint32_t i = 0; i < count && r == 0; i++) {
+                        uint64_t f = first + i * child_span;
+                        r = read_sub(rc, &ent[i], level - 1, f, VC_MIN(child_span, first + span - f));
+                }
+        }
+        vc_wipe(ent, sizeof ent);
+        vc_wipe(keys, sizeof keys);
+        return r;
+}
+
+int vc_tree_read(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
+                 vc_node_get_fn get, void *ctx, VcEntry *out)
+{
+        if (n == 0)
+                return 0;
+        ReadCtx rc = { .secret = node_secret, .get = get, .ctx = ctx, .out = out };
+        int r = read_sub(&rc, root, vc_tree_height(n) - 1, 0, n);
+        free(rc.buf);
+        return r;
+}
