@@ -1,5 +1,686 @@
-/* Placeholder until the store commands land (being written now). */
+/* The store and parcel commands of vmcas. */
 #include "cli/vc_cli.h"
+#include "client/vc_client.h"
+#include "client/vc_keystore.h"
+#include "core/vc_util.h"
+#include "repo/vc_repo.h"
+#include "store/vc_store.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
-#define TODO(n) int vc_cmd_##n(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "vmcas " #n ": not built yet\n"); return 1; }
-TODO(init) TODO(parcel) TODO(checkin) TODO(checkout) TODO(log) TODO(stat) TODO(verify) TODO(prune) TODO(gc)
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OPT_HELP { "help", no_argument, NULL, 'h' }
+#define OPT_STORE { "store", required_argument, NULL, 's' }
+
+static void print_json(json_t *j)
+{
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s)
+                puts(s);
+        free(s);
+        json_decref(j);
+}
+
+static const char *sz(uint64_t n, char *buf)
+{
+        return vc_fmt_size(n, buf, 32);
+}
+
+static int open_store(const char *cmd, VcStore **s)
+{
+        if (!vc_global.store || !*vc_global.store)
+                return vc_cli_usage(cmd, "no store given: use -s PATH or set VMCAS_STORE");
+        int r = vc_store_open(vc_global.store, s);
+        if (r < 0)
+                return vc_cli_fail(r, NULL);
+        return 0;
+}
+
+/* Shared option loop: handles -h and -s; returns the option or -1. */
+#define GETOPT_LOOP(argc, argv, short_, opts, helpfn)                                   \
+        for (int _c; (_c = getopt_long(argc, argv, "+hs:" short_, opts, NULL)) != -1;) \
+                switch (_c) {                                                           \
+                case 'h': helpfn(); return 0;                                           \
+                case 's': vc_global.store = optarg; break;                              \
+                case '?': return 2;
+
+#define GETOPT_END }
+
+/* ---- init ------------------------------------------------------------------------- */
+
+static void help_init(void)
+{
+        printf("Usage: vmcas -s STORE init\n\nCreates an empty store at STORE (a new or empty directory).\n");
+}
+
+int vc_cmd_init(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { 0 } };
+        GETOPT_LOOP(argc, argv, "", opts, help_init)
+        default: break;
+        GETOPT_END
+        if (optind != argc)
+                return vc_cli_usage("init", "unexpected argument '%s'", argv[optind]);
+        if (!vc_global.store)
+                return vc_cli_usage("init", "no store given: use -s PATH or set VMCAS_STORE");
+        int r = vc_store_create(vc_global.store);
+        if (r < 0)
+                return vc_cli_fail(r, "init");
+        VcStore *s;
+        if ((r = vc_store_open(vc_global.store, &s)) < 0)
+                return vc_cli_fail(r, "init");
+        char hex[33], keys[4096];
+        vc_hex(vc_store_uuid(s), VC_UUID_LEN, hex);
+        vc_keystore_dir(vc_store_uuid(s), keys, sizeof keys);
+        printf("Initialized an empty vmcas store in %s\nstore id %s; keys of its parcels go to %s\n",
+               vc_global.store, hex, keys);
+        vc_store_free(s);
+        return 0;
+}
+
+/* ---- parcel ----------------------------------------------------------------------- */
+
+static void help_parcel(void)
+{
+        printf("Usage: vmcas -s STORE parcel create NAME --policy delta|ip|all|group:GROUP\n"
+               "              [--chunk-size 4K..512K] [--compress none|gzip|zstd]\n"
+               "              (--memory-size SIZE --disk-size SIZE | --from PARCEL[@VERSION]) [--json]\n"
+               "       vmcas -s STORE parcel list [--json]\n\n"
+               "create makes a parcel. With sizes it has no version yet and its first checkin is\n"
+               "version 1; with --from, version 1 is a copy of another parcel's version (a gold\n"
+               "image). The parcel's secret (and the group's, for group:GROUP) is created in the\n"
+               "key store on this machine ($VMCAS_KEYS, or ~/.config/vmcas/keys).\n\n"
+               "  --policy P        delta: only the same position in the previous version is shared;\n"
+               "                    ip: anything within the parcel; group:G: anything within the group G;\n"
+               "                    all: anything in the store (convergent encryption)\n"
+               "  --chunk-size S    a power of two from 4K to 512K (default: the source's, or 128K)\n"
+               "  --compress C      per chunk, kept only when smaller (default: zstd)\n");
+}
+
+static void parcel_json(json_t *o, const VcParcel *p)
+{
+        json_object_set_new(o, "name", json_string(p->name));
+        json_object_set_new(o, "policy", json_string(vc_policy_name(p->policy)));
+        if (p->policy == VC_POLICY_GROUP)
+                json_object_set_new(o, "group", json_string(p->group));
+        json_object_set_new(o, "chunk_size", json_integer(p->chunk_size));
+        json_object_set_new(o, "compression", json_string(vc_comp_name(p->comp)));
+        json_object_set_new(o, "memory_size", json_integer((json_int_t)p->mem_size));
+        json_object_set_new(o, "disk_size", json_integer((json_int_t)p->disk_size));
+        json_object_set_new(o, "latest_version", json_integer(p->latest));
+        json_object_set_new(o, "created", json_integer(p->created));
+}
+
+static json_t *checkin_json(const VcCheckinStats *st)
+{
+        json_t *o = json_object();
+        json_object_set_new(o, "version", json_integer(st->version));
+        json_object_set_new(o, "chunks", json_integer((json_int_t)st->chunks));
+        json_object_set_new(o, "zero_chunks", json_integer((json_int_t)st->zero_chunks));
+        json_object_set_new(o, "reused_chunks", json_integer((json_int_t)st->reused_chunks));
+        json_object_set_new(o, "new_chunks", json_integer((json_int_t)st->new_chunks));
+        json_object_set_new(o, "new_bytes", json_integer((json_int_t)st->new_bytes));
+        json_object_set_new(o, "meta_bytes", json_integer((json_int_t)st->meta_bytes));
+        json_object_set_new(o, "bytes_in", json_integer((json_int_t)st->bytes_in));
+        json_object_set_new(o, "seconds", json_real(st->seconds));
+        return o;
+}
+
+static void checkin_text(const char *name, const VcCheckinStats *st)
+{
+        char a[32], b[32], c[32], d[32];
+        double rate = st->seconds > 0 ? (double)st->bytes_in / st->seconds : 0;
+        printf("%s version %u: %" PRIu64 " chunks (%" PRIu64 " zero, %" PRIu64 " unchanged, %" PRIu64
+               " new), %s new data, %s metadata; read %s at %s/s\n",
+               name, st->version, st->chunks, st->zero_chunks, st->reused_chunks, st->new_chunks,
+               sz(st->new_bytes, a), sz(st->meta_bytes, b), sz(st->bytes_in, c), sz((uint64_t)rate, d));
+}
+
+static int parcel_create(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                OPT_HELP, OPT_STORE,
+                { "policy", required_argument, NULL, 'p' },
+                { "chunk-size", required_argument, NULL, 'c' },
+                { "compress", required_argument, NULL, 'z' },
+                { "memory-size", required_argument, NULL, 'm' },
+                { "disk-size", required_argument, NULL, 'd' },
+                { "from", required_argument, NULL, 'f' },
+                { "json", no_argument, NULL, 'j' },
+                { 0 }
+        };
+        VcCreateOpts o = { .comp = VC_COMP_ZSTD };
+        const char *policy = NULL, *from = NULL;
+        bool json = false, have_mem = false, have_disk = false;
+        uint64_t v;
+        int r;
+        GETOPT_LOOP(argc, argv, "", opts, help_parcel)
+        case 'p': policy = optarg; break;
+        case 'c':
+                if ((r = vc_parse_size(optarg, "chunk size", &v)) < 0)
+                        return vc_cli_usage("parcel", "%s", vc_errmsg(r));
+                if (v < VC_CHUNK_MIN || v > VC_CHUNK_MAX || (v & (v - 1)))
+                        return vc_cli_usage("parcel", "invalid chunk size '%s' (a power of two from 4K to 512K)", optarg);
+                o.chunk_size = (uint32_t)v;
+                break;
+        case 'z':
+                if ((r = vc_comp_parse(optarg, &o.comp)) < 0)
+                        return vc_cli_usage("parcel", "%s", vc_errmsg(r));
+                break;
+        case 'm':
+                if ((r = vc_parse_size(optarg, "memory size", &o.mem_size)) < 0)
+                        return vc_cli_usage("parcel", "%s", vc_errmsg(r));
+                have_mem = true;
+                break;
+        case 'd':
+                if ((r = vc_parse_size(optarg, "disk size", &o.disk_size)) < 0)
+                        return vc_cli_usage("parcel", "%s", vc_errmsg(r));
+                have_disk = true;
+                break;
+        case 'f': from = optarg; break;
+        case 'j': json = true; break;
+        GETOPT_END
+        if (optind + 1 != argc)
+                return vc_cli_usage("parcel", optind >= argc ? "parcel create needs a NAME"
+                                                             : "unexpected argument '%s'", argv[optind + 1 < argc ? optind + 1 : 0]);
+        o.name = argv[optind];
+        if (!policy)
+                return vc_cli_usage("parcel", "--policy is required (delta, ip, all or group:NAME)");
+        if ((r = vc_policy_parse(policy, &o.policy, o.group, sizeof o.group)) < 0)
+                return vc_cli_usage("parcel", "%s", vc_errmsg(r));
+        if (from && (have_mem || have_disk))
+                return vc_cli_usage("parcel", "give either --from or --memory-size and --disk-size, not both");
+        if (!from && !(have_mem && have_disk))
+                return vc_cli_usage("parcel", "give --memory-size and --disk-size, or --from PARCEL[@VERSION]");
+        char fromname[VC_NAME_MAX + 1];
+        if (from) {
+                const char *at = strchr(from, '@');
+                size_t n = at ? (size_t)(at - from) : strlen(from);
+                if (n == 0 || n > VC_NAME_MAX)
+                        return vc_cli_usage("parcel", "invalid --from '%s'", from);
+                memcpy(fromname, from, n);
+                fromname[n] = 0;
+                if (at) {
+                        if ((r = vc_parse_u64(at + 1, "version", &v)) < 0 || v == 0 || v > UINT32_MAX)
+                                return vc_cli_usage("parcel", "invalid version in --from '%s'", from);
+                        o.from_version = (uint32_t)v;
+                }
+                o.from = fromname;
+        }
+        VcStore *s;
+        if ((r = open_store("parcel", &s)) != 0)
+                return r;
+        VcCheckinStats st;
+        r = vc_parcel_create(s, &o, vc_global.quiet || json, &st);
+        if (r < 0) {
+                vc_store_free(s);
+                return vc_cli_fail(r, "parcel create %s", o.name);
+        }
+        if (json) {
+                json_t *j = from ? checkin_json(&st) : json_object();
+                json_object_set_new(j, "parcel", json_string(o.name));
+                print_json(j);
+        } else if (from) {
+                printf("Created parcel %s (%s) from %s.\n", o.name, policy, from);
+                checkin_text(o.name, &st);
+        } else
+                printf("Created parcel %s (%s); its first checkin will be version 1.\n", o.name, policy);
+        vc_store_free(s);
+        return 0;
+}
+
+static int parcel_list(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool json = false;
+        GETOPT_LOOP(argc, argv, "", opts, help_parcel)
+        case 'j': json = true; break;
+        GETOPT_END
+        VcStore *s;
+        int r = open_store("parcel", &s);
+        if (r != 0)
+                return r;
+        VcTxn *t = NULL;
+        VcParcel *ps = NULL;
+        size_t n = 0;
+        if ((r = vc_txn_begin(s, false, &t)) >= 0)
+                r = vc_repo_parcels(t, &ps, &n);
+        vc_txn_abort(t);
+        if (r < 0) {
+                vc_store_free(s);
+                return vc_cli_fail(r, "parcel list");
+        }
+        json_t *arr = json_array();
+        if (!json)
+                printf("%-20s %-12s %6s %-5s %10s %10s %7s\n", "PARCEL", "POLICY", "CHUNK", "COMP", "MEMORY", "DISK",
+                       "LATEST");
+        for (size_t i = 0; i < n; i++) {
+                char pol[80], a[32], b[32], c[32];
+                snprintf(pol, sizeof pol, "%s%s%s", vc_policy_name(ps[i].policy),
+                         ps[i].policy == VC_POLICY_GROUP ? ":" : "", ps[i].policy == VC_POLICY_GROUP ? ps[i].group : "");
+                if (json) {
+                        json_t *o = json_object();
+                        parcel_json(o, &ps[i]);
+                        json_array_append_new(arr, o);
+                } else
+                        printf("%-20s %-12s %6s %-5s %10s %10s %7u\n", ps[i].name, pol, sz(ps[i].chunk_size, c),
+                               vc_comp_name(ps[i].comp), sz(ps[i].mem_size, a), sz(ps[i].disk_size, b), ps[i].latest);
+        }
+        if (json)
+                print_json(arr);
+        else
+                json_decref(arr);
+        free(ps);
+        vc_store_free(s);
+        return 0;
+}
+
+int vc_cmd_parcel(int argc, char **argv)
+{
+        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                help_parcel();
+                return argc < 2 ? 2 : 0;
+        }
+        if (strcmp(argv[1], "create") == 0)
+                return parcel_create(argc - 1, argv + 1);
+        if (strcmp(argv[1], "list") == 0)
+                return parcel_list(argc - 1, argv + 1);
+        return vc_cli_usage("parcel", "unknown subcommand '%s' (expected create or list)", argv[1]);
+}
+
+/* ---- checkin / checkout ----------------------------------------------------------------- */
+
+static void help_checkin(void)
+{
+        printf("Usage: vmcas -s STORE checkin NAME --memory FILE --disk FILE [--json]\n\n"
+               "Stores the two images as the next version of parcel NAME. Only chunks the store\n"
+               "does not hold yet (within the parcel's policy) are written.\n");
+}
+
+int vc_cmd_checkin(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                OPT_HELP, OPT_STORE,
+                { "memory", required_argument, NULL, 'm' },
+                { "disk", required_argument, NULL, 'd' },
+                { "json", no_argument, NULL, 'j' },
+                { 0 }
+        };
+        const char *mem = NULL, *disk = NULL;
+        bool json = false;
+        GETOPT_LOOP(argc, argv, "", opts, help_checkin)
+        case 'm': mem = optarg; break;
+        case 'd': disk = optarg; break;
+        case 'j': json = true; break;
+        GETOPT_END
+        if (optind + 1 != argc)
+                return vc_cli_usage("checkin", optind >= argc ? "checkin needs a parcel NAME" : "unexpected argument");
+        if (!mem || !disk)
+                return vc_cli_usage("checkin", "--memory FILE and --disk FILE are required");
+        VcStore *s;
+        int r = open_store("checkin", &s);
+        if (r != 0)
+                return r;
+        VcCheckinStats st;
+        r = vc_checkin(s, argv[optind], mem, disk, vc_global.quiet || json, &st);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "checkin %s", argv[optind]);
+        if (json)
+                print_json(checkin_json(&st));
+        else
+                checkin_text(argv[optind], &st);
+        return 0;
+}
+
+static void help_checkout(void)
+{
+        printf("Usage: vmcas -s STORE checkout NAME [--version N] --memory FILE --disk FILE\n\n"
+               "Writes version N (default: the latest) of parcel NAME, byte for byte. Each file is\n"
+               "written beside its target and renamed into place only when both are complete.\n");
+}
+
+int vc_cmd_checkout(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                OPT_HELP, OPT_STORE,
+                { "memory", required_argument, NULL, 'm' },
+                { "disk", required_argument, NULL, 'd' },
+                { "version", required_argument, NULL, 'v' },
+                { 0 }
+        };
+        const char *mem = NULL, *disk = NULL;
+        uint64_t version = 0;
+        int r;
+        GETOPT_LOOP(argc, argv, "", opts, help_checkout)
+        case 'm': mem = optarg; break;
+        case 'd': disk = optarg; break;
+        case 'v':
+                if ((r = vc_parse_u64(optarg, "version", &version)) < 0 || version == 0 || version > UINT32_MAX)
+                        return vc_cli_usage("checkout", "invalid version '%s' (versions are 1, 2, 3...)", optarg);
+                break;
+        GETOPT_END
+        if (optind + 1 != argc)
+                return vc_cli_usage("checkout", optind >= argc ? "checkout needs a parcel NAME" : "unexpected argument");
+        if (!mem || !disk)
+                return vc_cli_usage("checkout", "--memory FILE and --disk FILE are required");
+        VcStore *s;
+        if ((r = open_store("checkout", &s)) != 0)
+                return r;
+        r = vc_checkout(s, argv[optind], (uint32_t)version, mem, disk, vc_global.quiet);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "checkout %s", argv[optind]);
+        return 0;
+}
+
+/* ---- log ------------------------------------------------------------------------- */
+
+static void help_log(void)
+{
+        printf("Usage: vmcas -s STORE log NAME [--json]\n\nLists the versions of parcel NAME, oldest first.\n");
+}
+
+static void fmt_time(int64_t t, char *buf, size_t len)
+{
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+int vc_cmd_log(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool json = false;
+        GETOPT_LOOP(argc, argv, "", opts, help_log)
+        case 'j': json = true; break;
+        GETOPT_END
+        if (optind + 1 != argc)
+                return vc_cli_usage("log", optind >= argc ? "log needs a parcel NAME" : "unexpected argument");
+        VcStore *s;
+        int r = open_store("log", &s);
+        if (r != 0)
+                return r;
+        VcTxn *t = NULL;
+        VcParcel p;
+        VcVersion *vs = NULL;
+        size_t n = 0;
+        if ((r = vc_txn_begin(s, false, &t)) >= 0 && (r = vc_repo_parcel(t, argv[optind], &p)) >= 0)
+                r = vc_repo_versions(t, &p, &vs, &n);
+        vc_txn_abort(t);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "log %s", argv[optind]);
+        if (json) {
+                json_t *o = json_object(), *arr = json_array();
+                parcel_json(o, &p);
+                for (size_t i = 0; i < n; i++) {
+                        json_t *v = json_object();
+                        json_object_set_new(v, "version", json_integer(vs[i].version));
+                        json_object_set_new(v, "timestamp", json_integer(vs[i].timestamp));
+                        json_object_set_new(v, "memory_size", json_integer((json_int_t)vs[i].mem_size));
+                        json_object_set_new(v, "disk_size", json_integer((json_int_t)vs[i].disk_size));
+                        json_object_set_new(v, "new_chunks", json_integer((json_int_t)vs[i].new_chunks));
+                        json_object_set_new(v, "new_bytes", json_integer((json_int_t)vs[i].new_bytes));
+                        json_object_set_new(v, "meta_bytes", json_integer((json_int_t)vs[i].meta_bytes));
+                        json_array_append_new(arr, v);
+                }
+                json_object_set_new(o, "versions", arr);
+                print_json(o);
+        } else {
+                char a[32], b[32];
+                printf("parcel %s: policy %s%s%s, %u KiB chunks, %s compression\n", p.name, vc_policy_name(p.policy),
+                       p.policy == VC_POLICY_GROUP ? ":" : "", p.policy == VC_POLICY_GROUP ? p.group : "",
+                       p.chunk_size >> 10, vc_comp_name(p.comp));
+                printf("%8s  %-20s  %12s  %12s  %10s\n", "VERSION", "CHECKED IN (UTC)", "NEW CHUNKS", "NEW DATA", "METADATA");
+                for (size_t i = 0; i < n; i++) {
+                        char when[40];
+                        fmt_time(vs[i].timestamp, when, sizeof when);
+                        printf("%8u  %-20s  %12" PRIu64 "  %12s  %10s\n", vs[i].version, when, vs[i].new_chunks,
+                               sz(vs[i].new_bytes, a), sz(vs[i].meta_bytes, b));
+                }
+                if (n == 0)
+                        printf("(no version yet)\n");
+        }
+        free(vs);
+        return 0;
+}
+
+/* ---- stat ------------------------------------------------------------------------ */
+
+static void help_stat(void)
+{
+        printf("Usage: vmcas -s STORE stat [--json]\n\n"
+               "What the store holds: data_bytes (sealed chunk bytes), meta_bytes (keyrings and\n"
+               "version records), disk_bytes (what it occupies on disk, dead space included), for\n"
+               "the store, for each parcel (data it uses; metadata and disk of its own domain) and\n"
+               "for each shared pool (all, group:NAME).\n");
+}
+
+int vc_cmd_stat(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool json = false;
+        GETOPT_LOOP(argc, argv, "", opts, help_stat)
+        case 'j': json = true; break;
+        GETOPT_END
+        if (optind != argc)
+                return vc_cli_usage("stat", "unexpected argument '%s'", argv[optind]);
+        VcStore *s;
+        int r = open_store("stat", &s);
+        if (r != 0)
+                return r;
+        VcStoreStat st;
+        r = vc_repo_stat(s, &st);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "stat");
+        if (json) {
+                json_t *o = json_object(), *arr = json_array(), *pools = json_array();
+                json_object_set_new(o, "data_bytes", json_integer((json_int_t)st.data_bytes));
+                json_object_set_new(o, "meta_bytes", json_integer((json_int_t)st.meta_bytes));
+                json_object_set_new(o, "disk_bytes", json_integer((json_int_t)st.disk_bytes));
+                json_object_set_new(o, "index_bytes", json_integer((json_int_t)st.index_bytes));
+                json_object_set_new(o, "logical_bytes", json_integer((json_int_t)st.logical_bytes));
+                for (size_t i = 0; i < st.nparcels; i++) {
+                        VcParcelStat *x = &st.parcels[i];
+                        json_t *p = json_object();
+                        parcel_json(p, &x->p);
+                        json_object_set_new(p, "versions", json_integer(x->versions));
+                        json_object_set_new(p, "logical_bytes", json_integer((json_int_t)x->logical_bytes));
+                        json_object_set_new(p, "data_bytes", json_integer((json_int_t)x->data_bytes));
+                        json_object_set_new(p, "meta_bytes", json_integer((json_int_t)x->meta_bytes));
+                        json_object_set_new(p, "disk_bytes", json_integer((json_int_t)x->disk_bytes));
+                        json_array_append_new(arr, p);
+                }
+                for (size_t i = 0; i < st.ndomains; i++) {
+                        VcDomainStat *d = &st.domains[i];
+                        if (strncmp(d->name, "parcel:", 7) == 0)
+                                continue;
+                        json_t *p = json_object();
+                        json_object_set_new(p, "pool", json_string(d->name));
+                        json_object_set_new(p, "chunks", json_integer((json_int_t)d->data_chunks));
+                        json_object_set_new(p, "data_bytes", json_integer((json_int_t)d->data_bytes));
+                        json_object_set_new(p, "disk_bytes", json_integer((json_int_t)d->pack_bytes));
+                        json_array_append_new(pools, p);
+                }
+                json_object_set_new(o, "parcels", arr);
+                json_object_set_new(o, "pools", pools);
+                print_json(o);
+        } else {
+                char a[32], b[32], c[32], d[32];
+                printf("store %s: %s data, %s metadata, %s on disk (%s of images in all versions)\n",
+                       vc_global.store, sz(st.data_bytes, a), sz(st.meta_bytes, b), sz(st.disk_bytes, c),
+                       sz(st.logical_bytes, d));
+                printf("\n%-20s %-12s %6s %8s %12s %12s %12s %12s\n", "PARCEL", "POLICY", "CHUNK", "VERSIONS", "IMAGES",
+                       "DATA", "METADATA", "DISK");
+                for (size_t i = 0; i < st.nparcels; i++) {
+                        VcParcelStat *x = &st.parcels[i];
+                        char pol[80], e[32];
+                        snprintf(pol, sizeof pol, "%s%s%s", vc_policy_name(x->p.policy),
+                                 x->p.policy == VC_POLICY_GROUP ? ":" : "",
+                                 x->p.policy == VC_POLICY_GROUP ? x->p.group : "");
+                        printf("%-20s %-12s %6s %8u %12s %12s %12s %12s\n", x->p.name, pol, sz(x->p.chunk_size, e),
+                               x->versions, sz(x->logical_bytes, a), sz(x->data_bytes, b), sz(x->meta_bytes, c),
+                               sz(x->disk_bytes, d));
+                }
+                bool header = false;
+                for (size_t i = 0; i < st.ndomains; i++) {
+                        VcDomainStat *dm = &st.domains[i];
+                        if (strncmp(dm->name, "parcel:", 7) == 0)
+                                continue;
+                        if (!header)
+                                printf("\n%-20s %12s %12s %12s\n", "SHARED POOL", "CHUNKS", "DATA", "DISK");
+                        header = true;
+                        printf("%-20s %12" PRIu64 " %12s %12s\n", dm->name, dm->data_chunks, sz(dm->data_bytes, a),
+                               sz(dm->pack_bytes, b));
+                }
+        }
+        vc_repo_stat_free(&st);
+        return 0;
+}
+
+/* ---- verify ------------------------------------------------------------------------ */
+
+static void help_verify(void)
+{
+        printf("Usage: vmcas -s STORE verify [--full]\n\n"
+               "Checks the structure: every index entry points at a matching pack record, every\n"
+               "catalog record's checksum, every keyring node and chunk of every version present.\n"
+               "--full also reads every pack record and re-hashes it, and names each damaged chunk\n"
+               "with the parcels and versions it breaks. Exit status 1 if anything is wrong.\n");
+}
+
+static void report_line(const char *msg, void *ctx)
+{
+        (*(int *)ctx)++;
+        printf("DAMAGE: %s\n", msg);
+}
+
+int vc_cmd_verify(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "full", no_argument, NULL, 'f' }, { 0 } };
+        bool full = false;
+        GETOPT_LOOP(argc, argv, "", opts, help_verify)
+        case 'f': full = true; break;
+        GETOPT_END
+        if (optind != argc)
+                return vc_cli_usage("verify", "unexpected argument '%s'", argv[optind]);
+        VcStore *s;
+        int r = open_store("verify", &s);
+        if (r != 0)
+                return r;
+        int lines = 0;
+        VcVerifyStats st;
+        r = vc_repo_verify(s, full, report_line, &lines, &st);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "verify");
+        char a[32];
+        printf("%s %" PRIu64 " parcels, %" PRIu64 " versions%s%" PRIu64 " chunks, %s%s: %s\n",
+               full ? "verified (full)" : "verified", st.parcels, st.versions, full ? ", re-hashed " : ", ",
+               st.chunks_checked, full ? sz(st.bytes_checked, a) : "", full ? "" : " indexed",
+               r == 0 ? "ok" : "PROBLEMS FOUND");
+        if (r > 0)
+                fprintf(stderr, "vmcas: verify found %d problem%s\n", r, r == 1 ? "" : "s");
+        return r == 0 ? 0 : 1;
+}
+
+/* ---- prune / gc ------------------------------------------------------------------------ */
+
+static void help_prune(void)
+{
+        printf("Usage: vmcas -s STORE prune NAME --keep N\n\n"
+               "Drops every version of parcel NAME but the newest N (N >= 1). Run 'vmcas gc' to\n"
+               "free the chunks no version needs any more.\n");
+}
+
+int vc_cmd_prune(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "keep", required_argument, NULL, 'k' }, { 0 } };
+        uint64_t keep = 0;
+        bool have = false;
+        int r;
+        GETOPT_LOOP(argc, argv, "", opts, help_prune)
+        case 'k':
+                if ((r = vc_parse_u64(optarg, "--keep", &keep)) < 0 || keep == 0 || keep > UINT32_MAX)
+                        return vc_cli_usage("prune", "invalid --keep '%s' (a number of versions, at least 1)", optarg);
+                have = true;
+                break;
+        GETOPT_END
+        if (optind + 1 != argc)
+                return vc_cli_usage("prune", optind >= argc ? "prune needs a parcel NAME" : "unexpected argument");
+        if (!have)
+                return vc_cli_usage("prune", "--keep N is required");
+        VcStore *s;
+        if ((r = open_store("prune", &s)) != 0)
+                return r;
+        r = vc_repo_prune(s, argv[optind], (uint32_t)keep);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "prune %s", argv[optind]);
+        printf("dropped %d version%s of %s; run 'vmcas gc' to free their chunks\n", r, r == 1 ? "" : "s", argv[optind]);
+        return 0;
+}
+
+static void help_gc(void)
+{
+        printf("Usage: vmcas -s STORE gc [--grace SECONDS] [--json]\n\n"
+               "Frees the chunks that no version needs and compacts pack files that are more than\n"
+               "half dead. Unreferenced chunks younger than the grace period (default 3600 s) are\n"
+               "kept: they may belong to a checkin in progress. Safe to run beside checkins.\n");
+}
+
+int vc_cmd_gc(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "grace", required_argument, NULL, 'g' },
+                                              { "json", no_argument, NULL, 'j' }, { 0 } };
+        uint64_t grace = 3600;
+        bool json = false;
+        int r;
+        GETOPT_LOOP(argc, argv, "", opts, help_gc)
+        case 'g':
+                if ((r = vc_parse_u64(optarg, "--grace", &grace)) < 0 || grace > (1ULL << 40))
+                        return vc_cli_usage("gc", "invalid --grace '%s' (seconds)", optarg);
+                break;
+        case 'j': json = true; break;
+        GETOPT_END
+        if (optind != argc)
+                return vc_cli_usage("gc", "unexpected argument '%s'", argv[optind]);
+        VcStore *s;
+        if ((r = open_store("gc", &s)) != 0)
+                return r;
+        VcGcStats st;
+        r = vc_repo_gc(s, (int64_t)grace, vc_global.quiet, &st);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "gc");
+        if (json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "versions", json_integer((json_int_t)st.versions));
+                json_object_set_new(o, "chunks_freed", json_integer((json_int_t)st.sweep.chunks_freed));
+                json_object_set_new(o, "bytes_freed", json_integer((json_int_t)st.sweep.bytes_freed));
+                json_object_set_new(o, "chunks_young", json_integer((json_int_t)st.sweep.chunks_young));
+                json_object_set_new(o, "packs_rewritten", json_integer((json_int_t)st.compact.packs_rewritten));
+                json_object_set_new(o, "packs_deleted", json_integer((json_int_t)st.compact.packs_deleted));
+                json_object_set_new(o, "disk_bytes_before", json_integer((json_int_t)st.compact.bytes_before));
+                json_object_set_new(o, "disk_bytes_after", json_integer((json_int_t)st.compact.bytes_after));
+                print_json(o);
+        } else {
+                char a[32], b[32], c[32];
+                printf("gc: %" PRIu64 " versions marked; freed %" PRIu64 " chunks (%s)%s; packs: %" PRIu64
+                       " rewritten, %" PRIu64 " deleted; %s -> %s on disk\n",
+                       st.versions, st.sweep.chunks_freed, sz(st.sweep.bytes_freed, a),
+                       st.sweep.chunks_young ? " (some kept within the grace period)" : "",
+                       st.compact.packs_rewritten, st.compact.packs_deleted, sz(st.compact.bytes_before, b),
+                       sz(st.compact.bytes_after, c));
+        }
+        return 0;
+}
