@@ -49,16 +49,20 @@ build/bench/bin/%: build/bench/obj/bench/%.o build/bench/libvmcas.a
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LIBS)
 
+build/tools/vc-testimg: tests/tools/vc_testimg.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $<
+
 TEST_BINS  := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst bench/%.c,build/bench/bin/%,$(BENCH_SRC))
 
-test: deps build/vmcas build/asan/vmcas build/vg/vmcas $(TEST_BINS)
+test: deps build/vmcas build/asan/vmcas build/vg/vmcas build/tools/vc-testimg $(TEST_BINS)
 	@bash tests/run.sh
 
 demo: deps build/vmcas
 	@bash scripts/demo.sh
 
-bench: deps build/bench/vmcas $(BENCH_BINS)
+bench: deps build/bench/vmcas build/tools/vc-testimg $(BENCH_BINS)
 	@bash bench/run.sh
 
 clean:

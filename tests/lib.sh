@@ -23,3 +23,11 @@ done_testing() { echo "1..$_n"; exit $_failed; }
 vmcas() { "$VMCAS" "$@"; }
 # mkimg FILE SIZE SEED: deterministic pseudo-random file.
 mkimg() { head -c "$2" < <(openssl enc -aes-128-ctr -nosalt -pass "pass:$3" -in /dev/zero 2>/dev/null) > "$1"; }
+: "${TOP:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+TESTIMG="$TOP/build/tools/vc-testimg"
+img() { "$TESTIMG" "$@"; }
+# snapshot DIR: a digest of every file of a store but LMDB's lock file and
+# the lock files, to show that a failed command changed nothing.
+snapshot() { (cd "$1" && find . -type f ! -name lock.mdb ! -path './locks/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
+# json FIELD: reads one top-level integer field of a JSON object on stdin.
+json() { grep -o "\"$1\": *-\?[0-9]*" | head -1 | sed 's/.*: *//'; }

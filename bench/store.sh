@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Store benchmark: checkin of new data (all, 4 KiB, none and zstd), checkin
+# of an unchanged image, checkout, and the keyring cost of a 1 % change,
+# each as MB/s and as a ratio to SHA-256 on every core measured in the same
+# run (the machine is noisy; the ratio is what to compare across runs).
+# Images: 1 GiB in all (128 MiB memory + 896 MiB disk) by default;
+# BENCH_MB sets the size. The store goes under BENCH_DIR (default /tmp).
+set -eu
+B=${VMCAS_BENCH:?run through make bench}
+T=${BENCH_BIN:?}/bench_hash
+IMG=${TOP}/build/tools/vc-testimg
+MB=${BENCH_MB:-1024}
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/vmcas-bench.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+export VMCAS_KEYS=$W/keys
+mem=$((MB / 8 * 1048576)); disk=$((MB * 1048576 - mem))
+"$IMG" random "$W/m" $mem 1; "$IMG" random "$W/d" $disk 2
+"$IMG" new "$W/mx" $mem 3; "$IMG" new "$W/dx" $disk 4
+cat "$W"/m "$W"/d "$W"/mx "$W"/dx > /dev/null   # into the page cache
+
+base=$("$T")
+echo "$base" | sed 's/^/baseline: /; s/$/ MB\/s/'
+sha2=$(echo "$base" | awk '/^sha256_2core/ {print $2}')
+
+rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
+report() { # name bytes seconds target
+  local r; r=$(rate "$2" "$3")
+  printf '%-44s %6s MB/s  %5.2f x sha256(2 cores)  target >= %s MB/s  %s\n' "$1" "$r" \
+    "$(awk -v r="$r" -v s="$sha2" 'BEGIN { print r / s }')" "$4" "$([ "$r" -ge "$4" ] && echo ok || echo BELOW)"
+}
+timed() { local t0 t1; t0=$(date +%s.%N); "$@" > "$W/out.json"; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'; }
+
+for z in none zstd; do
+  S=$W/store-$z; "$B" -s "$S" init >/dev/null
+  "$B" -s "$S" parcel create p --policy all --chunk-size 4K --compress $z --memory-size $mem --disk-size $disk >/dev/null
+  s=$(timed "$B" -q -s "$S" checkin p --memory "$W/m" --disk "$W/d" --json)
+  report "checkin new random data, all, 4K, $z" $((mem + disk)) "$s" $([ $z = none ] && echo 350 || echo 200)
+done
+S=$W/store-none
+s=$(timed "$B" -q -s "$S" checkin p --memory "$W/m" --disk "$W/d" --json)
+report "checkin unchanged image, all, 4K" $((mem + disk)) "$s" 1000
+s=$(timed "$B" -q -s "$S" checkout p --memory "$W/o.m" --disk "$W/o.d")
+report "checkout, all, 4K, none" $((mem + disk)) "$s" 600
+cmp -s "$W/o.m" "$W/m" && cmp -s "$W/o.d" "$W/d" || { echo "checkout differs!"; exit 1; }
+rm -f "$W/o.m" "$W/o.d"
+S=$W/store-zstd
+s=$(timed "$B" -q -s "$S" checkout p --memory "$W/o.m" --disk "$W/o.d")
+report "checkout, all, 4K, zstd" $((mem + disk)) "$s" 600
+rm -f "$W/o.m" "$W/o.d"
+
+# mixed VM-like images (20 % zero pages, 10 % repeated pages), ip, 64K
+S=$W/store-mixed; "$B" -s "$S" init >/dev/null
+"$B" -s "$S" parcel create p --policy ip --chunk-size 64K --compress zstd --memory-size $mem --disk-size $disk >/dev/null
+s=$(timed "$B" -q -s "$S" checkin p --memory "$W/mx" --disk "$W/dx" --json)
+report "checkin VM-like image, ip, 64K, zstd" $((mem + disk)) "$s" 0
+
+# keyring metadata of a version that changed 1 % of its chunks (in runs)
+S=$W/store-none
+"$IMG" mutate "$W/d" 9 1
+s=$(timed "$B" -q -s "$S" checkin p --memory "$W/m" --disk "$W/d" --json)
+meta=$(grep -o '"meta_bytes": *[0-9]*' "$W/out.json" | grep -o '[0-9]*$')
+flat=$(( (mem + disk) / 4096 * 64 ))
+pct=$(awk -v m="$meta" -v f="$flat" 'BEGIN { printf "%.2f", 100 * m / f }')
+printf '%-44s %s bytes = %s %% of a flat keyring (%s bytes)  target <= 3 %%  %s\n' "keyring of a 1 % change (runs of 4-64 pages)" \
+  "$meta" "$pct" "$flat" "$(awk -v p="$pct" 'BEGIN { print (p <= 3 ? "ok" : "ABOVE") }')"
