@@ -59,7 +59,7 @@ BENCH_BINS := $(patsubst bench/%.c,build/bench/bin/%,$(BENCH_SRC))
 test: deps build/vmcas build/asan/vmcas build/vg/vmcas build/tools/vc-testimg $(TEST_BINS)
 	@bash tests/run.sh
 
-demo: deps build/vmcas
+demo: deps build/vmcas build/tools/vc-testimg
 	@bash scripts/demo.sh
 
 bench: deps build/bench/vmcas build/tools/vc-testimg $(BENCH_BINS)
