@@ -612,9 +612,11 @@ static int lookup(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN], Vc
 
 int vc_store_has(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
 {
-        VcIdx x;
-        int r = lookup(s, domain, tag, &x);
-        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        int r = vc_txn_begin(s, false, &t);
+        if (r < 0)
+                return r;
+        return vc_txn_has_chunk(t, domain, tag);
 }
 
 int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN], uint8_t **buf, size_t *cap,

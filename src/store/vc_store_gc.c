@@ -35,6 +35,13 @@ static int chunk_info(int r, const void *k, size_t kl, const void *v, size_t vl,
         return 0;
 }
 
+int vc_txn_has_chunk(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
+{
+        VcIdx x;
+        int r = vc_idx_get(t, domain, tag, &x);
+        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+}
+
 int vc_txn_iter_chunks(VcTxn *t, vc_chunk_fn fn, void *ctx)
 {
         _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
