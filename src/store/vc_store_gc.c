@@ -421,7 +421,8 @@ static int compact_domain(VcStore *s, uint64_t domain, double ratio, VcCompactSt
         }
         if (r < 0)
                 goto out;
-        qsort(moves, nmoves, sizeof *moves, move_cmp);
+        if (nmoves)
+                qsort(moves, nmoves, sizeof *moves, move_cmp);
         r = vc_writer_new(s, &w);
         if (r == 0)
                 r = copy_live(w, domain, v, n, moves, nmoves);

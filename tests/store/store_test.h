@@ -201,7 +201,7 @@ static inline int check_store(VcStore *s, bool full, Damage *d)
         if (r < 0)
                 fprintf(stderr, "# check failed: %s\n", vc_errmsg(r));
         assert_true(r >= 0);
-        if (r > 0 && d == &local)
+        if (r > 0 && d == &local && getenv("VC_TEST_VERBOSE"))
                 fprintf(stderr, "# check: %d problems, last: %s\n", r, local.last);
         return r;
 }
