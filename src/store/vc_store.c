@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -340,7 +341,7 @@ static int domain_file_write(const VcStore *s, uint64_t id, const char *name)
         return vc_fsync_dir(packs);
 }
 
-static int domain_lookup(VcTxn *t, const char *name, uint64_t *ret)
+int vc_domain_lookup(VcTxn *t, const char *name, uint64_t *ret)
 {
         size_t n = strlen(name);
         uint8_t k[1 + VC_DOMAIN_NAME_MAX] = { 'n' };
@@ -358,14 +359,14 @@ static int domain_lookup(VcTxn *t, const char *name, uint64_t *ret)
         return 0;
 }
 
-int vc_domain_register(VcTxn *t, uint64_t id, const char *name)
+int vc_domain_register(VcTxn *t, uint64_t id, const char *name, bool by_name)
 {
         size_t n = strlen(name);
         uint8_t kn[1 + VC_DOMAIN_NAME_MAX] = { 'n' }, ki[9] = { 'i' }, v[8];
         memcpy(kn + 1, name, n);
         vc_put64be(ki + 1, id);
         vc_put64(v, id);
-        int r = vc_db_put(t, VC_DB_DOMAINS, kn, 1 + n, v, 8);
+        int r = by_name ? vc_db_put(t, VC_DB_DOMAINS, kn, 1 + n, v, 8) : 0;
         if (r < 0)
                 return r;
         return vc_db_put(t, VC_DB_DOMAINS, ki, sizeof ki, name, n);
@@ -408,7 +409,7 @@ int vc_store_domain(VcStore *s, const char *name, bool create, uint64_t *ret_id)
                 r = vc_txn_begin(s, false, &t);
                 if (r < 0)
                         return r;
-                r = domain_lookup(t, name, &id);
+                r = vc_domain_lookup(t, name, &id);
         }
         if (r == 0) {
                 *ret_id = id;
@@ -423,7 +424,7 @@ int vc_store_domain(VcStore *s, const char *name, bool create, uint64_t *ret_id)
         r = vc_txn_begin(s, true, &t);
         if (r < 0)
                 return r;
-        r = domain_lookup(t, name, &id);        /* created meanwhile? */
+        r = vc_domain_lookup(t, name, &id);        /* created meanwhile? */
         if (r == 0) {
                 vc_txn_abort(t);
                 *ret_id = id;
@@ -443,7 +444,7 @@ int vc_store_domain(VcStore *s, const char *name, bool create, uint64_t *ret_id)
         if (r == 0)
                 r = domain_file_write(s, id, name);
         if (r == 0)
-                r = vc_domain_register(t, id, name);
+                r = vc_domain_register(t, id, name, true);
         if (r == 0)
                 r = vc_domain_set_next_id(t, id + 1);
         if (r < 0) {
@@ -492,6 +493,13 @@ int vc_store_domain_name(VcStore *s, uint64_t id, char *buf, size_t len)
         memcpy(buf, v, vl);
         buf[vl] = 0;
         return 0;
+}
+
+void vc_crash_point(const char *name)
+{
+        const char *at = getenv("VMCAS_CRASH_AT");
+        if (at && strcmp(at, name) == 0)
+                raise(SIGKILL);
 }
 
 /* ---- the pack fd cache ------------------------------------------------------------- */

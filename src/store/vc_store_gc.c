@@ -347,6 +347,7 @@ static int delete_retired(VcStore *s, uint64_t domain, CPack *v, size_t n, VcCom
         int r = vc_fsync_dir(dir);
         if (r < 0)
                 return vc_errf(r, "cannot sync %s: %s", dir, strerror(-r));
+        vc_crash_point("compact-unlinked");
         VcTxn *t;
         r = vc_txn_begin(s, true, &t);
         if (r < 0)
@@ -429,9 +430,12 @@ static int compact_domain(VcStore *s, uint64_t domain, double ratio, VcCompactSt
         if (r == 0)
                 z->chunks_moved += vc_writer_moved(w);
         vc_writer_free(w);
-        if (r == 0)
-                r = retire(s, domain, v, n);
         if (r == 0) {
+                vc_crash_point("compact-copied");
+                r = retire(s, domain, v, n);
+        }
+        if (r == 0) {
+                vc_crash_point("compact-retired");
                 for (size_t i = 0; i < n; i++)
                         if (v[i].cand && !v[i].keep && nmoves && !v[i].missing)
                                 for (size_t j = 0; j < nmoves; j++)
@@ -739,9 +743,14 @@ static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
         vc_domain_dir(s, domain, dir, sizeof dir);
         x->domain = domain;
 
-        /* The domain's name, if the table lost it. */
+        /* The domain's name, if the table lost it. If the name was given
+         * to a new domain meanwhile (created before this reindex), that
+         * one keeps the name; this id still gets it for stat. */
         if (vc_domain_file_read(s, domain, name, sizeof name) == 0 && vc_domain_exists(x->t, domain) == -ENOENT) {
-                int r = vc_domain_register(x->t, domain, name);
+                uint64_t other;
+                int r = vc_domain_lookup(x->t, name, &other);
+                if (r == 0 || r == -ENOENT)
+                        r = vc_domain_register(x->t, domain, name, r == -ENOENT);
                 if (r < 0)
                         return r;
         }

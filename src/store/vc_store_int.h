@@ -192,8 +192,11 @@ int vc_domain_next_pack(VcTxn *t, uint64_t domain, uint32_t *ret);
 int vc_domain_set_next_pack(VcTxn *t, uint64_t domain, uint32_t next);
 int vc_domain_next_id(VcTxn *t, uint64_t *ret);
 int vc_domain_set_next_id(VcTxn *t, uint64_t next);
-/* Adds both 'n' and 'i' records of a domain (vc_store.c). */
-int vc_domain_register(VcTxn *t, uint64_t id, const char *name);
+/* Adds the 'i' record of a domain and, with by_name, its 'n' record
+ * (vc_store.c). */
+int vc_domain_register(VcTxn *t, uint64_t id, const char *name, bool by_name);
+/* The id of the domain called name; -ENOENT. */
+int vc_domain_lookup(VcTxn *t, const char *name, uint64_t *ret);
 /* -ENOENT (with message) if no domain has this id. */
 int vc_domain_exists(VcTxn *t, uint64_t id);
 
@@ -254,6 +257,12 @@ int vc_domain_file_read(const VcStore *s, uint64_t domain, char *name, size_t le
 
 /* Sums the sizes of the .pack files of one domain (domain != 0) or all. */
 int vc_store_pack_files(const VcStore *s, uint64_t domain, uint64_t *ret_packs, uint64_t *ret_bytes);
+
+/* Test hook: kills the process with SIGKILL here when $VMCAS_CRASH_AT
+ * names this point, so tests can stop a process between any two steps of
+ * a durability protocol. Points: pack-created, flush-synced,
+ * compact-copied, compact-retired, compact-unlinked. */
+void vc_crash_point(const char *name);
 
 /* ---- writer internals (vc_writer.c) ----------------------------------------- */
 

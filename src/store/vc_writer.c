@@ -333,6 +333,8 @@ static int pack_create(VcWriter *w, uint64_t domain, WPack **ret)
         if (r < 0)
                 r = vc_errf(r, "cannot create pack %s: %s", path, strerror(-r));
         if (r == 0)
+                vc_crash_point("pack-created");
+        if (r == 0)
                 r = vc_packs_put(t, domain, n, &(VcPackEnt){ .committed = VC_PACK_HDR_LEN });
         if (r == 0)
                 r = vc_domain_set_next_pack(t, domain, n + 1);
@@ -569,6 +571,7 @@ int vc_writer_flush(VcWriter *w)
         }
         if (!any)
                 return 0;
+        vc_crash_point("flush-synced");
 
         VcTxn *t;
         int r = vc_txn_begin(w->s, true, &t);
