@@ -266,7 +266,7 @@ bool vc_pack_name_parse(const char *name, uint32_t *ret)
 int vc_pack_check_hdr(const VcStore *s, int fd, uint64_t domain, uint32_t pack)
 {
         uint8_t b[VC_PACK_HDR_LEN];
-        VcPackHdr h;
+        VcPackHdr h = { 0 };
         char path[4096];
         vc_pack_path(s, domain, pack, path, sizeof path);
         int r = vc_pread_full(fd, b, sizeof b, 0);
@@ -321,7 +321,7 @@ int vc_pack_read_record(int fd, uint64_t off, uint64_t domain, const uint8_t tag
         int r = preadv_full(fd, iov, data && x->len ? 2 : 1, (off_t)off);
         if (r < 0)
                 return r;
-        VcRecHdr h;
+        VcRecHdr h = { 0 };
         if (vc_rec_hdr_decode(hb, &h) < 0 || h.domain != domain || h.len != x->len || h.kind != x->kind ||
             memcmp(h.tag, tag, VC_TAG_LEN) != 0)
                 return -EBADMSG;
@@ -390,7 +390,7 @@ static uint64_t resync(VcPackReader *r, uint64_t domain, uint64_t from)
                         continue;
                 }
                 uint64_t cand = pos + (uint64_t)(q - p);
-                VcRecHdr rh;
+                VcRecHdr rh = { 0 };
                 if (cand + VC_REC_HDR_LEN <= r->end && vc_preader_get(r, cand, VC_REC_HDR_LEN, &h) == 0 &&
                     vc_rec_hdr_decode(h, &rh) == 0 && rh.domain == domain)
                         return cand;
@@ -407,7 +407,7 @@ int vc_pack_walk(int fd, uint64_t domain, uint64_t start, uint64_t end, vc_rec_f
         int ret = 0;
         while (off < end) {
                 const uint8_t *p;
-                VcRecHdr h;
+                VcRecHdr h = { 0 };
                 if (off + VC_REC_HDR_LEN > end) {
                         ret = fn(off, NULL, NULL, ctx);       /* a torn header */
                         break;

@@ -631,7 +631,7 @@ int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN], uin
                  size_t *ret_len)
 {
         char hex[2 * VC_TAG_LEN + 1];
-        VcIdx x;
+        VcIdx x = { 0 };
         int r = 0;
         /* Two tries: a cached fd may be stale, or compaction may have moved
          * the chunk and deleted its pack between our lookup and our read. */
@@ -753,8 +753,8 @@ static int stat_collect(VcTxn *t, VcDomainStat **v, size_t *n)
         int r = vc_db_cursor_open(t, VC_DB_DOMAINS, "i", 1, &c);
         if (r < 0)
                 return r;
-        const void *k, *val;
-        size_t kl, vl;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0;
         /* 'i' keys are id BE64, so the names come sorted by id. */
         while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
                 if (r < 0 || kl != 9)
@@ -773,7 +773,7 @@ static int stat_collect(VcTxn *t, VcDomainStat **v, size_t *n)
                 return r;
         VcDomainStat *d = NULL;
         while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcIdx x;
+                VcIdx x = { 0 };
                 if (r < 0 || kl != VC_IDX_KEY_LEN || vc_idx_decode(val, vl, &x) < 0) {
                         char what[160];
                         vc_db_describe(VC_DB_INDEX, k, kl, what, sizeof what);

@@ -546,8 +546,8 @@ int vc_txn_iter(VcTxn *t, VcTable tb, const void *prefix, size_t plen, vc_iter_f
         if (r < 0)
                 return r;
         for (;;) {
-                const void *k, *v;
-                size_t kl, vl;
+                const void *k = NULL, *v = NULL;
+                size_t kl = 0, vl = 0;
                 r = vc_db_cursor_next(c, &k, &kl, &v, &vl);
                 if (r == -EBADMSG)
                         return damaged((VcDbTable)tb, k, kl);

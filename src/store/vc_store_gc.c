@@ -21,7 +21,7 @@
 /* Decodes the current index record; -EBADMSG with a message if damaged. */
 static int chunk_info(int r, const void *k, size_t kl, const void *v, size_t vl, VcChunkInfo *ci)
 {
-        VcIdx x;
+        VcIdx x = { 0 };
         if (r < 0 || kl != VC_IDX_KEY_LEN || vc_idx_decode(v, vl, &x) < 0)
                 return vc_db_damaged(VC_DB_INDEX, k, kl);
         const uint8_t *p = k;
@@ -37,7 +37,7 @@ static int chunk_info(int r, const void *k, size_t kl, const void *v, size_t vl,
 
 int vc_txn_has_chunk(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
 {
-        VcIdx x;
+        VcIdx x = { 0 };
         int r = vc_idx_get(t, domain, tag, &x);
         return r == 0 ? 1 : r == -ENOENT ? 0 : r;
 }
@@ -48,10 +48,10 @@ int vc_txn_iter_chunks(VcTxn *t, vc_chunk_fn fn, void *ctx)
         int r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &c);
         if (r < 0)
                 return r;
-        const void *k, *v;
-        size_t kl, vl;
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
         while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
-                VcChunkInfo ci;
+                VcChunkInfo ci = { 0 };
                 r = chunk_info(r, k, kl, v, vl, &ci);
                 if (r < 0)
                         return r;
@@ -72,10 +72,10 @@ int vc_txn_sweep(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), voi
         if (r < 0)
                 return r;
         VcSweepStats z = { 0 };
-        const void *k, *v;
-        size_t kl, vl;
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
         while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
-                VcChunkInfo ci;
+                VcChunkInfo ci = { 0 };
                 r = chunk_info(r, k, kl, v, vl, &ci);
                 if (r < 0)
                         return r;
@@ -131,10 +131,10 @@ static int load_packs(VcTxn *t, uint64_t domain, CPack **ret, size_t *ret_n)
                 return r;
         CPack *v = NULL;
         size_t n = 0;
-        const void *k, *val;
-        size_t kl, vl;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0;
         while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcPackEnt e;
+                VcPackEnt e = { 0 };
                 if (r < 0 || kl != VC_PACKS_KEY_LEN || vc_packs_decode(val, vl, &e) < 0)
                         continue;       /* reported by check */
                 CPack *nv = realloc(v, (n + 1) * sizeof *nv);
@@ -186,10 +186,10 @@ static int count_live(VcTxn *t, uint64_t domain, CPack *v, size_t n, Move **move
         int r = vc_db_cursor_open(t, VC_DB_INDEX, prefix, domain ? 8 : 0, &c);
         if (r < 0)
                 return r;
-        const void *k, *val;
-        size_t kl, vl, cap = 0;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0, cap = 0;
         while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcChunkInfo ci;
+                VcChunkInfo ci = { 0 };
                 r = chunk_info(r, k, kl, val, vl, &ci);
                 if (r < 0)
                         return vc_errf(r, "the index has a damaged entry; run 'vmcas verify' (and reindex) "
@@ -274,7 +274,7 @@ static int copy_live(VcWriter *w, uint64_t domain, CPack *v, size_t n, Move *mov
                         vc_preader_init(&rd, cur->fd, cur->e.committed);
                 }
                 const uint8_t *p;
-                VcRecHdr h;
+                VcRecHdr h = { 0 };
                 uint8_t digest[VC_HASH_LEN];
                 if (vc_preader_get(&rd, m->off, VC_REC_HDR_LEN + (size_t)m->len, &p) < 0 ||
                     vc_rec_hdr_decode(p, &h) < 0 || h.domain != domain || h.len != m->len || h.kind != m->kind ||
@@ -522,11 +522,11 @@ static int check_tables(Check *c, VcTxn *t)
                 int r = vc_db_cursor_open(t, tables[i], NULL, 0, &cur);
                 if (r < 0)
                         return r;
-                const void *k, *v;
-                size_t kl, vl;
+                const void *k = NULL, *v = NULL;
+                size_t kl = 0, vl = 0;
                 while ((r = vc_db_cursor_next(cur, &k, &kl, &v, &vl)) != 0) {
                         char what[160];
-                        VcPackEnt e;
+                        VcPackEnt e = { 0 };
                         c->st.catalog_records++;
                         if (r == -EBADMSG) {
                                 vc_db_describe(tables[i], k, kl, what, sizeof what);
@@ -550,10 +550,10 @@ static int check_index(Check *c, VcTxn *t, CPack *v, size_t n)
         int r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &cur);
         if (r < 0)
                 return r;
-        const void *k, *val;
-        size_t kl, vl;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0;
         while ((r = vc_db_cursor_next(cur, &k, &kl, &val, &vl)) != 0) {
-                VcIdx x;
+                VcIdx x = { 0 };
                 uint64_t d = kl >= 8 ? vc_get64be(k) : 0;
                 const uint8_t *tag = kl == VC_IDX_KEY_LEN ? (const uint8_t *)k + 8 : NULL;
                 char hex[2 * VC_TAG_LEN + 1] = "?";
@@ -809,7 +809,7 @@ static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
                 int h = vc_pack_check_hdr(s, fd, domain, p);
                 vc_errclear();
                 uint8_t hb[VC_PACK_HDR_LEN];
-                VcPackHdr ph;
+                VcPackHdr ph = { 0 };
                 if (h < 0 && vc_pread_full(fd, hb, sizeof hb, 0) == 0 && vc_pack_hdr_decode(hb, &ph) == 0)
                         continue;
                 x->pack = p;

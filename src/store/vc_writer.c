@@ -212,10 +212,10 @@ static int claim_candidates(VcWriter *w, uint64_t domain, uint32_t **ret, size_t
                 return r;
         uint32_t *v = NULL;
         size_t n = 0;
-        const void *k, *val;
-        size_t kl, vl;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0;
         while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcPackEnt e;
+                VcPackEnt e = { 0 };
                 if (r < 0 || kl != VC_PACKS_KEY_LEN || vc_packs_decode(val, vl, &e) < 0)
                         continue;       /* damaged entries are verify's business */
                 if (e.flags & (VC_PACK_SEALED | VC_PACK_RETIRED) || e.committed >= w->pack_max)
@@ -251,7 +251,7 @@ static int try_claim(VcWriter *w, uint64_t domain, uint32_t pack, WPack **ret)
         /* Read the committed length only now that we hold the lock: the
          * last holder may have flushed more after our candidate scan, and
          * cutting to a stale length would destroy committed chunks. */
-        VcPackEnt e;
+        VcPackEnt e = { 0 };
         {
                 _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
                 r = vc_txn_begin(w->s, false, &t);
