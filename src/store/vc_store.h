@@ -69,8 +69,10 @@ int vc_store_has(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN]);
  * needed; *cap is its size). Checks the record header (magic, domain, tag,
  * length, header checksum) but not the data hash: the caller's open() does
  * that. -ENOENT if the chunk is not indexed; -EBADMSG with a message naming
- * the tag, pack and offset if the record there is damaged. Retries the
- * lookup once if the pack vanished (compaction moved the chunk). */
+ * the tag, pack and offset if the record there (or its index entry) is
+ * damaged; -EIO if the pack file it is indexed in is missing. Retries the
+ * lookup once if the pack vanished (compaction moved the chunk).
+ * Cost: one LMDB read transaction and one preadv (pack fds are cached). */
 int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN],
                  uint8_t **buf, size_t *cap, size_t *ret_len);
 
@@ -86,12 +88,20 @@ int vc_writer_new(VcStore *s, VcWriter **ret);
 int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN],
                   const void *data, size_t len);
 
+/* Seals packs when they pass bytes instead of ~256 MiB (tests, tuning). */
+void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes);
+
 /* Bytes put through this writer and not yet flushed. */
 uint64_t vc_writer_pending(const VcWriter *w);
 
 /* fdatasync()s the packs, then commits the index entries of every chunk put
  * since the last flush (with each pack's new committed length) in one
- * LMDB transaction. */
+ * LMDB transaction. put flushes by itself past ~64 MiB pending. If writing
+ * or syncing a pack fails, the writer is poisoned: every later call returns
+ * that error and the chunks since the last flush are not stored. If only
+ * the commit fails, the chunks stay pending and a later flush retries.
+ * Takes LMDB's write lock: do not call it while this thread holds a write
+ * VcTxn. */
 int vc_writer_flush(VcWriter *w);
 
 /* Releases the packs. Chunks put since the last flush are not indexed:
@@ -101,8 +111,9 @@ void vc_writer_free(VcWriter *w);
 /* ---- catalog transactions ------------------------------------------------------ */
 
 /* Tables of the catalog. Keys and values are opaque bytes to the store; the
- * store appends a CRC-32C to every value it writes and checks it on every
- * read (-EBADMSG, "catalog record damaged" naming table and key). */
+ * store appends a CRC-32 (zlib's) of key || value to every value it writes
+ * and checks it on every read (-EBADMSG, "catalog record damaged" naming
+ * table and key). Keys are 1 to 511 bytes. */
 typedef enum {
         VC_TABLE_META = 0,     /* store-wide settings and counters */
         VC_TABLE_PARCELS,      /* parcel name -> parcel record */
@@ -154,7 +165,9 @@ typedef struct VcSweepStats {
 
 /* In write transaction t, removes every index entry for which is_live()
  * returns 0 and whose stored_at is before cutoff. The bytes stay in their
- * packs (dead space) until compaction. is_live returns 1, 0 or -errno. */
+ * packs (dead space) until compaction. is_live returns 1, 0 or -errno.
+ * chunks_kept/bytes_kept count every entry left, chunks_young among them
+ * the unreferenced ones spared by the cutoff. st may be NULL. */
 int vc_txn_sweep(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), void *ctx,
                  int64_t cutoff, VcSweepStats *st);
 
@@ -169,7 +182,10 @@ typedef struct VcCompactStats {
  * index entries (only those still pointing at the old place), fsyncs, then
  * deletes the old packs. Packs with no live record are deleted. Crash safe
  * at every step: an old pack is removed only after the index no longer
- * points into it. */
+ * points into it. Every moved record's data is hashed first; a pack with a
+ * damaged live record is left in place. Refuses (-EBADMSG) to touch a
+ * domain whose index has a damaged entry (it might point anywhere). Pack
+ * files not listed in the packs table are never deleted. st may be NULL. */
 int vc_store_compact(VcStore *s, double max_live_ratio, VcCompactStats *st);
 
 /* What the store occupies. */
@@ -190,8 +206,14 @@ int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_i
  * as a torn record in dead space or a missing pack) and a sentence.
  *  - structure: every index entry points inside its pack's committed length
  *    at a record whose header matches it; every catalog value's checksum.
- *  - full: also reads every record of every pack front to back and checks
- *    SHA-256(data) == tag, for live and dead records alike.
+ *  - full: also reads every record of every pack front to back up to its
+ *    committed length and checks SHA-256(data) == tag, for live and dead
+ *    records alike. Bytes past the committed length (a torn tail left by a
+ *    crash) are not damage and are not read.
+ * One damaged record may be reported by both passes. Stats: chunks_checked
+ * counts index entries, bytes_checked the record data hashed (full),
+ * packs_checked the packs walked (full), catalog_records the values of the
+ * other tables. fn and st may be NULL.
  * Returns the number of problems found (0 = clean) or -errno. */
 typedef void (*vc_damage_fn)(uint64_t domain, const uint8_t *tag, const char *what, void *ctx);
 typedef struct VcCheckStats {
@@ -200,7 +222,11 @@ typedef struct VcCheckStats {
 int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st);
 
 /* Rebuilds the chunk index from the packs alone (repair after the index
- * was lost or damaged). Keeps the catalog. Returns chunks indexed. */
+ * was lost or damaged). Keeps the catalog; recovers domain names from the
+ * packs/<id>/domain files. Only records whose SHA-256 matches their tag are
+ * indexed; each pack's committed length becomes the end of its last good
+ * record. -EBUSY if a writer or compaction holds a pack. Holds LMDB's write
+ * lock throughout. Returns chunks indexed. */
 int vc_store_reindex(VcStore *s);
 
 /* ---- locks ------------------------------------------------------------------------ */

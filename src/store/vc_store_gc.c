@@ -1,0 +1,882 @@
+/* vc_store_gc — walking the index: chunk iteration, sweep, compaction,
+ * check and reindex. */
+#include "store/vc_store_int.h"
+#include "core/vc_util.h"
+#include "core/vc_hash.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Decodes the current index record; -EBADMSG with a message if damaged. */
+static int chunk_info(int r, const void *k, size_t kl, const void *v, size_t vl, VcChunkInfo *ci)
+{
+        VcIdx x = { 0 };
+        if (r < 0 || kl != VC_IDX_KEY_LEN || vc_idx_decode(v, vl, &x) < 0)
+                return vc_db_damaged(VC_DB_INDEX, k, kl);
+        const uint8_t *p = k;
+        ci->domain = vc_get64be(p);
+        memcpy(ci->tag, p + 8, VC_TAG_LEN);
+        ci->kind = x.kind;
+        ci->pack = x.pack;
+        ci->offset = x.off;
+        ci->len = x.len;
+        ci->stored_at = x.stored_at;
+        return 0;
+}
+
+int vc_txn_has_chunk(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
+{
+        VcIdx x = { 0 };
+        int r = vc_idx_get(t, domain, tag, &x);
+        return r == 0 ? 1 : r == -ENOENT ? 0 : r;
+}
+
+int vc_txn_iter_chunks(VcTxn *t, vc_chunk_fn fn, void *ctx)
+{
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
+        int r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &c);
+        if (r < 0)
+                return r;
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
+                VcChunkInfo ci = { 0 };
+                r = chunk_info(r, k, kl, v, vl, &ci);
+                if (r < 0)
+                        return r;
+                r = fn(&ci, ctx);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+int vc_txn_sweep(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), void *ctx, int64_t cutoff,
+                 VcSweepStats *st)
+{
+        if (!vc_txn_is_write(t))
+                return vc_errf(-EINVAL, "sweep needs a write transaction");
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
+        int r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &c);
+        if (r < 0)
+                return r;
+        VcSweepStats z = { 0 };
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
+                VcChunkInfo ci = { 0 };
+                r = chunk_info(r, k, kl, v, vl, &ci);
+                if (r < 0)
+                        return r;
+                int live = is_live(&ci, ctx);
+                if (live < 0)
+                        return live;
+                if (!live && ci.stored_at < cutoff) {
+                        r = vc_db_cursor_del(c);
+                        if (r < 0)
+                                return r;
+                        z.chunks_freed++;
+                        z.bytes_freed += ci.len;
+                        continue;
+                }
+                if (!live)
+                        z.chunks_young++;
+                z.chunks_kept++;
+                z.bytes_kept += ci.len;
+        }
+        if (st)
+                *st = z;
+        return 0;
+}
+
+/* ---- packs as the gc sees them ------------------------------------------------------ */
+
+typedef struct CPack {
+        uint64_t domain;
+        uint32_t pack;
+        VcPackEnt e;
+        uint64_t live_n, live_bytes;    /* records the index points at */
+        int fd;                         /* compaction: locked fd, or -1 */
+        bool cand, missing, keep;
+} CPack;
+
+static void cpacks_free(CPack *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (v[i].fd >= 0)
+                        close(v[i].fd);
+        free(v);
+}
+
+/* The valid entries of the packs table (of one domain if domain != 0), in
+ * (domain, pack) order. */
+static int load_packs(VcTxn *t, uint64_t domain, CPack **ret, size_t *ret_n)
+{
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
+        uint8_t prefix[8];
+        vc_put64be(prefix, domain);
+        int r = vc_db_cursor_open(t, VC_DB_PACKS, prefix, domain ? 8 : 0, &c);
+        if (r < 0)
+                return r;
+        CPack *v = NULL;
+        size_t n = 0;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
+                VcPackEnt e = { 0 };
+                if (r < 0 || kl != VC_PACKS_KEY_LEN || vc_packs_decode(val, vl, &e) < 0)
+                        continue;       /* reported by check */
+                CPack *nv = realloc(v, (n + 1) * sizeof *nv);
+                if (!nv) {
+                        free(v);
+                        return -ENOMEM;
+                }
+                v = nv;
+                v[n++] = (CPack){ .domain = vc_get64be(k), .pack = vc_get32be((const uint8_t *)k + 8), .e = e,
+                                  .fd = -1 };
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static CPack *find_pack(CPack *v, size_t n, uint64_t domain, uint32_t pack)
+{
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (v[mid].domain < domain || (v[mid].domain == domain && v[mid].pack < pack))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo < n && v[lo].domain == domain && v[lo].pack == pack ? &v[lo] : NULL;
+}
+
+/* A live record to move out of a pack being compacted. */
+typedef struct Move {
+        uint8_t tag[VC_TAG_LEN];
+        uint32_t pack;
+        uint64_t off;
+        uint32_t len;
+        int kind;
+} Move;
+
+/* Counts the live records per pack (of domain, or all with 0). With
+ * moves, also lists those that lie in candidate packs. A damaged index
+ * entry fails the count: it might point into any pack. */
+static int count_live(VcTxn *t, uint64_t domain, CPack *v, size_t n, Move **moves, size_t *nmoves)
+{
+        for (size_t i = 0; i < n; i++)
+                v[i].live_n = v[i].live_bytes = 0;
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
+        uint8_t prefix[8];
+        vc_put64be(prefix, domain);
+        int r = vc_db_cursor_open(t, VC_DB_INDEX, prefix, domain ? 8 : 0, &c);
+        if (r < 0)
+                return r;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0, cap = 0;
+        while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
+                VcChunkInfo ci = { 0 };
+                r = chunk_info(r, k, kl, val, vl, &ci);
+                if (r < 0)
+                        return vc_errf(r, "the index has a damaged entry; run 'vmcas verify' (and reindex) "
+                                          "before compacting");
+                CPack *p = find_pack(v, n, ci.domain, ci.pack);
+                if (!p)
+                        continue;
+                p->live_n++;
+                p->live_bytes += VC_REC_HDR_LEN + (uint64_t)ci.len;
+                if (!moves || !p->cand)
+                        continue;
+                if (*nmoves == cap) {
+                        cap = cap ? 2 * cap : 1024;
+                        Move *nm = realloc(*moves, cap * sizeof *nm);
+                        if (!nm)
+                                return -ENOMEM;
+                        *moves = nm;
+                }
+                Move *m = &(*moves)[(*nmoves)++];
+                memcpy(m->tag, ci.tag, VC_TAG_LEN);
+                m->pack = ci.pack;
+                m->off = ci.offset;
+                m->len = ci.len;
+                m->kind = ci.kind;
+        }
+        return 0;
+}
+
+static bool worth_compacting(const CPack *p, double ratio)
+{
+        return p->live_n == 0 || (double)p->live_bytes < ratio * (double)p->e.committed;
+}
+
+static int move_cmp(const void *a, const void *b)
+{
+        const Move *x = a, *y = b;
+        if (x->pack != y->pack)
+                return x->pack < y->pack ? -1 : 1;
+        return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* ---- compaction -------------------------------------------------------------------- */
+
+/* Takes the flock of every candidate; a pack we cannot lock is claimed by
+ * a writer (or another compaction) and is left alone. */
+static void lock_candidates(VcStore *s, CPack *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                CPack *p = &v[i];
+                if (!p->cand)
+                        continue;
+                char path[PATH_MAX];
+                struct stat st;
+                vc_pack_path(s, p->domain, p->pack, path, sizeof path);
+                p->fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (p->fd < 0) {
+                        p->missing = errno == ENOENT;
+                        p->cand = p->missing;
+                        continue;
+                }
+                if (flock(p->fd, LOCK_EX | LOCK_NB) < 0 || fstat(p->fd, &st) < 0 || st.st_nlink == 0) {
+                        close(p->fd);
+                        p->fd = -1;
+                        p->cand = false;
+                }
+        }
+}
+
+/* Copies the live records of the locked candidates through w. A record
+ * whose header or data does not check out stays where it is, and so does
+ * its pack. */
+static int copy_live(VcWriter *w, uint64_t domain, CPack *v, size_t n, Move *moves, size_t nmoves)
+{
+        VcPackReader rd = { .fd = -1 };
+        CPack *cur = NULL;
+        int r = 0;
+        for (size_t i = 0; i < nmoves && r == 0; i++) {
+                Move *m = &moves[i];
+                if (!cur || cur->pack != m->pack) {
+                        vc_preader_done(&rd);
+                        cur = find_pack(v, n, domain, m->pack);
+                        vc_preader_init(&rd, cur->fd, cur->e.committed);
+                }
+                const uint8_t *p;
+                VcRecHdr h = { 0 };
+                uint8_t digest[VC_HASH_LEN];
+                if (vc_preader_get(&rd, m->off, VC_REC_HDR_LEN + (size_t)m->len, &p) < 0 ||
+                    vc_rec_hdr_decode(p, &h) < 0 || h.domain != domain || h.len != m->len || h.kind != m->kind ||
+                    memcmp(h.tag, m->tag, VC_TAG_LEN) != 0) {
+                        cur->keep = true;
+                        continue;
+                }
+                vc_sha256(p + VC_REC_HDR_LEN, m->len, digest);
+                if (memcmp(digest, m->tag, VC_TAG_LEN) != 0) {
+                        cur->keep = true;
+                        continue;
+                }
+                r = vc_writer_move(w, domain, m->kind, m->tag, p + VC_REC_HDR_LEN, m->len, m->pack, m->off);
+        }
+        vc_preader_done(&rd);
+        if (r == 0)
+                r = vc_writer_flush(w);
+        return r;
+}
+
+/* Marks the emptied candidates retired, after checking in the same
+ * transaction that no index entry points into them any more. */
+static int retire(VcStore *s, uint64_t domain, CPack *v, size_t n)
+{
+        VcTxn *t;
+        int r = vc_txn_begin(s, true, &t);
+        if (r < 0)
+                return r;
+        r = count_live(t, domain, v, n, NULL, NULL);
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                CPack *p = &v[i];
+                if (!p->cand || p->keep)
+                        continue;
+                if (p->live_n) {
+                        p->keep = true;
+                        continue;
+                }
+                if (!p->missing) {
+                        p->e.flags |= VC_PACK_RETIRED | VC_PACK_SEALED;
+                        r = vc_packs_put(t, domain, p->pack, &p->e);
+                }
+        }
+        if (r < 0) {
+                vc_txn_abort(t);
+                return r;
+        }
+        return vc_txn_commit(t);
+}
+
+/* Unlinks the retired packs, then forgets them. */
+static int delete_retired(VcStore *s, uint64_t domain, CPack *v, size_t n, VcCompactStats *z)
+{
+        char dir[PATH_MAX], path[PATH_MAX];
+        bool any = false;
+        vc_domain_dir(s, domain, dir, sizeof dir);
+        for (size_t i = 0; i < n; i++) {
+                CPack *p = &v[i];
+                if (!p->cand || p->keep)
+                        continue;
+                any = true;
+                if (p->missing)
+                        continue;
+                vc_pack_path(s, domain, p->pack, path, sizeof path);
+                if (unlink(path) < 0 && errno != ENOENT)
+                        return vc_errf(-errno, "cannot delete %s: %s", path, strerror(errno));
+                z->packs_deleted++;
+        }
+        if (!any)
+                return 0;
+        int r = vc_fsync_dir(dir);
+        if (r < 0)
+                return vc_errf(r, "cannot sync %s: %s", dir, strerror(-r));
+        vc_crash_point("compact-unlinked");
+        VcTxn *t;
+        r = vc_txn_begin(s, true, &t);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r == 0 && i < n; i++) {
+                CPack *p = &v[i];
+                if (!p->cand || p->keep)
+                        continue;
+                uint8_t k[VC_PACKS_KEY_LEN];
+                vc_packs_key(k, domain, p->pack);
+                r = vc_db_del(t, VC_DB_PACKS, k, sizeof k);
+                if (r == -ENOENT)
+                        r = 0;
+        }
+        if (r < 0) {
+                vc_txn_abort(t);
+                return r;
+        }
+        return vc_txn_commit(t);
+}
+
+static int compact_domain(VcStore *s, uint64_t domain, double ratio, VcCompactStats *z)
+{
+        CPack *v = NULL;
+        size_t n = 0, nmoves = 0;
+        Move *moves = NULL;
+        VcWriter *w = NULL;
+        int r;
+        {
+                _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+                r = vc_txn_begin(s, false, &t);
+                if (r == 0)
+                        r = load_packs(t, domain, &v, &n);
+                if (r == 0)
+                        r = count_live(t, domain, v, n, NULL, NULL);
+        }
+        if (r < 0)
+                goto out;
+        bool any = false;
+        for (size_t i = 0; i < n; i++) {
+                v[i].cand = worth_compacting(&v[i], ratio);
+                any |= v[i].cand;
+        }
+        if (!any)
+                goto out;
+        lock_candidates(s, v, n);
+        /* Now that no writer can append to the candidates, count again
+         * from a fresh snapshot: a writer may have flushed more into one
+         * between the first count and our lock. */
+        {
+                _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+                r = vc_txn_begin(s, false, &t);
+                for (size_t i = 0; r == 0 && i < n; i++) {
+                        if (!v[i].cand)
+                                continue;
+                        r = vc_packs_get(t, domain, v[i].pack, &v[i].e);
+                        if (r == -ENOENT) {
+                                v[i].cand = false;      /* another compaction got it */
+                                r = 0;
+                        }
+                }
+                if (r == 0)
+                        r = count_live(t, domain, v, n, NULL, NULL);
+                for (size_t i = 0; r == 0 && i < n; i++) {
+                        /* A missing pack with live records is damage: leave
+                         * it for verify to report. */
+                        if (v[i].cand && (!worth_compacting(&v[i], ratio) || (v[i].missing && v[i].live_n)))
+                                v[i].cand = false;
+                }
+                if (r == 0)
+                        r = count_live(t, domain, v, n, &moves, &nmoves);
+        }
+        if (r < 0)
+                goto out;
+        if (nmoves)
+                qsort(moves, nmoves, sizeof *moves, move_cmp);
+        r = vc_writer_new(s, &w);
+        if (r == 0)
+                r = copy_live(w, domain, v, n, moves, nmoves);
+        if (r == 0)
+                z->chunks_moved += vc_writer_moved(w);
+        vc_writer_free(w);
+        if (r == 0) {
+                vc_crash_point("compact-copied");
+                r = retire(s, domain, v, n);
+        }
+        if (r == 0) {
+                vc_crash_point("compact-retired");
+                for (size_t i = 0; i < n; i++)
+                        if (v[i].cand && !v[i].keep && nmoves && !v[i].missing)
+                                for (size_t j = 0; j < nmoves; j++)
+                                        if (moves[j].pack == v[i].pack) {
+                                                z->packs_rewritten++;
+                                                break;
+                                        }
+                r = delete_retired(s, domain, v, n, z);
+        }
+out:
+        free(moves);
+        cpacks_free(v, n);      /* closing the fds releases the locks */
+        return r;
+}
+
+int vc_store_compact(VcStore *s, double max_live_ratio, VcCompactStats *st)
+{
+        VcCompactStats z = { 0 };
+        int r = vc_store_pack_files(s, 0, &z.packs_before, &z.bytes_before);
+        if (r < 0)
+                return r;
+        /* The domains that have packs, from the packs table. */
+        uint64_t *doms = NULL;
+        size_t nd = 0;
+        {
+                CPack *v = NULL;
+                size_t n = 0;
+                _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+                r = vc_txn_begin(s, false, &t);
+                if (r == 0)
+                        r = load_packs(t, 0, &v, &n);
+                if (r == 0 && n) {
+                        doms = malloc(n * sizeof *doms);
+                        if (!doms)
+                                r = -ENOMEM;
+                }
+                for (size_t i = 0; r == 0 && i < n; i++)
+                        if (nd == 0 || doms[nd - 1] != v[i].domain)
+                                doms[nd++] = v[i].domain;
+                free(v);
+        }
+        for (size_t i = 0; r == 0 && i < nd; i++)
+                r = compact_domain(s, doms[i], max_live_ratio, &z);
+        free(doms);
+        if (r < 0)
+                return r;
+        r = vc_store_pack_files(s, 0, &z.packs_after, &z.bytes_after);
+        if (r < 0)
+                return r;
+        if (st)
+                *st = z;
+        return 0;
+}
+
+/* ---- check ----------------------------------------------------------------------------- */
+
+typedef struct Check {
+        VcStore *s;
+        vc_damage_fn fn;
+        void *ctx;
+        int problems;
+        VcCheckStats st;
+        uint64_t domain;        /* of the pack being walked */
+        uint32_t pack;
+} Check;
+
+static void _vc_printf_(4, 5) report(Check *c, uint64_t domain, const uint8_t *tag, const char *fmt, ...)
+{
+        char what[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        c->problems++;
+        if (c->fn)
+                c->fn(domain, tag, what, c->ctx);
+}
+
+static int check_tables(Check *c, VcTxn *t)
+{
+        static const VcDbTable tables[] = { VC_DB_META, VC_DB_PARCELS, VC_DB_VERSIONS, VC_DB_DOMAINS, VC_DB_PACKS };
+        for (size_t i = 0; i < VC_ARRAY_SIZE(tables); i++) {
+                _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *cur = NULL;
+                int r = vc_db_cursor_open(t, tables[i], NULL, 0, &cur);
+                if (r < 0)
+                        return r;
+                const void *k = NULL, *v = NULL;
+                size_t kl = 0, vl = 0;
+                while ((r = vc_db_cursor_next(cur, &k, &kl, &v, &vl)) != 0) {
+                        char what[160];
+                        VcPackEnt e = { 0 };
+                        c->st.catalog_records++;
+                        if (r == -EBADMSG) {
+                                vc_db_describe(tables[i], k, kl, what, sizeof what);
+                                uint64_t d = tables[i] == VC_DB_PACKS && kl >= 8 ? vc_get64be(k) : 0;
+                                report(c, d, NULL, "catalog record damaged: %s (checksum mismatch)", what);
+                        } else if (r < 0) {
+                                return r;
+                        } else if (tables[i] == VC_DB_PACKS &&
+                                   (kl != VC_PACKS_KEY_LEN || vc_packs_decode(v, vl, &e) < 0)) {
+                                vc_db_describe(tables[i], k, kl, what, sizeof what);
+                                report(c, 0, NULL, "packs table entry malformed: %s", what);
+                        }
+                }
+        }
+        return 0;
+}
+
+static int check_index(Check *c, VcTxn *t, CPack *v, size_t n)
+{
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *cur = NULL;
+        int r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &cur);
+        if (r < 0)
+                return r;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(cur, &k, &kl, &val, &vl)) != 0) {
+                VcIdx x = { 0 };
+                uint64_t d = kl >= 8 ? vc_get64be(k) : 0;
+                const uint8_t *tag = kl == VC_IDX_KEY_LEN ? (const uint8_t *)k + 8 : NULL;
+                char hex[2 * VC_TAG_LEN + 1] = "?";
+                if (tag)
+                        vc_hex(tag, VC_TAG_LEN, hex);
+                c->st.chunks_checked++;
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+                if (r < 0 || !tag || vc_idx_decode(val, vl, &x) < 0) {
+                        report(c, d, tag, "index entry of chunk %s in domain %" PRIu64 " is damaged", hex, d);
+                        continue;
+                }
+                CPack *p = find_pack(v, n, d, x.pack);
+                if (!p) {
+                        report(c, d, tag, "chunk %s is indexed in pack %" PRIu32 " of domain %" PRIu64
+                               ", which the packs table does not list", hex, x.pack, d);
+                        continue;
+                }
+                p->live_n++;
+                if (x.off < VC_PACK_HDR_LEN || x.off + VC_REC_HDR_LEN + x.len > p->e.committed) {
+                        report(c, d, tag, "chunk %s is indexed at offset %" PRIu64 " of pack %" PRIu32
+                               ", past its committed length %" PRIu64, hex, x.off, x.pack, p->e.committed);
+                        continue;
+                }
+                VcPackRef ref;
+                r = vc_store_pack_open(c->s, d, x.pack, &ref);
+                if (r == -ENOENT) {
+                        p->missing = true;
+                        report(c, d, tag, "chunk %s is in pack %" PRIu32 " of domain %" PRIu64
+                               ", and that pack file is missing", hex, x.pack, d);
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                r = vc_pack_read_record(ref.fd, x.off, d, tag, &x, NULL);
+                vc_store_pack_release(c->s, &ref, false);
+                if (r == -EBADMSG || r == -EIO)
+                        report(c, d, tag, "chunk %s: the record at offset %" PRIu64 " of pack %" PRIu32
+                               " of domain %" PRIu64 " is damaged or does not match the index", hex, x.off, x.pack, d);
+                else if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int check_record(uint64_t off, const VcRecHdr *h, const uint8_t *data, void *ctx)
+{
+        Check *c = ctx;
+        if (!h) {
+                report(c, c->domain, NULL, "damaged record header at offset %" PRIu64 " of pack %" PRIu32
+                       " of domain %" PRIu64, off, c->pack, c->domain);
+                return 0;
+        }
+        char hex[2 * VC_TAG_LEN + 1];
+        vc_hex(h->tag, VC_TAG_LEN, hex);
+        if (!data) {
+                report(c, c->domain, h->tag, "record of chunk %s at offset %" PRIu64 " of pack %" PRIu32
+                       " runs past the committed length", hex, off, c->pack);
+                return 0;
+        }
+        uint8_t digest[VC_HASH_LEN];
+        vc_sha256(data, h->len, digest);
+        c->st.bytes_checked += h->len;
+        if (memcmp(digest, h->tag, VC_TAG_LEN) != 0)
+                report(c, c->domain, h->tag, "data of chunk %s at offset %" PRIu64 " of pack %" PRIu32
+                       " of domain %" PRIu64 " does not match its tag", hex, off, c->pack, c->domain);
+        return 0;
+}
+
+static int check_packs(Check *c, CPack *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                CPack *p = &v[i];
+                char path[PATH_MAX];
+                vc_pack_path(c->s, p->domain, p->pack, path, sizeof path);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        /* Missing with live records was reported per chunk;
+                         * missing without is a compaction that died before
+                         * forgetting the pack: harmless. */
+                        if (errno == ENOENT)
+                                continue;
+                        return vc_errf(-errno, "cannot open %s: %s", path, strerror(errno));
+                }
+                struct stat st;
+                uint64_t end = p->e.committed;
+                if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < end) {
+                        report(c, p->domain, NULL, "pack %s is %" PRIu64 " bytes, shorter than its committed "
+                               "length %" PRIu64, path, (uint64_t)st.st_size, end);
+                        end = (uint64_t)st.st_size;
+                }
+                if (vc_pack_check_hdr(c->s, fd, p->domain, p->pack) < 0) {
+                        report(c, p->domain, NULL, "%s", vc_errmsg(-EBADMSG));
+                        vc_errclear();
+                }
+                c->domain = p->domain;
+                c->pack = p->pack;
+                int r = vc_pack_walk(fd, p->domain, VC_PACK_HDR_LEN, end, check_record, c);
+                close(fd);
+                if (r < 0)
+                        return vc_errf(r, "cannot read %s: %s", path, strerror(-r));
+                c->st.packs_checked++;
+        }
+        return 0;
+}
+
+int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st)
+{
+        Check c = { .s = s, .fn = fn, .ctx = ctx };
+        CPack *v = NULL;
+        size_t n = 0;
+        VcTxn *t;
+        /* One snapshot for the whole check, so that a concurrent flush or
+         * compaction cannot show us half of a change. */
+        int r = vc_txn_begin(s, false, &t);
+        if (r < 0)
+                return r;
+        r = check_tables(&c, t);
+        if (r == 0)
+                r = load_packs(t, 0, &v, &n);
+        if (r == 0)
+                r = check_index(&c, t, v, n);
+        if (r == 0 && full)
+                r = check_packs(&c, v, n);
+        vc_txn_abort(t);
+        free(v);
+        if (r < 0)
+                return r;
+        if (st)
+                *st = c.st;
+        return c.problems;
+}
+
+/* ---- reindex ----------------------------------------------------------------------------- */
+
+typedef struct Reindex {
+        VcTxn *t;
+        uint64_t domain;
+        uint64_t good_end;      /* end of the last record that checked out */
+        int indexed;
+        int64_t now;
+        uint32_t pack;
+} Reindex;
+
+static int reindex_record(uint64_t off, const VcRecHdr *h, const uint8_t *data, void *ctx)
+{
+        Reindex *x = ctx;
+        uint8_t digest[VC_HASH_LEN], k[VC_IDX_KEY_LEN];
+        if (!h || !data)
+                return 0;       /* damaged, or a torn tail */
+        vc_sha256(data, h->len, digest);
+        if (memcmp(digest, h->tag, VC_TAG_LEN) != 0)
+                return 0;
+        x->good_end = off + VC_REC_HDR_LEN + h->len;
+        const void *v;
+        size_t vl;
+        vc_idx_key(k, x->domain, h->tag);
+        int r = vc_db_get(x->t, VC_DB_INDEX, k, sizeof k, &v, &vl);
+        if (r == 0)
+                return 0;       /* a second copy (a lost race, a compaction): dead space */
+        VcIdx e = { .pack = x->pack, .off = off, .len = h->len, .kind = h->kind, .stored_at = x->now };
+        r = vc_idx_put(x->t, x->domain, h->tag, &e);
+        if (r < 0)
+                return r;
+        x->indexed++;
+        return 0;
+}
+
+typedef struct LockedFds {
+        int *fd;
+        size_t n;
+} LockedFds;
+
+static void locked_fds_free(LockedFds *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                close(l->fd[i]);
+        free(l->fd);
+}
+
+/* Reads the packs of one domain directory into the index. The pack locks
+ * are kept (in l) until the transaction commits: a writer claiming a pack
+ * before that would cut it to the old committed length. */
+static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
+{
+        char dir[PATH_MAX], path[PATH_MAX], name[64];
+        vc_domain_dir(s, domain, dir, sizeof dir);
+        x->domain = domain;
+
+        /* The domain's name, if the table lost it. If the name was given
+         * to a new domain meanwhile (created before this reindex), that
+         * one keeps the name; this id still gets it for stat. */
+        if (vc_domain_file_read(s, domain, name, sizeof name) == 0 && vc_domain_exists(x->t, domain) == -ENOENT) {
+                uint64_t other;
+                int r = vc_domain_lookup(x->t, name, &other);
+                if (r == 0 || r == -ENOENT)
+                        r = vc_domain_register(x->t, domain, name, r == -ENOENT);
+                if (r < 0)
+                        return r;
+        }
+        vc_errclear();
+
+        DIR *d = opendir(dir);
+        if (!d)
+                return vc_errf(-errno, "cannot read %s: %s", dir, strerror(errno));
+        uint32_t *packs = NULL, maxp = 0;
+        size_t np = 0;
+        struct dirent *e;
+        int r = 0;
+        while ((e = readdir(d))) {
+                uint32_t p;
+                if (!vc_pack_name_parse(e->d_name, &p))
+                        continue;
+                uint32_t *nv = realloc(packs, (np + 1) * sizeof *nv);
+                if (!nv) {
+                        r = -ENOMEM;
+                        break;
+                }
+                packs = nv;
+                packs[np++] = p;
+        }
+        closedir(d);
+        for (size_t i = 0; r == 0 && i < np; i++) {
+                uint32_t p = packs[i];
+                maxp = VC_MAX(maxp, p);
+                vc_pack_path(s, domain, p, path, sizeof path);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        r = vc_errf(-errno, "cannot open %s: %s", path, strerror(errno));
+                        break;
+                }
+                int *nf = realloc(l->fd, (l->n + 1) * sizeof *nf);
+                if (!nf) {
+                        close(fd);
+                        r = -ENOMEM;
+                        break;
+                }
+                l->fd = nf;
+                l->fd[l->n++] = fd;
+                struct stat st;
+                if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                        r = vc_errf(-EBUSY, "%s is in use by a writer or a compaction; stop them before reindexing",
+                                    path);
+                        break;
+                }
+                if (fstat(fd, &st) < 0) {
+                        r = -errno;
+                        break;
+                }
+                /* A pack of another store or domain (copied in by hand) is
+                 * not ours to index; a damaged header alone does not stop
+                 * the records from being read, each names its domain. */
+                int h = vc_pack_check_hdr(s, fd, domain, p);
+                vc_errclear();
+                uint8_t hb[VC_PACK_HDR_LEN];
+                VcPackHdr ph = { 0 };
+                if (h < 0 && vc_pread_full(fd, hb, sizeof hb, 0) == 0 && vc_pack_hdr_decode(hb, &ph) == 0)
+                        continue;
+                x->pack = p;
+                x->good_end = VC_PACK_HDR_LEN;
+                r = vc_pack_walk(fd, domain, VC_PACK_HDR_LEN, (uint64_t)st.st_size, reindex_record, x);
+                if (r < 0)
+                        break;
+                VcPackEnt pe = { .committed = x->good_end,
+                                 .flags = x->good_end >= VC_PACK_MAX_DEFAULT ? VC_PACK_SEALED : 0 };
+                r = vc_packs_put(x->t, domain, p, &pe);
+        }
+        free(packs);
+        if (r < 0)
+                return r;
+        uint32_t next;
+        r = vc_domain_next_pack(x->t, domain, &next);
+        if (r == 0 && next <= maxp)
+                r = vc_domain_set_next_pack(x->t, domain, maxp + 1);
+        return r;
+}
+
+int vc_store_reindex(VcStore *s)
+{
+        /* Reindex holds a lock on every pack until it commits; make room. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        char top[PATH_MAX];
+        snprintf(top, sizeof top, "%s/packs", s->path);
+        LockedFds l = { 0 };
+        Reindex x = { .now = vc_now() };
+        int r = vc_txn_begin(s, true, &x.t);
+        if (r < 0)
+                return r;
+        r = vc_db_drop(x.t, VC_DB_INDEX);
+        if (r == 0)
+                r = vc_db_drop(x.t, VC_DB_PACKS);
+        uint64_t maxd = 0;
+        DIR *d = r == 0 ? opendir(top) : NULL;
+        if (r == 0 && !d)
+                r = vc_errf(-errno, "cannot read %s: %s", top, strerror(errno));
+        struct dirent *e;
+        while (r == 0 && (e = readdir(d))) {
+                uint64_t id;
+                if (e->d_name[0] < '1' || e->d_name[0] > '9' || vc_parse_u64(e->d_name, "domain", &id) < 0) {
+                        vc_errclear();
+                        continue;
+                }
+                maxd = VC_MAX(maxd, id);
+                r = reindex_domain(s, &x, id, &l);
+        }
+        if (d)
+                closedir(d);
+        uint64_t next;
+        if (r == 0)
+                r = vc_domain_next_id(x.t, &next);
+        if (r == 0 && next <= maxd)
+                r = vc_domain_set_next_id(x.t, maxd + 1);
+        if (r < 0) {
+                vc_txn_abort(x.t);
+                locked_fds_free(&l);
+                return r;
+        }
+        r = vc_txn_commit(x.t);
+        locked_fds_free(&l);
+        vc_store_pack_cache_flush(s);
+        return r < 0 ? r : x.indexed;
+}

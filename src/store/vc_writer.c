@@ -1,0 +1,617 @@
+/* vc_writer — appending chunks to packs and committing them to the index.
+ *
+ * A writer claims a pack of a domain with flock(LOCK_EX|LOCK_NB) on the
+ * pack file itself; while it holds the lock no other writer appends to the
+ * pack and no compaction rewrites it. On claiming, it cuts the pack back to
+ * the committed length in the packs table: bytes past it were appended by
+ * a writer that died before its flush, and no index entry points at them.
+ *
+ * Appends go through a 1 MiB buffer per pack (a 4 KiB chunk would otherwise
+ * cost two system calls). A flush writes the buffers, fdatasync()s every
+ * pack written since the last flush, and only then commits the index
+ * entries and the packs' new committed lengths in one LMDB transaction, so
+ * the index never points at bytes that are not on disk.
+ */
+#include "store/vc_store_int.h"
+#include "core/vc_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define VC_WBUF (1u << 20)
+
+typedef struct WPack {
+        uint64_t domain;
+        uint32_t pack;
+        int fd;                 /* O_RDWR, holds the flock */
+        uint64_t size;          /* bytes appended, including those still in buf */
+        uint64_t committed;     /* as in the packs table */
+        uint8_t *buf;           /* appended bytes at file offset size - blen */
+        size_t blen;
+        bool dirty;             /* appended to since the last flush */
+        bool full;              /* passed pack_max: sealed at the next flush */
+} WPack;
+
+typedef struct Pending {
+        uint64_t domain;
+        uint8_t tag[VC_TAG_LEN];
+        uint32_t pack;
+        uint64_t off;
+        uint32_t len;
+        int kind;
+        bool move;              /* compaction: repoint only from (from_pack, from_off) */
+        uint32_t from_pack;
+        uint64_t from_off;
+} Pending;
+
+struct VcWriter {
+        VcStore *s;
+        WPack **packs;
+        size_t npacks;
+        Pending *pend;
+        size_t npend, cpend;
+        uint32_t *set;          /* open addressing over pend: index + 1, 0 = empty */
+        size_t setcap;          /* power of two */
+        uint64_t pending_bytes;
+        uint64_t pack_max;
+        uint64_t moved;
+        int err;                /* a failed write poisons the writer */
+};
+
+int vc_writer_new(VcStore *s, VcWriter **ret)
+{
+        VcWriter *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->s = s;
+        w->pack_max = VC_PACK_MAX_DEFAULT;
+        *ret = w;
+        return 0;
+}
+
+void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes)
+{
+        w->pack_max = VC_MAX(bytes, (uint64_t)VC_PACK_HDR_LEN + 1);
+}
+
+uint64_t vc_writer_pending(const VcWriter *w)
+{
+        return w->pending_bytes;
+}
+
+uint64_t vc_writer_moved(const VcWriter *w)
+{
+        return w->moved;
+}
+
+static void wpack_free(WPack *p)
+{
+        if (!p)
+                return;
+        if (p->fd >= 0) {
+                /* Tidy: drop what was appended but never committed. The next
+                 * claimer would cut it anyway; we still hold the lock. */
+                if (p->size - p->blen > p->committed)
+                        (void)!ftruncate(p->fd, (off_t)p->committed);
+                close(p->fd);
+        }
+        free(p->buf);
+        free(p);
+}
+
+void vc_writer_free(VcWriter *w)
+{
+        if (!w)
+                return;
+        for (size_t i = 0; i < w->npacks; i++)
+                wpack_free(w->packs[i]);
+        free(w->packs);
+        free(w->pend);
+        free(w->set);
+        free(w);
+}
+
+/* ---- the set of pending chunks ------------------------------------------------ */
+
+static size_t slot_of(const VcWriter *w, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
+{
+        /* Tags are SHA-256 outputs: their first bytes are already uniform. */
+        return (size_t)((vc_get64(tag) ^ (domain * 0x9E3779B97F4A7C15ull)) & (w->setcap - 1));
+}
+
+static bool set_has(const VcWriter *w, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
+{
+        if (!w->setcap)
+                return false;
+        for (size_t i = slot_of(w, domain, tag);; i = (i + 1) & (w->setcap - 1)) {
+                uint32_t v = w->set[i];
+                if (!v)
+                        return false;
+                const Pending *p = &w->pend[v - 1];
+                if (p->domain == domain && memcmp(p->tag, tag, VC_TAG_LEN) == 0)
+                        return true;
+        }
+}
+
+static void set_insert(VcWriter *w, uint32_t idx)
+{
+        const Pending *p = &w->pend[idx];
+        size_t i = slot_of(w, p->domain, p->tag);
+        while (w->set[i])
+                i = (i + 1) & (w->setcap - 1);
+        w->set[i] = idx + 1;
+}
+
+/* Makes room for one more pending entry (and keeps the set under half full). */
+static int pend_reserve(VcWriter *w)
+{
+        if (w->npend == w->cpend) {
+                size_t c = w->cpend ? 2 * w->cpend : 1024;
+                Pending *p = realloc(w->pend, c * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                w->pend = p;
+                w->cpend = c;
+        }
+        if (2 * (w->npend + 1) > w->setcap) {
+                size_t c = w->setcap ? 2 * w->setcap : 2048;
+                uint32_t *set = calloc(c, sizeof *set);
+                if (!set)
+                        return -ENOMEM;
+                free(w->set);
+                w->set = set;
+                w->setcap = c;
+                for (size_t i = 0; i < w->npend; i++)
+                        if (!w->pend[i].move)
+                                set_insert(w, (uint32_t)i);
+        }
+        return 0;
+}
+
+/* ---- packs: claim an existing one or create a new one --------------------------- */
+
+static int wpack_add(VcWriter *w, uint64_t domain, uint32_t pack, int fd, uint64_t committed, WPack **ret)
+{
+        WPack **v = realloc(w->packs, (w->npacks + 1) * sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        w->packs = v;
+        WPack *p = calloc(1, sizeof *p);
+        uint8_t *buf = malloc(VC_WBUF);
+        if (!p || !buf) {
+                free(p);
+                free(buf);
+                return -ENOMEM;
+        }
+        *p = (WPack){ .domain = domain, .pack = pack, .fd = fd, .size = committed, .committed = committed,
+                      .buf = buf };
+        w->packs[w->npacks++] = p;
+        *ret = p;
+        return 0;
+}
+
+/* Packs of domain that a writer might append to, newest first. */
+static int claim_candidates(VcWriter *w, uint64_t domain, uint32_t **ret, size_t *ret_n)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
+        uint8_t prefix[8];
+        vc_put64be(prefix, domain);
+        int r = vc_txn_begin(w->s, false, &t);
+        if (r == 0)
+                r = vc_db_cursor_open(t, VC_DB_PACKS, prefix, sizeof prefix, &c);
+        if (r < 0)
+                return r;
+        uint32_t *v = NULL;
+        size_t n = 0;
+        const void *k = NULL, *val = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
+                VcPackEnt e = { 0 };
+                if (r < 0 || kl != VC_PACKS_KEY_LEN || vc_packs_decode(val, vl, &e) < 0)
+                        continue;       /* damaged entries are verify's business */
+                if (e.flags & (VC_PACK_SEALED | VC_PACK_RETIRED) || e.committed >= w->pack_max)
+                        continue;
+                uint32_t *nv = realloc(v, (n + 1) * sizeof *nv);
+                if (!nv) {
+                        free(v);
+                        return -ENOMEM;
+                }
+                v = nv;
+                v[n++] = vc_get32be((const uint8_t *)k + 8);
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* Tries to take pack over: 1 if claimed, 0 if not available. */
+static int try_claim(VcWriter *w, uint64_t domain, uint32_t pack, WPack **ret)
+{
+        char path[PATH_MAX];
+        int r = vc_pack_path(w->s, domain, pack, path, sizeof path);
+        if (r < 0)
+                return r;
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        struct stat st;
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &st) < 0 || st.st_nlink == 0) {
+                close(fd);
+                return 0;
+        }
+        /* Read the committed length only now that we hold the lock: the
+         * last holder may have flushed more after our candidate scan, and
+         * cutting to a stale length would destroy committed chunks. */
+        VcPackEnt e = { 0 };
+        {
+                _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+                r = vc_txn_begin(w->s, false, &t);
+                if (r == 0)
+                        r = vc_packs_get(t, domain, pack, &e);
+        }
+        if (r < 0 || e.flags & (VC_PACK_SEALED | VC_PACK_RETIRED) || e.committed >= w->pack_max ||
+            e.committed < VC_PACK_HDR_LEN || (uint64_t)st.st_size < e.committed ||
+            vc_pack_check_hdr(w->s, fd, domain, pack) < 0) {
+                close(fd);
+                vc_errclear();  /* a pack we pass over is not the caller's error */
+                return 0;
+        }
+        if ((uint64_t)st.st_size > e.committed && ftruncate(fd, (off_t)e.committed) < 0) {
+                r = -errno;
+                close(fd);
+                return vc_errf(r, "cannot cut the torn tail of %s: %s", path, strerror(-r));
+        }
+        r = wpack_add(w, domain, pack, fd, e.committed, ret);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return 1;
+}
+
+/* Creates the next pack of domain. The number comes from the domain's
+ * counter in a write transaction, and the file is created with O_EXCL
+ * inside it, so two processes never share a number even if the counter
+ * was lost with the index. */
+static int pack_create(VcWriter *w, uint64_t domain, WPack **ret)
+{
+        VcStore *s = w->s;
+        VcTxn *t;
+        int r = vc_txn_begin(s, true, &t);
+        if (r < 0)
+                return r;
+        uint32_t n = 0;
+        int fd = -1;
+        char dir[PATH_MAX], path[PATH_MAX];
+        r = vc_domain_exists(t, domain);
+        if (r == 0)
+                r = vc_domain_next_pack(t, domain, &n);
+        if (r == 0)
+                r = vc_domain_dir(s, domain, dir, sizeof dir);
+        if (r == 0)
+                r = vc_mkdir_p(dir, 0755);
+        while (r == 0) {
+                r = vc_pack_path(s, domain, n, path, sizeof path);
+                if (r < 0)
+                        break;
+                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                if (fd >= 0)
+                        break;
+                if (errno != EEXIST || n == UINT32_MAX) {
+                        r = vc_errf(-errno, "cannot create pack %s: %s", path, strerror(errno));
+                        break;
+                }
+                n++;
+        }
+        if (r < 0) {
+                vc_txn_abort(t);
+                return r;
+        }
+        uint8_t hdr[VC_PACK_HDR_LEN];
+        VcPackHdr h = { .domain = domain, .pack = n, .created = vc_now() };
+        memcpy(h.uuid, s->uuid, VC_UUID_LEN);
+        vc_pack_hdr_encode(&h, hdr);
+        /* The file and its directory entry are durable before the packs
+         * table names it; a crash in between leaves a stray header-only
+         * file, which the O_EXCL loop above steps over. */
+        r = flock(fd, LOCK_EX | LOCK_NB) < 0 ? -errno : 0;
+        if (r == 0)
+                r = vc_pwrite_full(fd, hdr, sizeof hdr, 0);
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r == 0)
+                r = vc_fsync_dir(dir);
+        if (r < 0)
+                r = vc_errf(r, "cannot create pack %s: %s", path, strerror(-r));
+        if (r == 0)
+                vc_crash_point("pack-created");
+        if (r == 0)
+                r = vc_packs_put(t, domain, n, &(VcPackEnt){ .committed = VC_PACK_HDR_LEN });
+        if (r == 0)
+                r = vc_domain_set_next_pack(t, domain, n + 1);
+        if (r == 0) {
+                r = vc_txn_commit(t);
+                t = NULL;
+        }
+        if (r == 0)
+                r = wpack_add(w, domain, n, fd, VC_PACK_HDR_LEN, ret);
+        if (r < 0) {
+                vc_txn_abort(t);
+                unlink(path);
+                close(fd);
+                return r;
+        }
+        return 0;
+}
+
+/* The pack this writer appends domain's next record to. */
+static int current_pack(VcWriter *w, uint64_t domain, WPack **ret)
+{
+        for (size_t i = 0; i < w->npacks; i++) {
+                WPack *p = w->packs[i];
+                if (p->domain != domain || p->full)
+                        continue;
+                if (p->size < w->pack_max) {
+                        *ret = p;
+                        return 0;
+                }
+                p->full = true;
+        }
+        uint32_t *cand = NULL;
+        size_t n = 0;
+        int r = claim_candidates(w, domain, &cand, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = n; i-- > 0;) {
+                r = try_claim(w, domain, cand[i], ret);
+                if (r != 0)
+                        break;
+        }
+        free(cand);
+        if (r > 0)
+                return 0;
+        if (r < 0)
+                return r;
+        return pack_create(w, domain, ret);
+}
+
+static int wbuf_out(WPack *p)
+{
+        if (!p->blen)
+                return 0;
+        int r = vc_pwrite_full(p->fd, p->buf, p->blen, (off_t)(p->size - p->blen));
+        if (r < 0)
+                return r;
+        p->blen = 0;
+        return 0;
+}
+
+static int poison(VcWriter *w, int r, const WPack *p, const char *what)
+{
+        char path[PATH_MAX];
+        vc_pack_path(w->s, p->domain, p->pack, path, sizeof path);
+        w->err = r;
+        return vc_errf(r, "cannot %s %s: %s (the chunks put since the last flush are lost)", what, path,
+                       strerror(-r));
+}
+
+/* Appends one record, returning where it went. */
+static int append(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
+                  size_t len, Pending *pe)
+{
+        WPack *p;
+        int r = current_pack(w, domain, &p);
+        if (r < 0)
+                return r;
+        uint8_t hdr[VC_REC_HDR_LEN];
+        VcRecHdr h = { .kind = kind, .domain = domain, .len = (uint32_t)len };
+        memcpy(h.tag, tag, VC_TAG_LEN);
+        vc_rec_hdr_encode(&h, hdr);
+        size_t rec = VC_REC_HDR_LEN + len;
+        if (p->blen + rec > VC_WBUF) {
+                r = wbuf_out(p);
+                if (r < 0)
+                        return poison(w, r, p, "write to");
+        }
+        if (rec > VC_WBUF) {
+                r = vc_pwrite_full(p->fd, hdr, sizeof hdr, (off_t)p->size);
+                if (r == 0)
+                        r = vc_pwrite_full(p->fd, data, len, (off_t)(p->size + sizeof hdr));
+                if (r < 0)
+                        return poison(w, r, p, "write to");
+        } else {
+                memcpy(p->buf + p->blen, hdr, sizeof hdr);
+                if (len)
+                        memcpy(p->buf + p->blen + sizeof hdr, data, len);
+                p->blen += rec;
+        }
+        *pe = (Pending){ .domain = domain, .pack = p->pack, .off = p->size, .len = (uint32_t)len, .kind = kind };
+        memcpy(pe->tag, tag, VC_TAG_LEN);
+        p->size += rec;
+        p->dirty = true;
+        if (p->size >= w->pack_max)
+                p->full = true;
+        return 0;
+}
+
+static int check_args(uint64_t domain, int kind, size_t len)
+{
+        if (kind != VC_KIND_DATA && kind != VC_KIND_META)
+                return vc_errf(-EINVAL, "invalid chunk kind %d", kind);
+        if (len > VC_CHUNK_MAX)
+                return vc_errf(-EINVAL, "chunk of %zu bytes is too large", len);
+        if (domain == 0)
+                return vc_errf(-EINVAL, "invalid domain 0");
+        return 0;
+}
+
+/* Is (domain, tag) indexed? A damaged entry counts as absent: the chunk is
+ * written again and the flush replaces the entry. */
+static int indexed(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        int r = vc_txn_begin(s, false, &t);
+        if (r < 0)
+                return r;
+        uint8_t k[VC_IDX_KEY_LEN];
+        const void *v;
+        size_t vl;
+        vc_idx_key(k, domain, tag);
+        r = vc_db_get(t, VC_DB_INDEX, k, sizeof k, &v, &vl);
+        return r == 0 ? 1 : (r == -ENOENT || r == -EBADMSG) ? 0 : r;
+}
+
+static int add_pending(VcWriter *w, const Pending *pe)
+{
+        w->pend[w->npend] = *pe;
+        if (!pe->move)
+                set_insert(w, (uint32_t)w->npend);
+        w->npend++;
+        w->pending_bytes += pe->len;
+        if (w->pending_bytes >= VC_FLUSH_BYTES)
+                return vc_writer_flush(w);
+        return 0;
+}
+
+int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
+                  size_t len)
+{
+        if (w->err)
+                return w->err;
+        int r = check_args(domain, kind, len);
+        if (r < 0)
+                return r;
+        if (set_has(w, domain, tag))
+                return 0;
+        r = indexed(w->s, domain, tag);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = pend_reserve(w);
+        if (r < 0)
+                return r;
+        Pending pe;
+        r = append(w, domain, kind, tag, data, len, &pe);
+        if (r < 0)
+                return r;
+        r = add_pending(w, &pe);
+        return r < 0 ? r : 1;
+}
+
+int vc_writer_move(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
+                   size_t len, uint32_t from_pack, uint64_t from_off)
+{
+        if (w->err)
+                return w->err;
+        int r = check_args(domain, kind, len);
+        if (r == 0)
+                r = pend_reserve(w);
+        if (r < 0)
+                return r;
+        Pending pe;
+        r = append(w, domain, kind, tag, data, len, &pe);
+        if (r < 0)
+                return r;
+        pe.move = true;
+        pe.from_pack = from_pack;
+        pe.from_off = from_off;
+        return add_pending(w, &pe);
+}
+
+/* In the flush transaction: one pending entry into the index. */
+static int commit_entry(VcWriter *w, VcTxn *t, const Pending *pe, int64_t now, uint64_t *moved)
+{
+        uint8_t k[VC_IDX_KEY_LEN];
+        const void *v;
+        size_t vl;
+        VcIdx cur, x = { .pack = pe->pack, .off = pe->off, .len = pe->len, .kind = pe->kind, .stored_at = now };
+        vc_idx_key(k, pe->domain, pe->tag);
+        int r = vc_db_get(t, VC_DB_INDEX, k, sizeof k, &v, &vl);
+        if (r == 0 && vc_idx_decode(v, vl, &cur) < 0)
+                r = -EBADMSG;
+        if (r < 0 && r != -ENOENT && r != -EBADMSG)
+                return r;
+        if (!pe->move) {
+                /* Another writer indexed it meanwhile: ours is dead space. */
+                if (r == 0)
+                        return 0;
+        } else {
+                /* Swept, or moved by someone else meanwhile: leave it be. */
+                if (r < 0 || cur.pack != pe->from_pack || cur.off != pe->from_off)
+                        return 0;
+                x.stored_at = cur.stored_at;
+                (*moved)++;
+        }
+        return vc_idx_put(t, pe->domain, pe->tag, &x);
+}
+
+int vc_writer_flush(VcWriter *w)
+{
+        if (w->err)
+                return w->err;
+        bool any = w->npend > 0;
+        for (size_t i = 0; i < w->npacks; i++) {
+                WPack *p = w->packs[i];
+                if (!p->dirty)
+                        continue;
+                any = true;
+                int r = wbuf_out(p);
+                if (r < 0)
+                        return poison(w, r, p, "write to");
+                if (fdatasync(p->fd) < 0)
+                        return poison(w, -errno, p, "sync");
+        }
+        if (!any)
+                return 0;
+        vc_crash_point("flush-synced");
+
+        VcTxn *t;
+        int r = vc_txn_begin(w->s, true, &t);
+        if (r < 0)
+                return r;
+        int64_t now = vc_now();
+        uint64_t moved = 0;
+        for (size_t i = 0; r == 0 && i < w->npend; i++)
+                r = commit_entry(w, t, &w->pend[i], now, &moved);
+        for (size_t i = 0; r == 0 && i < w->npacks; i++) {
+                WPack *p = w->packs[i];
+                if (p->dirty)
+                        r = vc_packs_put(t, p->domain, p->pack,
+                                         &(VcPackEnt){ .flags = p->full ? VC_PACK_SEALED : 0, .committed = p->size });
+        }
+        if (r < 0) {
+                vc_txn_abort(t);
+                return r;       /* everything stays pending: a retry commits it */
+        }
+        r = vc_txn_commit(t);
+        if (r < 0)
+                return r;
+
+        w->moved += moved;
+        w->npend = 0;
+        w->pending_bytes = 0;
+        if (w->setcap)
+                memset(w->set, 0, w->setcap * sizeof *w->set);
+        size_t keep = 0;
+        for (size_t i = 0; i < w->npacks; i++) {
+                WPack *p = w->packs[i];
+                if (p->dirty) {
+                        p->committed = p->size;
+                        p->dirty = false;
+                }
+                if (p->full)
+                        wpack_free(p);  /* sealed: release it */
+                else
+                        w->packs[keep++] = p;
+        }
+        w->npacks = keep;
+        return 0;
+}
