@@ -44,7 +44,7 @@ static int open_store(const char *cmd, VcStore **s)
 
 /* Shared option loop: handles -h and -s; returns the option or -1. */
 #define GETOPT_LOOP(argc, argv, short_, opts, helpfn)                                   \
-        for (int _c; (_c = getopt_long(argc, argv, "+hs:" short_, opts, NULL)) != -1;) \
+        for (int _c; (_c = getopt_long(argc, argv, "hs:" short_, opts, NULL)) != -1;) \
                 switch (_c) {                                                           \
                 case 'h': helpfn(); return 0;                                           \
                 case 's': vc_global.store = optarg; break;                              \

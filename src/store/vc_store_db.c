@@ -182,8 +182,14 @@ static int env_open(const char *dir, VcDb *db)
         int rc = mdb_env_create(&db->env);
         if (rc)
                 return db_err(rc, "creating the index environment");
+        /* VMCAS_INDEX_MAPSIZE lowers the reservation where address space is
+         * scarce: under valgrind, or with a small ulimit -v. */
+        uint64_t mapsize = VC_DB_MAPSIZE;
+        const char *env = getenv("VMCAS_INDEX_MAPSIZE");
+        if (env && vc_parse_size(env, "VMCAS_INDEX_MAPSIZE", &mapsize) < 0)
+                return -EINVAL;
         if ((rc = mdb_env_set_maxdbs(db->env, VC_DB__MAX)) ||
-            (rc = mdb_env_set_mapsize(db->env, VC_DB_MAPSIZE)) ||
+            (rc = mdb_env_set_mapsize(db->env, (size_t)mapsize)) ||
             (rc = mdb_env_set_maxreaders(db->env, VC_DB_MAXREADERS)))
                 return db_err(rc, "configuring the index environment");
         /* NOTLS: read transactions are not tied to a thread (a reader slot

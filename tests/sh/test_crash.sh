@@ -33,12 +33,12 @@ for r in $(seq 1 "$ROUNDS"); do
   if ! "$B" -s "$S" verify --full > verify.$r 2>&1; then
     echo "# round $r (action $what): verify failed"; sed 's/^/# /' verify.$r | head; bad=1
   fi
-  rm -f m$((r - 1)) d$((r - 1)) 2>/dev/null || true
+  [ $r -gt 1 ] && rm -f m$((r - 1)) d$((r - 1))
 done
 check "verify --full passed after each of $ROUNDS kills" '[ $bad = 0 ]'
 # every reported version that prune did not drop on purpose is intact
 lost=0 n=0
-for k in "${!committed[@]}"; do
+for k in ${committed[@]+"${!committed[@]}"}; do
   pol=${k%%:*}; v=${k#*:}
   if "$B" -s "$S" log $pol --json | grep -q "\"version\": $v,"; then
     n=$((n + 1))

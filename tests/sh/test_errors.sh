@@ -17,8 +17,8 @@ ok "--help of vmcas" vmcas --help
 fails "no store" "no store given" env -u VMCAS_STORE "$VMCAS" stat
 fails "store that is not a store" "not a vmcas store" vmcas -s "$TMPDIR" stat
 fails "store that does not exist" "not a vmcas store|does not exist|No such" vmcas -s "$TMPDIR/nope" stat
-fails "init over an existing store" "exists|not empty" vmcas -s "$S" init
-fails "malformed size 4Q" "invalid memory size '4Q'" vmcas -s "$S" parcel create q --policy ip --memory-size 4Q --disk-size 1M
+fails "init over an existing store" "already holds a vmcas store" vmcas -s "$S" init
+fails "malformed size 4Q" "invalid memory size: '4Q'" vmcas -s "$S" parcel create q --policy ip --memory-size 4Q --disk-size 1M
 fails "chunk size not a power of two" "invalid chunk size" vmcas -s "$S" parcel create q --policy ip --chunk-size 48K --memory-size 1M --disk-size 1M
 fails "chunk size too small" "invalid chunk size" vmcas -s "$S" parcel create q --policy ip --chunk-size 2K --memory-size 1M --disk-size 1M
 fails "chunk size too large" "invalid chunk size" vmcas -s "$S" parcel create q --policy ip --chunk-size 1M --memory-size 1M --disk-size 1M

@@ -28,8 +28,8 @@ vmcas -q -s "$S" checkout p1 --memory out.m --disk out.d
 check "checkout without --version gives the latest" 'cmp -s out.m m3 && cmp -s out.d d3'
 # gold image: version 1 of a new parcel is a copy of another's version
 for pol in delta ip all group:g2; do
-  ok "parcel create --from under $pol" vmcas -q -s "$S" parcel create gold-$pol --policy $pol --from p2@2
-  vmcas -q -s "$S" checkout gold-$pol --memory out.m --disk out.d
+  ok "parcel create --from under $pol" vmcas -q -s "$S" parcel create gold-${pol%%:*} --policy $pol --from p2@2
+  vmcas -q -s "$S" checkout gold-${pol%%:*} --memory out.m --disk out.d
   check "the copy of $pol is byte for byte version 2" 'cmp -s out.m m2 && cmp -s out.d d2'
 done
 ok "--from with another chunk size" vmcas -q -s "$S" parcel create gold-cs --policy ip --chunk-size 16K --from p20

@@ -4,7 +4,7 @@
 . "$TOP/tests/lib.sh"
 command -v valgrind >/dev/null || skip_all "valgrind not installed"
 V="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 $VMCAS_VG"
-export VMCAS_THREADS=2
+export VMCAS_THREADS=2 VMCAS_INDEX_MAPSIZE=1G
 S=$TMPDIR/store
 img new m 300000 1; img new d 600000 2; cp d d2; img mutate d2 1 10
 ok "valgrind: init" $V -s "$S" init
