@@ -189,9 +189,12 @@ static int count_live(VcTxn *t, uint64_t domain, CPack *v, size_t n, Move **move
         return r;
 }
 
+/* Live ratio = live record bytes / record bytes, so that a pack with no
+ * dead record is at 1.0 and never rewritten, whatever the ratio asked. */
 static bool worth_compacting(const CPack *p, double ratio)
 {
-        return p->live_n == 0 || (double)p->live_bytes < ratio * (double)p->e.committed;
+        uint64_t records = p->e.committed > VC_PACK_HDR_LEN ? p->e.committed - VC_PACK_HDR_LEN : 0;
+        return p->live_n == 0 || (double)p->live_bytes < ratio * (double)records;
 }
 
 static int move_cmp(const void *a, const void *b)

@@ -108,6 +108,12 @@ static void test_iter_chunks(void **state)
         assert_int_equal(vc_txn_has_chunk(t, st.d[1], tag), 1);
         assert_int_equal(vc_txn_has_chunk(t, st.d[0], tag), 0);
         vc_txn_abort(t);
+        /* No dead record: even ratio 1.0 rewrites nothing. */
+        VcCompactStats cs;
+        assert_int_equal(vc_store_compact(st.s, 1.0, &cs), 0);
+        assert_int_equal(cs.chunks_moved, 0);
+        assert_int_equal(cs.packs_deleted, 0);
+        assert_int_equal(cs.packs_before, 2);
         store_done(&st);
 }
 
