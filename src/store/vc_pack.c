@@ -145,6 +145,45 @@ int vc_idx_put(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], const V
         return vc_db_put(t, VC_DB_INDEX, k, sizeof k, v, sizeof v);
 }
 
+int vc_idx_info(const void *k, size_t kl, const void *v, size_t vl, VcChunkInfo *ci)
+{
+        VcIdx x;
+        if (kl != VC_IDX_KEY_LEN || vc_idx_decode(v, vl, &x) < 0)
+                return -EBADMSG;
+        const uint8_t *p = k;
+        ci->domain = vc_get64be(p);
+        memcpy(ci->tag, p + 8, VC_TAG_LEN);
+        ci->kind = x.kind;
+        ci->pack = x.pack;
+        ci->offset = x.off;
+        ci->len = x.len;
+        ci->stored_at = x.stored_at;
+        return 0;
+}
+
+int vc_idx_each(VcTxn *t, uint64_t domain, vc_chunk_fn fn, void *ctx)
+{
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
+        uint8_t prefix[8];
+        vc_put64be(prefix, domain);
+        int r = vc_db_cursor_open(t, VC_DB_INDEX, prefix, domain ? sizeof prefix : 0, &c);
+        if (r < 0)
+                return r;
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
+                VcChunkInfo ci = { 0 };
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+                if (r < 0 || vc_idx_info(k, kl, v, vl, &ci) < 0)
+                        return vc_db_damaged(VC_DB_INDEX, k, kl);
+                r = fn(&ci, ctx);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* ---- packs table -----------------------------------------------------------------
  * key: domain BE64, pack BE32
  * value: 0 version u8 (1), 1 flags u8, 2 reserved u16, 4 committed u64,
@@ -197,6 +236,29 @@ int vc_packs_put(VcTxn *t, uint64_t domain, uint32_t pack, const VcPackEnt *e)
         vc_packs_key(k, domain, pack);
         vc_packs_encode(e, v);
         return vc_db_put(t, VC_DB_PACKS, k, sizeof k, v, sizeof v);
+}
+
+int vc_packs_each(VcTxn *t, uint64_t domain, vc_packs_fn fn, void *ctx)
+{
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
+        uint8_t prefix[8];
+        vc_put64be(prefix, domain);
+        int r = vc_db_cursor_open(t, VC_DB_PACKS, prefix, domain ? sizeof prefix : 0, &c);
+        if (r < 0)
+                return r;
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
+                VcPackEnt e = { 0 };
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+                if (r < 0 || kl != VC_PACKS_KEY_LEN || vc_packs_decode(v, vl, &e) < 0)
+                        continue;
+                r = fn(vc_get64be(k), vc_get32be((const uint8_t *)k + 8), &e, ctx);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* ---- per-domain pack counter: 'p' id BE64 -> next pack number u32 ----------- */

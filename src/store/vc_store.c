@@ -747,6 +747,29 @@ static VcDomainStat *stat_find(VcDomainStat **v, size_t *n, uint64_t domain)
         return &nv[lo];
 }
 
+typedef struct StatCtx {
+        VcDomainStat **v;
+        size_t *n;
+        VcDomainStat *d;        /* the domain of the last entry */
+} StatCtx;
+
+static int stat_one(const VcChunkInfo *ci, void *ctx)
+{
+        StatCtx *c = ctx;
+        if (!c->d || c->d->domain != ci->domain)
+                c->d = stat_find(c->v, c->n, ci->domain);
+        if (!c->d)
+                return -ENOMEM;
+        if (ci->kind == VC_KIND_META) {
+                c->d->meta_chunks++;
+                c->d->meta_bytes += ci->len;
+        } else {
+                c->d->data_chunks++;
+                c->d->data_bytes += ci->len;
+        }
+        return 0;
+}
+
 static int stat_collect(VcTxn *t, VcDomainStat **v, size_t *n)
 {
         _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
@@ -768,31 +791,8 @@ static int stat_collect(VcTxn *t, VcDomainStat **v, size_t *n)
         }
         vc_db_cursor_close(c);
         c = NULL;
-        r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &c);
-        if (r < 0)
-                return r;
-        VcDomainStat *d = NULL;
-        while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcIdx x = { 0 };
-                if (r < 0 || kl != VC_IDX_KEY_LEN || vc_idx_decode(val, vl, &x) < 0) {
-                        char what[160];
-                        vc_db_describe(VC_DB_INDEX, k, kl, what, sizeof what);
-                        return vc_errf(-EBADMSG, "index entry damaged: %s; run 'vmcas verify'", what);
-                }
-                uint64_t dom = vc_get64be(k);
-                if (!d || d->domain != dom)
-                        d = stat_find(v, n, dom);
-                if (!d)
-                        return -ENOMEM;
-                if (x.kind == VC_KIND_META) {
-                        d->meta_chunks++;
-                        d->meta_bytes += x.len;
-                } else {
-                        d->data_chunks++;
-                        d->data_bytes += x.len;
-                }
-        }
-        return 0;
+        StatCtx sc = { v, n, NULL };
+        return vc_idx_each(t, 0, stat_one, &sc);
 }
 
 int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_index_bytes)

@@ -122,7 +122,11 @@ typedef enum {
 } VcTable;
 
 /* Begins a read or write transaction (a write transaction waits for other
- * writers, as LMDB does). */
+ * writers, as LMDB does). A write transaction holds the store's one write
+ * lock until it ends: while it is open, the same thread must not call
+ * vc_store_domain(create), vc_writer_flush or a vc_writer_put that may
+ * flush, vc_store_compact or vc_store_reindex (each would wait for itself).
+ * Reading chunks (vc_store_get/has) is fine. */
 int vc_txn_begin(VcStore *s, bool write, VcTxn **ret);
 int vc_txn_commit(VcTxn *t);                 /* always frees t */
 void vc_txn_abort(VcTxn *t);                 /* frees t; NULL ok */
@@ -178,7 +182,8 @@ typedef struct VcCompactStats {
 } VcCompactStats;
 
 /* Rewrites the live records of every pack (not claimed by a writer) whose
- * live bytes are below max_live_ratio of its size into new packs, moves the
+ * live bytes are below max_live_ratio of its record bytes (1.0 = no dead
+ * record; 0.5 is a sensible setting) into new packs, moves the
  * index entries (only those still pointing at the old place), fsyncs, then
  * deletes the old packs. Packs with no live record are deleted. Crash safe
  * at every step: an old pack is removed only after the index no longer

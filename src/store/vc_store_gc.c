@@ -18,23 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Decodes the current index record; -EBADMSG with a message if damaged. */
-static int chunk_info(int r, const void *k, size_t kl, const void *v, size_t vl, VcChunkInfo *ci)
-{
-        VcIdx x = { 0 };
-        if (r < 0 || kl != VC_IDX_KEY_LEN || vc_idx_decode(v, vl, &x) < 0)
-                return vc_db_damaged(VC_DB_INDEX, k, kl);
-        const uint8_t *p = k;
-        ci->domain = vc_get64be(p);
-        memcpy(ci->tag, p + 8, VC_TAG_LEN);
-        ci->kind = x.kind;
-        ci->pack = x.pack;
-        ci->offset = x.off;
-        ci->len = x.len;
-        ci->stored_at = x.stored_at;
-        return 0;
-}
-
 int vc_txn_has_chunk(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
 {
         VcIdx x = { 0 };
@@ -44,22 +27,7 @@ int vc_txn_has_chunk(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
 
 int vc_txn_iter_chunks(VcTxn *t, vc_chunk_fn fn, void *ctx)
 {
-        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
-        int r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &c);
-        if (r < 0)
-                return r;
-        const void *k = NULL, *v = NULL;
-        size_t kl = 0, vl = 0;
-        while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
-                VcChunkInfo ci = { 0 };
-                r = chunk_info(r, k, kl, v, vl, &ci);
-                if (r < 0)
-                        return r;
-                r = fn(&ci, ctx);
-                if (r != 0)
-                        return r;
-        }
-        return 0;
+        return vc_idx_each(t, 0, fn, ctx);
 }
 
 int vc_txn_sweep(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), void *ctx, int64_t cutoff,
@@ -76,9 +44,10 @@ int vc_txn_sweep(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), voi
         size_t kl = 0, vl = 0;
         while ((r = vc_db_cursor_next(c, &k, &kl, &v, &vl)) != 0) {
                 VcChunkInfo ci = { 0 };
-                r = chunk_info(r, k, kl, v, vl, &ci);
-                if (r < 0)
+                if (r < 0 && r != -EBADMSG)
                         return r;
+                if (r < 0 || vc_idx_info(k, kl, v, vl, &ci) < 0)
+                        return vc_db_damaged(VC_DB_INDEX, k, kl);
                 int live = is_live(&ci, ctx);
                 if (live < 0)
                         return live;
@@ -119,35 +88,34 @@ static void cpacks_free(CPack *v, size_t n)
         free(v);
 }
 
+typedef struct CPacks {
+        CPack *v;
+        size_t n;
+} CPacks;
+
+static int load_pack(uint64_t domain, uint32_t pack, const VcPackEnt *e, void *ctx)
+{
+        CPacks *l = ctx;
+        CPack *nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+        if (!nv)
+                return -ENOMEM;
+        l->v = nv;
+        l->v[l->n++] = (CPack){ .domain = domain, .pack = pack, .e = *e, .fd = -1 };
+        return 0;
+}
+
 /* The valid entries of the packs table (of one domain if domain != 0), in
  * (domain, pack) order. */
 static int load_packs(VcTxn *t, uint64_t domain, CPack **ret, size_t *ret_n)
 {
-        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
-        uint8_t prefix[8];
-        vc_put64be(prefix, domain);
-        int r = vc_db_cursor_open(t, VC_DB_PACKS, prefix, domain ? 8 : 0, &c);
-        if (r < 0)
+        CPacks l = { 0 };
+        int r = vc_packs_each(t, domain, load_pack, &l);
+        if (r < 0) {
+                free(l.v);
                 return r;
-        CPack *v = NULL;
-        size_t n = 0;
-        const void *k = NULL, *val = NULL;
-        size_t kl = 0, vl = 0;
-        while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcPackEnt e = { 0 };
-                if (r < 0 || kl != VC_PACKS_KEY_LEN || vc_packs_decode(val, vl, &e) < 0)
-                        continue;       /* reported by check */
-                CPack *nv = realloc(v, (n + 1) * sizeof *nv);
-                if (!nv) {
-                        free(v);
-                        return -ENOMEM;
-                }
-                v = nv;
-                v[n++] = (CPack){ .domain = vc_get64be(k), .pack = vc_get32be((const uint8_t *)k + 8), .e = e,
-                                  .fd = -1 };
         }
-        *ret = v;
-        *ret_n = n;
+        *ret = l.v;
+        *ret_n = l.n;
         return 0;
 }
 
@@ -173,6 +141,39 @@ typedef struct Move {
         int kind;
 } Move;
 
+typedef struct Count {
+        CPack *v;
+        size_t n;
+        Move **moves;
+        size_t *nmoves, cap;
+} Count;
+
+static int count_one(const VcChunkInfo *ci, void *ctx)
+{
+        Count *c = ctx;
+        CPack *p = find_pack(c->v, c->n, ci->domain, ci->pack);
+        if (!p)
+                return 0;
+        p->live_n++;
+        p->live_bytes += VC_REC_HDR_LEN + (uint64_t)ci->len;
+        if (!c->moves || !p->cand)
+                return 0;
+        if (*c->nmoves == c->cap) {
+                c->cap = c->cap ? 2 * c->cap : 1024;
+                Move *nm = realloc(*c->moves, c->cap * sizeof *nm);
+                if (!nm)
+                        return -ENOMEM;
+                *c->moves = nm;
+        }
+        Move *m = &(*c->moves)[(*c->nmoves)++];
+        memcpy(m->tag, ci->tag, VC_TAG_LEN);
+        m->pack = ci->pack;
+        m->off = ci->offset;
+        m->len = ci->len;
+        m->kind = ci->kind;
+        return 0;
+}
+
 /* Counts the live records per pack (of domain, or all with 0). With
  * moves, also lists those that lie in candidate packs. A damaged index
  * entry fails the count: it might point into any pack. */
@@ -180,47 +181,20 @@ static int count_live(VcTxn *t, uint64_t domain, CPack *v, size_t n, Move **move
 {
         for (size_t i = 0; i < n; i++)
                 v[i].live_n = v[i].live_bytes = 0;
-        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
-        uint8_t prefix[8];
-        vc_put64be(prefix, domain);
-        int r = vc_db_cursor_open(t, VC_DB_INDEX, prefix, domain ? 8 : 0, &c);
-        if (r < 0)
-                return r;
-        const void *k = NULL, *val = NULL;
-        size_t kl = 0, vl = 0, cap = 0;
-        while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcChunkInfo ci = { 0 };
-                r = chunk_info(r, k, kl, val, vl, &ci);
-                if (r < 0)
-                        return vc_errf(r, "the index has a damaged entry; run 'vmcas verify' (and reindex) "
-                                          "before compacting");
-                CPack *p = find_pack(v, n, ci.domain, ci.pack);
-                if (!p)
-                        continue;
-                p->live_n++;
-                p->live_bytes += VC_REC_HDR_LEN + (uint64_t)ci.len;
-                if (!moves || !p->cand)
-                        continue;
-                if (*nmoves == cap) {
-                        cap = cap ? 2 * cap : 1024;
-                        Move *nm = realloc(*moves, cap * sizeof *nm);
-                        if (!nm)
-                                return -ENOMEM;
-                        *moves = nm;
-                }
-                Move *m = &(*moves)[(*nmoves)++];
-                memcpy(m->tag, ci.tag, VC_TAG_LEN);
-                m->pack = ci.pack;
-                m->off = ci.offset;
-                m->len = ci.len;
-                m->kind = ci.kind;
-        }
-        return 0;
+        Count c = { .v = v, .n = n, .moves = moves, .nmoves = nmoves };
+        int r = vc_idx_each(t, domain, count_one, &c);
+        if (r == -EBADMSG)
+                return vc_errf(r, "the index has a damaged entry; run 'vmcas verify' (and reindex) "
+                                  "before compacting");
+        return r;
 }
 
+/* Live ratio = live record bytes / record bytes, so that a pack with no
+ * dead record is at 1.0 and never rewritten, whatever the ratio asked. */
 static bool worth_compacting(const CPack *p, double ratio)
 {
-        return p->live_n == 0 || (double)p->live_bytes < ratio * (double)p->e.committed;
+        uint64_t records = p->e.committed > VC_PACK_HDR_LEN ? p->e.committed - VC_PACK_HDR_LEN : 0;
+        return p->live_n == 0 || (double)p->live_bytes < ratio * (double)records;
 }
 
 static int move_cmp(const void *a, const void *b)

@@ -186,6 +186,17 @@ int vc_idx_put(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], const V
 int vc_packs_get(VcTxn *t, uint64_t domain, uint32_t pack, VcPackEnt *ret);
 int vc_packs_put(VcTxn *t, uint64_t domain, uint32_t pack, const VcPackEnt *e);
 
+/* Decodes an index record into *ci; -EBADMSG (no message) if malformed. */
+int vc_idx_info(const void *k, size_t kl, const void *v, size_t vl, VcChunkInfo *ci);
+/* Calls fn for every index entry of domain (all domains with 0), in
+ * (domain, tag) order. A damaged entry fails the walk with -EBADMSG and a
+ * message naming it. fn returns 0 to go on, anything else to stop. */
+int vc_idx_each(VcTxn *t, uint64_t domain, vc_chunk_fn fn, void *ctx);
+/* Calls fn for every valid packs-table entry of domain (all with 0), in
+ * (domain, pack) order. Damaged entries are skipped: check reports them. */
+typedef int (*vc_packs_fn)(uint64_t domain, uint32_t pack, const VcPackEnt *e, void *ctx);
+int vc_packs_each(VcTxn *t, uint64_t domain, vc_packs_fn fn, void *ctx);
+
 /* Domains table keys: 'n' name -> id, 'i' id -> name, 'c' -> next domain
  * id, 'p' id -> next pack number of that domain. */
 int vc_domain_next_pack(VcTxn *t, uint64_t domain, uint32_t *ret);

@@ -198,38 +198,39 @@ static int wpack_add(VcWriter *w, uint64_t domain, uint32_t pack, int fd, uint64
         return 0;
 }
 
-/* Packs of domain that a writer might append to, newest first. */
+typedef struct Cands {
+        uint32_t *v;
+        size_t n;
+        uint64_t pack_max;
+} Cands;
+
+static int add_candidate(uint64_t domain, uint32_t pack, const VcPackEnt *e, void *ctx)
+{
+        Cands *c = ctx;
+        if (e->flags & (VC_PACK_SEALED | VC_PACK_RETIRED) || e->committed >= c->pack_max)
+                return 0;
+        uint32_t *nv = realloc(c->v, (c->n + 1) * sizeof *nv);
+        if (!nv)
+                return -ENOMEM;
+        c->v = nv;
+        c->v[c->n++] = pack;
+        return 0;
+}
+
+/* Packs of domain that a writer might append to, in pack order. */
 static int claim_candidates(VcWriter *w, uint64_t domain, uint32_t **ret, size_t *ret_n)
 {
         _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
-        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *c = NULL;
-        uint8_t prefix[8];
-        vc_put64be(prefix, domain);
+        Cands c = { .pack_max = w->pack_max };
         int r = vc_txn_begin(w->s, false, &t);
         if (r == 0)
-                r = vc_db_cursor_open(t, VC_DB_PACKS, prefix, sizeof prefix, &c);
-        if (r < 0)
+                r = vc_packs_each(t, domain, add_candidate, &c);
+        if (r < 0) {
+                free(c.v);
                 return r;
-        uint32_t *v = NULL;
-        size_t n = 0;
-        const void *k = NULL, *val = NULL;
-        size_t kl = 0, vl = 0;
-        while ((r = vc_db_cursor_next(c, &k, &kl, &val, &vl)) != 0) {
-                VcPackEnt e = { 0 };
-                if (r < 0 || kl != VC_PACKS_KEY_LEN || vc_packs_decode(val, vl, &e) < 0)
-                        continue;       /* damaged entries are verify's business */
-                if (e.flags & (VC_PACK_SEALED | VC_PACK_RETIRED) || e.committed >= w->pack_max)
-                        continue;
-                uint32_t *nv = realloc(v, (n + 1) * sizeof *nv);
-                if (!nv) {
-                        free(v);
-                        return -ENOMEM;
-                }
-                v = nv;
-                v[n++] = vc_get32be((const uint8_t *)k + 8);
         }
-        *ret = v;
-        *ret_n = n;
+        *ret = c.v;
+        *ret_n = c.n;
         return 0;
 }
 
@@ -470,13 +471,28 @@ static int indexed(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
         return r == 0 ? 1 : (r == -ENOENT || r == -EBADMSG) ? 0 : r;
 }
 
-static int add_pending(VcWriter *w, const Pending *pe)
+/* Appends a record and remembers it for the next flush; from is the old
+ * place of a record compaction moves, NULL for a put. */
+static int put_record(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
+                      size_t len, const Pending *from)
 {
-        w->pend[w->npend] = *pe;
-        if (!pe->move)
+        int r = pend_reserve(w);
+        if (r < 0)
+                return r;
+        Pending pe;
+        r = append(w, domain, kind, tag, data, len, &pe);
+        if (r < 0)
+                return r;
+        if (from) {
+                pe.move = true;
+                pe.from_pack = from->from_pack;
+                pe.from_off = from->from_off;
+        }
+        w->pend[w->npend] = pe;
+        if (!pe.move)
                 set_insert(w, (uint32_t)w->npend);
         w->npend++;
-        w->pending_bytes += pe->len;
+        w->pending_bytes += pe.len;
         if (w->pending_bytes >= VC_FLUSH_BYTES)
                 return vc_writer_flush(w);
         return 0;
@@ -495,14 +511,7 @@ int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
         r = indexed(w->s, domain, tag);
         if (r != 0)
                 return r < 0 ? r : 0;
-        r = pend_reserve(w);
-        if (r < 0)
-                return r;
-        Pending pe;
-        r = append(w, domain, kind, tag, data, len, &pe);
-        if (r < 0)
-                return r;
-        r = add_pending(w, &pe);
+        r = put_record(w, domain, kind, tag, data, len, NULL);
         return r < 0 ? r : 1;
 }
 
@@ -512,18 +521,10 @@ int vc_writer_move(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_
         if (w->err)
                 return w->err;
         int r = check_args(domain, kind, len);
-        if (r == 0)
-                r = pend_reserve(w);
         if (r < 0)
                 return r;
-        Pending pe;
-        r = append(w, domain, kind, tag, data, len, &pe);
-        if (r < 0)
-                return r;
-        pe.move = true;
-        pe.from_pack = from_pack;
-        pe.from_off = from_off;
-        return add_pending(w, &pe);
+        return put_record(w, domain, kind, tag, data, len,
+                          &(Pending){ .from_pack = from_pack, .from_off = from_off });
 }
 
 /* In the flush transaction: one pending entry into the index. */

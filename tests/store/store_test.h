@@ -206,4 +206,37 @@ static inline int check_store(VcStore *s, bool full, Damage *d)
         return r;
 }
 
+/* Live: the seed's tag is in a sorted array. */
+typedef struct Live {
+        uint8_t (*tags)[VC_TAG_LEN];
+        size_t n;
+        int fail_after;         /* >0: return -EIO on that call */
+        int calls;
+} Live;
+
+static inline int tag_cmp(const void *a, const void *b)
+{
+        return memcmp(a, b, VC_TAG_LEN);
+}
+
+static inline int is_live(const VcChunkInfo *ci, void *ctx)
+{
+        Live *l = ctx;
+        if (l->fail_after && ++l->calls == l->fail_after)
+                return -EIO;
+        return bsearch(ci->tag, l->tags, l->n, VC_TAG_LEN, tag_cmp) != NULL;
+}
+
+/* Live = seeds in [lo, hi) with seed % mod == 0. */
+static inline void live_set(Live *l, uint64_t lo, uint64_t hi, uint64_t mod)
+{
+        free(l->tags);
+        *l = (Live){ 0 };
+        l->tags = calloc(hi - lo + 1, VC_TAG_LEN);
+        for (uint64_t i = lo; i < hi; i++)
+                if (i % mod == 0)
+                        chunk_tag(i, l->tags[l->n++]);
+        qsort(l->tags, l->n, VC_TAG_LEN, tag_cmp);
+}
+
 #endif

@@ -347,6 +347,12 @@ static void test_catalog(void **state)
         uint8_t tag[VC_TAG_LEN] = { 1 };
         assert_int_equal(vc_txn_has_chunk(t, 1, tag), 0);
         vc_txn_abort(t);
+        /* Reads of chunks work while this thread holds a write transaction
+         * (MDB_NOTLS: a read transaction is not tied to the thread). */
+        assert_int_equal(vc_txn_begin(s, true, &t), 0);
+        assert_int_equal(vc_store_has(s, 1, tag), 0);
+        assert_int_equal(vc_txn_put(t, VC_TABLE_META, "k", 1, "v", 1), 0);
+        assert_int_equal(vc_txn_commit(t), 0);
         vc_store_free(s);
         vc_errclear();
         tmp_store_free(path);

@@ -332,29 +332,13 @@ static void test_locks(void **state)
 
 /* ---- kill -9 during compaction ------------------------------------------------------ */
 
-typedef struct Live {
-        uint8_t (*tags)[VC_TAG_LEN];
-        size_t n;
-} Live;
-
-static int tag_cmp(const void *a, const void *b)
-{
-        return memcmp(a, b, VC_TAG_LEN);
-}
-
-static int is_live(const VcChunkInfo *ci, void *ctx)
-{
-        Live *l = ctx;
-        return bsearch(ci->tag, l->tags, l->n, VC_TAG_LEN, tag_cmp) != NULL;
-}
-
 static void test_crash_compaction(void **state)
 {
         (void)state;
         uint64_t d1, d2;
         char *path = new_store(&d1, &d2);
         const int ROUNDS = 14, PER = 150;
-        Live live = { calloc((size_t)ROUNDS * PER, VC_TAG_LEN), 0 };
+        Live live = { .tags = calloc((size_t)ROUNDS * PER, VC_TAG_LEN) };
         uint64_t killed_mid = 0;
         for (int round = 0; round < ROUNDS; round++) {
                 VcStore *s;

@@ -1,6 +1,7 @@
 /* Index walks, sweep with a grace cutoff, compaction, a crash at each step
  * of flush and compaction, reindex from the packs alone. */
 #include "store_test.h"
+#include "store/vc_store_int.h"   /* vc_writer_move */
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -43,39 +44,6 @@ static void store_done(Store *st)
 static int verify(Store *st, uint64_t seed)
 {
         return verify_chunk(st->s, st->d[seed % 2], seed);
-}
-
-/* Live: the seed's tag is in a sorted array. */
-typedef struct Live {
-        uint8_t (*tags)[VC_TAG_LEN];
-        size_t n;
-        int fail_after;         /* >0: return -EIO on that call */
-        int calls;
-} Live;
-
-static int tag_cmp(const void *a, const void *b)
-{
-        return memcmp(a, b, VC_TAG_LEN);
-}
-
-static int is_live(const VcChunkInfo *ci, void *ctx)
-{
-        Live *l = ctx;
-        if (l->fail_after && ++l->calls == l->fail_after)
-                return -EIO;
-        return bsearch(ci->tag, l->tags, l->n, VC_TAG_LEN, tag_cmp) != NULL;
-}
-
-/* Live = seeds in [lo, hi) with seed % mod == 0. */
-static void live_set(Live *l, uint64_t lo, uint64_t hi, uint64_t mod)
-{
-        free(l->tags);
-        *l = (Live){ 0 };
-        l->tags = calloc(hi - lo + 1, VC_TAG_LEN);
-        for (uint64_t i = lo; i < hi; i++)
-                if (i % mod == 0)
-                        chunk_tag(i, l->tags[l->n++]);
-        qsort(l->tags, l->n, VC_TAG_LEN, tag_cmp);
 }
 
 static int sweep(Store *st, Live *l, int64_t cutoff, VcSweepStats *sw)
@@ -141,6 +109,12 @@ static void test_iter_chunks(void **state)
         assert_int_equal(vc_txn_has_chunk(t, st.d[1], tag), 1);
         assert_int_equal(vc_txn_has_chunk(t, st.d[0], tag), 0);
         vc_txn_abort(t);
+        /* No dead record: even ratio 1.0 rewrites nothing. */
+        VcCompactStats cs;
+        assert_int_equal(vc_store_compact(st.s, 1.0, &cs), 0);
+        assert_int_equal(cs.chunks_moved, 0);
+        assert_int_equal(cs.packs_deleted, 0);
+        assert_int_equal(cs.packs_before, 2);
         store_done(&st);
 }
 
@@ -299,6 +273,73 @@ static void test_compact_skips_claimed(void **state)
         assert_int_equal(vc_store_compact(st.s, 1.0, &cs), 0);
         assert_int_equal(cs.packs_deleted, 1);
         assert_int_equal(stat(pp, &sb), -1);
+        assert_int_equal(check_store(st.s, true, NULL), 0);
+        free(l.tags);
+        store_done(&st);
+}
+
+/* Compaction repoints an entry only if it still points where the record
+ * was copied from: a chunk swept (or moved) meanwhile stays as it is. */
+typedef struct Where {
+        VcChunkInfo ci;
+        const uint8_t *tag;
+} Where;
+
+static int where_cb(const VcChunkInfo *ci, void *ctx)
+{
+        Where *w = ctx;
+        if (memcmp(ci->tag, w->tag, VC_TAG_LEN) == 0)
+                w->ci = *ci;
+        return 0;
+}
+
+static VcChunkInfo where(Store *st, uint64_t seed)
+{
+        uint8_t tag[VC_TAG_LEN];
+        chunk_tag(seed, tag);
+        Where w = { .tag = tag };
+        VcTxn *t;
+        assert_int_equal(vc_txn_begin(st->s, false, &t), 0);
+        assert_int_equal(vc_txn_iter_chunks(t, where_cb, &w), 0);
+        vc_txn_abort(t);
+        return w.ci;
+}
+
+static void test_move_guard(void **state)
+{
+        (void)state;
+        Store st;
+        Live l = { 0 };
+        VcSweepStats sw;
+        VcWriter *w;
+        store_new(&st);
+        put_range(&st, 0, 4, 0);
+        VcChunkInfo a = where(&st, 0), b = where(&st, 2);
+        assert_true(a.pack == 1 && b.pack == 1);
+        live_set(&l, 0, 1, 1);          /* only seed 0 */
+        assert_int_equal(sweep(&st, &l, INT64_MAX, &sw), 0);
+        assert_int_equal(sw.chunks_freed, 3);
+
+        assert_int_equal(vc_writer_new(st.s, &w), 0);
+        vc_writer_set_pack_max(w, 64);  /* every record seals its pack: moves land in new packs */
+        for (uint64_t seed = 0; seed <= 2; seed += 2) {
+                size_t n;
+                uint8_t tag[VC_TAG_LEN], *data = make_chunk(seed, &n, tag);
+                const VcChunkInfo *ci = seed ? &b : &a;
+                /* From the wrong place: ignored. */
+                assert_int_equal(vc_writer_move(w, st.d[0], ci->kind, tag, data, n, ci->pack, ci->offset + 1), 0);
+                /* From the right place: repointed, unless swept (seed 2). */
+                assert_int_equal(vc_writer_move(w, st.d[0], ci->kind, tag, data, n, ci->pack, ci->offset), 0);
+                free(data);
+        }
+        assert_int_equal(vc_writer_flush(w), 0);
+        assert_int_equal(vc_writer_moved(w), 1);
+        vc_writer_free(w);
+        VcChunkInfo a2 = where(&st, 0);
+        assert_true(a2.pack != a.pack);
+        assert_true(a2.stored_at == a.stored_at);      /* a move keeps the age */
+        assert_int_equal(verify(&st, 0), 0);
+        assert_int_equal(verify(&st, 2), -ENOENT);      /* not resurrected */
         assert_int_equal(check_store(st.s, true, NULL), 0);
         free(l.tags);
         store_done(&st);
@@ -492,14 +533,21 @@ static void test_domain_ids_after_index_loss(void **state)
         uint64_t id, again;
         store_new(&st);
         put_range(&st, 0, 20, 0);
+        /* Damage one record's data: reindex must not index it. */
+        char pp[PATH_MAX];
+        size_t n;
+        uint8_t tag[VC_TAG_LEN], *data = make_chunk(6, &n, tag);
+        pack_path(st.path, st.d[0], 1, pp, sizeof pp);
+        assert_int_equal(flip_after(pp, data, 32, 3), 1);
+        free(data);
         lose_index(&st);
         assert_int_equal(vc_store_domain(st.s, "parcel:2", true, &id), 0);
         assert_true(id != st.d[0] && id != st.d[1]);
         assert_int_equal(vc_store_domain(st.s, "parcel:3", true, &again), 0);
         assert_true(again != st.d[0] && again != st.d[1] && again != id);
-        assert_int_equal(vc_store_reindex(st.s), 20);
+        assert_int_equal(vc_store_reindex(st.s), 19);
         for (uint64_t i = 0; i < 20; i++)
-                assert_int_equal(verify(&st, i), 0);
+                assert_int_equal(verify(&st, i), i == 6 ? -ENOENT : 0);
         /* The old names come back; the new domains keep theirs. */
         char name[64];
         assert_int_equal(vc_store_domain_name(st.s, st.d[0], name, sizeof name), 0);
@@ -508,7 +556,10 @@ static void test_domain_ids_after_index_loss(void **state)
         assert_true(again == st.d[1]);
         assert_int_equal(vc_store_domain(st.s, "parcel:2", false, &again), 0);
         assert_true(again == id);
-        assert_int_equal(check_store(st.s, true, NULL), 0);
+        /* The damaged record is dead space now, still reported. */
+        Damage dm = { 0 };
+        assert_int_equal(check_store(st.s, true, &dm), 1);
+        assert_true(damage_has(&dm, tag));
         store_done(&st);
 }
 
@@ -519,6 +570,7 @@ int main(void)
                 cmocka_unit_test(test_sweep),
                 cmocka_unit_test(test_compact),
                 cmocka_unit_test(test_compact_skips_claimed),
+                cmocka_unit_test(test_move_guard),
                 cmocka_unit_test(test_crash_points),
                 cmocka_unit_test(test_reindex),
                 cmocka_unit_test(test_domain_ids_after_index_loss),
