@@ -8,7 +8,7 @@ img new m 1000000 1; img new d 4000000 2
 vmcas -s "$S" parcel create p --policy ip --chunk-size 4K --compress none --memory-size 1000000 --disk-size 4000000 >/dev/null
 vmcas -s "$S" parcel create r --policy delta --chunk-size 16K --memory-size 1000000 --disk-size 4000000 >/dev/null
 for v in 1 2 3 4 5; do
-  cp m m$v; cp d d$v; img mutate m$v $v 60; img mutate d$v $((v + 10)) 40
+  cp m m$v; cp d d$v; img mutate m$v $v 90; img mutate d$v $((v + 10)) 90
   vmcas -q -s "$S" checkin p --memory m$v --disk d$v >/dev/null
   vmcas -q -s "$S" checkin r --memory m$v --disk d$v >/dev/null
 done
