@@ -17,6 +17,7 @@ mem=$((MB / 8 * 1048576)); disk=$((MB * 1048576 - mem))
 "$IMG" random "$W/m" $mem 1; "$IMG" random "$W/d" $disk 2
 "$IMG" new "$W/mx" $mem 3; "$IMG" new "$W/dx" $disk 4
 cat "$W"/m "$W"/d "$W"/mx "$W"/dx > /dev/null   # into the page cache
+sync                                            # and nothing left to write back
 
 base=$("$T")
 echo "$base" | sed 's/^/baseline: /; s/$/ MB\/s/'
@@ -28,7 +29,7 @@ report() { # name bytes seconds target
   printf '%-44s %6s MB/s  %5.2f x sha256(2 cores)  target >= %s MB/s  %s\n' "$1" "$r" \
     "$(awk -v r="$r" -v s="$sha2" 'BEGIN { print r / s }')" "$4" "$([ "$r" -ge "$4" ] && echo ok || echo BELOW)"
 }
-timed() { local t0 t1; t0=$(date +%s.%N); "$@" > "$W/out.json"; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'; }
+timed() { local t0 t1; sync; t0=$(date +%s.%N); "$@" > "$W/out.json"; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'; }
 
 for z in none zstd; do
   S=$W/store-$z; "$B" -s "$S" init >/dev/null

@@ -175,7 +175,8 @@ static int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len)
                 size_t slen;
                 int r = vc_store_get(src->s, src->p->data_domain, src->e[j].tag, &src->sealed, &src->cap, &slen);
                 if (r >= 0)
-                        r = vc_unseal(src->sealer, src->sealed, slen, src->e[j].tag, src->e[j].key, buf + (o - off), n);
+                        r = vc_unseal(src->sealer, src->sealed, slen, src->e[j].tag, src->e[j].key, buf + (o - off), n,
+                                      false);
                 if (r < 0) {
                         char hex[65];
                         vc_hex(src->e[j].tag, 32, hex);
@@ -189,6 +190,14 @@ static int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len)
 /* ---- checkin ------------------------------------------------------------------ */
 
 enum { SLOT_ZERO, SLOT_REUSED, SLOT_NEW };
+
+/* One round of BATCH bytes: the data, each chunk's fate and sealed bytes. */
+typedef struct Batch {
+        uint8_t *buf, *slots, *kind;
+        size_t *slen;
+        VcEntry *out;              /* entries of this batch, in place */
+        uint64_t first, len;       /* first chunk index, bytes */
+} Batch;
 
 typedef struct Checkin {
         VcStore *s;
@@ -204,17 +213,21 @@ typedef struct Checkin {
         VcCheckinStats *st;
         VcProgress prog;
         uint64_t done;
-        /* the batch being processed */
-        uint8_t *buf, *slots;
+        /* Two batches: while the workers seal one, the put thread appends
+         * the other to the store. */
+        Batch b[2], *cur;
         size_t slot_size;
-        uint8_t *kind;
-        size_t *slen;
-        VcEntry *out;              /* entries of this batch, in place */
         const VcEntry *prev;       /* previous entries of this image, or NULL */
-        uint64_t prev_n, first, len;
+        uint64_t prev_n;
         uint64_t seal_base;        /* nonce index of position 0 of this image */
         int err;
         pthread_mutex_t lock;
+        /* the put thread */
+        pthread_t putter;
+        bool putter_started, quit;
+        Batch *todo;               /* handed to the put thread, NULL when idle */
+        int put_err;
+        pthread_cond_t cv;
 } Checkin;
 
 typedef struct { Checkin *c; int tid; } Worker;
@@ -223,16 +236,17 @@ static void *work(void *arg)
 {
         Worker *wk = arg;
         Checkin *c = wk->c;
+        Batch *b = c->cur;
         VcSealer *sl = c->sealers[wk->tid];
-        uint64_t cs = c->p->chunk_size, n = (c->len + cs - 1) / cs;
+        uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
         for (uint64_t i = (uint64_t)wk->tid; i < n; i += (uint64_t)c->nthreads) {
-                const uint8_t *d = c->buf + i * cs;
-                size_t len = (size_t)VC_MIN(cs, c->len - i * cs);
-                uint64_t idx = c->first + i;
-                VcEntry *e = &c->out[i];
+                const uint8_t *d = b->buf + i * cs;
+                size_t len = (size_t)VC_MIN(cs, b->len - i * cs);
+                uint64_t idx = b->first + i;
+                VcEntry *e = &b->out[i];
                 if (vc_is_zero(d, len)) {
                         memset(e, 0, sizeof *e);
-                        c->kind[i] = SLOT_ZERO;
+                        b->kind[i] = SLOT_ZERO;
                         continue;
                 }
                 vc_chunk_key(sl, d, len, e->key);
@@ -240,16 +254,16 @@ static void *work(void *arg)
                 if (c->prev && idx < c->prev_n && !vc_entry_is_zero(&c->prev[idx]) &&
                     memcmp(c->prev[idx].key, e->key, VC_KEY_LEN) == 0) {
                         memcpy(e->tag, c->prev[idx].tag, 32);
-                        c->kind[i] = SLOT_REUSED;
+                        b->kind[i] = SLOT_REUSED;
                         continue;
                 }
                 if (c->prevmap && vc_tagset_get(c->prevmap, 0, e->key, &at)) {
                         memcpy(e->tag, c->prev_all[at].tag, 32);
-                        c->kind[i] = SLOT_REUSED;
+                        b->kind[i] = SLOT_REUSED;
                         continue;
                 }
-                int r = vc_seal(sl, d, len, e->key, c->seal_base + idx, c->slots + i * c->slot_size, c->slot_size, &c->slen[i],
-                                e->tag);
+                int r = vc_seal(sl, d, len, e->key, c->seal_base + idx, b->slots + i * c->slot_size, c->slot_size,
+                                &b->slen[i], e->tag);
                 if (r < 0) {
                         pthread_mutex_lock(&c->lock);
                         if (!c->err)
@@ -257,7 +271,7 @@ static void *work(void *arg)
                         pthread_mutex_unlock(&c->lock);
                         break;
                 }
-                c->kind[i] = SLOT_NEW;
+                b->kind[i] = SLOT_NEW;
         }
         return NULL;
 }
@@ -288,49 +302,99 @@ static int run_workers(Checkin *c)
         return c->err;
 }
 
+/* Appends the new chunks of batch b to the store (the put thread). */
+static int put_batch(Checkin *c, Batch *b)
+{
+        uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
+        for (uint64_t i = 0; i < n; i++) {
+                c->st->chunks++;
+                if (b->kind[i] == SLOT_ZERO) {
+                        c->st->zero_chunks++;
+                        continue;
+                }
+                if (b->kind[i] == SLOT_REUSED) {
+                        c->st->reused_chunks++;
+                        continue;
+                }
+                int r = vc_writer_put(c->w, c->p->data_domain, VC_KIND_DATA, b->out[i].tag,
+                                      b->slots + i * c->slot_size, b->slen[i]);
+                if (r < 0)
+                        return r;
+                if (r == 1) {
+                        c->st->new_chunks++;
+                        c->st->new_bytes += b->slen[i];
+                }
+                if ((r = vc_tagset_add(c->check, c->p->data_domain, b->out[i].tag, 0)) < 0)
+                        return r;
+        }
+        c->done += b->len;
+        c->st->bytes_in += b->len;
+        vc_progress(&c->prog, c->done);
+        return 0;
+}
+
+static void *put_main(void *arg)
+{
+        Checkin *c = arg;
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                while (!c->todo && !c->quit)
+                        pthread_cond_wait(&c->cv, &c->lock);
+                if (!c->todo)
+                        break;
+                Batch *b = c->todo;
+                pthread_mutex_unlock(&c->lock);
+                int r = c->put_err ? 0 : put_batch(c, b);
+                pthread_mutex_lock(&c->lock);
+                if (r < 0 && !c->put_err)
+                        c->put_err = r;
+                c->todo = NULL;
+                pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+/* Waits until the put thread is idle; hands it b if not NULL. Returns the
+ * put thread's first error. */
+static int hand_over(Checkin *c, Batch *b)
+{
+        pthread_mutex_lock(&c->lock);
+        while (c->todo)
+                pthread_cond_wait(&c->cv, &c->lock);
+        int r = c->put_err;
+        if (b && !r) {
+                c->todo = b;
+                pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
 static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t prev_n, VcEntry *out,
                          uint64_t seal_base)
 {
         uint64_t cs = c->p->chunk_size;
+        int k = 0;
+        /* the workers read prev and seal_base: the put thread never does */
         c->seal_base = seal_base;
         c->prev = prev;
         c->prev_n = prev_n;
-        for (uint64_t off = 0; off < src->size; off += BATCH) {
-                c->len = VC_MIN((uint64_t)BATCH, src->size - off);
-                c->first = off / cs;
-                c->out = out + c->first;
-                int r = source_read(src, off, c->buf, (size_t)c->len);
+        for (uint64_t off = 0; off < src->size; off += BATCH, k ^= 1) {
+                /* b's previous contents were handed over two rounds ago and
+                 * the last hand_over waited for them to be put */
+                Batch *b = &c->b[k];
+                b->len = VC_MIN((uint64_t)BATCH, src->size - off);
+                b->first = off / cs;
+                b->out = out + b->first;
+                int r = source_read(src, off, b->buf, (size_t)b->len);
                 if (r < 0)
                         return r;
-                if ((r = run_workers(c)) < 0)
+                c->cur = b;
+                if ((r = run_workers(c)) < 0 || (r = hand_over(c, b)) < 0)
                         return r;
-                uint64_t n = (c->len + cs - 1) / cs;
-                for (uint64_t i = 0; i < n; i++) {
-                        c->st->chunks++;
-                        if (c->kind[i] == SLOT_ZERO) {
-                                c->st->zero_chunks++;
-                                continue;
-                        }
-                        if (c->kind[i] == SLOT_REUSED) {
-                                c->st->reused_chunks++;
-                                continue;
-                        }
-                        r = vc_writer_put(c->w, c->p->data_domain, VC_KIND_DATA, c->out[i].tag,
-                                          c->slots + i * c->slot_size, c->slen[i]);
-                        if (r < 0)
-                                return r;
-                        if (r == 1) {
-                                c->st->new_chunks++;
-                                c->st->new_bytes += c->slen[i];
-                        }
-                        if ((r = vc_tagset_add(c->check, c->p->data_domain, c->out[i].tag, 0)) < 0)
-                                return r;
-                }
-                c->done += c->len;
-                c->st->bytes_in += c->len;
-                vc_progress(&c->prog, c->done);
         }
-        return 0;
+        return hand_over(c, NULL);
 }
 
 typedef struct { Checkin *c; } NodePut;
@@ -387,6 +451,7 @@ static int do_checkin(VcStore *s, VcParcel *p, bool create, const Keys *k, Sourc
         double t0 = vc_mono();
         Checkin c = { .s = s, .p = p, .k = k, .st = st, .nthreads = vc_threads() };
         pthread_mutex_init(&c.lock, NULL);
+        pthread_cond_init(&c.cv, NULL);
         VcEntry *emem = NULL, *edisk = NULL, *pmem = NULL, *pdisk = NULL;
         uint64_t nmem = 0, ndisk = 0, npm = 0, npd = 0;
         VcTxn *t = NULL;
@@ -426,11 +491,17 @@ static int do_checkin(VcStore *s, VcParcel *p, bool create, const Keys *k, Sourc
         edisk = calloc(ndisk + 1, sizeof(VcEntry));
         c.slot_size = vc_seal_bound(cs);
         uint64_t per = BATCH / cs;
-        c.buf = malloc(BATCH);
-        c.slots = malloc(per * c.slot_size);
-        c.kind = malloc(per);
-        c.slen = malloc(per * sizeof(size_t));
-        if (!emem || !edisk || !c.buf || !c.slots || !c.kind || !c.slen) {
+        for (int i = 0; i < 2; i++) {
+                c.b[i].buf = malloc(BATCH);
+                c.b[i].slots = malloc(per * c.slot_size);
+                c.b[i].kind = malloc(per);
+                c.b[i].slen = malloc(per * sizeof(size_t));
+                if (!c.b[i].buf || !c.b[i].slots || !c.b[i].kind || !c.b[i].slen) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+        }
+        if (!emem || !edisk) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -445,6 +516,11 @@ static int do_checkin(VcStore *s, VcParcel *p, bool create, const Keys *k, Sourc
         if ((r = vc_tagset_new(&c.check)) < 0 || (r = vc_writer_new(s, &c.w)) < 0)
                 goto out;
         vc_progress_init(&c.prog, "checkin", p->mem_size + p->disk_size, quiet);
+        if (pthread_create(&c.putter, NULL, put_main, &c) != 0) {
+                r = vc_errf(-EAGAIN, "cannot start a thread");
+                goto out;
+        }
+        c.putter_started = true;
         /* memory and disk positions get distinct delta nonces */
         if ((r = checkin_image(&c, mem, pmem, npm, emem, 0)) < 0 ||
             (r = checkin_image(&c, disk, pdisk, npd, edisk, 1ULL << 43)) < 0)
@@ -530,10 +606,20 @@ out:
         vc_tagset_free(c.prevmap);
         vc_tagset_free(c.check);
         free(c.prev_all);
-        free(c.buf);
-        free(c.slots);
-        free(c.kind);
-        free(c.slen);
+        if (c.putter_started) {
+                pthread_mutex_lock(&c.lock);
+                c.quit = true;
+                pthread_cond_broadcast(&c.cv);
+                pthread_mutex_unlock(&c.lock);
+                pthread_join(c.putter, NULL);
+        }
+        for (int i = 0; i < 2; i++) {
+                free(c.b[i].buf);
+                free(c.b[i].slots);
+                free(c.b[i].kind);
+                free(c.b[i].slen);
+        }
+        pthread_cond_destroy(&c.cv);
         free(emem);
         free(edisk);
         free(pmem);
@@ -735,6 +821,7 @@ typedef struct Out {
         const VcEntry *e;
         uint64_t n, size;
         int fd;
+        int dfd;                   /* the same file with O_DIRECT, or -1 */
         const char *what;
         int nthreads;
         VcSealer *sealers[MAX_THREADS];
@@ -746,45 +833,81 @@ typedef struct Out {
 
 typedef struct { Out *o; int tid; } OutWorker;
 
+/* Writes buf, holding chunks [from, to) of the image, in one call. */
+static int out_flush(Out *o, const uint8_t *buf, uint64_t from, uint64_t to)
+{
+        uint64_t cs = o->p->chunk_size;
+        if (to <= from)
+                return 0;
+        size_t len = (size_t)(VC_MIN(to * cs, o->size) - from * cs);
+        off_t off = (off_t)(from * cs);
+        int r = 0;
+        /* Direct I/O skips the copy into the page cache, which on this
+         * kind of machine costs more CPU than decrypting, and the inode
+         * lock buffered writers contend on. Offsets are chunk-aligned and
+         * chunks are multiples of 4 KiB; only the image's short tail goes
+         * through the page cache. */
+        size_t direct = o->dfd >= 0 ? len & ~(size_t)4095 : 0;
+        if (direct) {
+                r = vc_pwrite_full(o->dfd, buf, direct, off);
+                if (r == -EINVAL) {       /* the file system refused: buffered from now on */
+                        direct = 0;
+                        r = 0;
+                }
+        }
+        if (r == 0 && len > direct)
+                r = vc_pwrite_full(o->fd, buf + direct, len - direct, off + (off_t)direct);
+        if (r < 0)
+                return vc_errf(r, "writing the %s image: %s", o->what, strerror(-r));
+        pthread_mutex_lock(&o->lock);
+        o->done += len;
+        vc_progress(o->prog, o->done);
+        pthread_mutex_unlock(&o->lock);
+        return 0;
+}
+
 static void *out_work(void *arg)
 {
         OutWorker *w = arg;
         Out *o = w->o;
         uint64_t cs = o->p->chunk_size;
-        uint8_t *sealed = NULL, *plain = malloc(cs);
+        /* Threads take runs of ~1 MiB in turn, opening chunks into one
+         * buffer and writing each stretch of non-zero chunks with one call:
+         * per-chunk writes cost more in syscalls and inode lock contention
+         * than the hashing. All-zero chunks are left as holes. */
+        const uint64_t run = VC_MAX(1, (1u << 20) / cs);
+        uint8_t *sealed = NULL, *buf = NULL;
+        if (posix_memalign((void **)&buf, 4096, run * cs) != 0)
+                buf = NULL;
         size_t cap = 0;
-        int r = plain ? 0 : -ENOMEM;
-        /* ranges of 64 chunks per thread, interleaved: sequential enough for
-         * the disk, balanced enough for the cores */
-        const uint64_t run = 64;
+        VcTxn *t = NULL;
+        int r = buf ? vc_txn_begin(o->s, false, &t) : -ENOMEM;
         for (uint64_t b = (uint64_t)w->tid * run; r == 0 && b < o->n; b += run * (uint64_t)o->nthreads) {
-                for (uint64_t i = b; r == 0 && i < VC_MIN(b + run, o->n); i++) {
+                uint64_t end = VC_MIN(b + run, o->n), from = b;
+                if (b != (uint64_t)w->tid * run && (r = vc_txn_refresh(t)) < 0)
+                        break;
+                for (uint64_t i = b; r == 0 && i < end; i++) {
                         if (o->err)
                                 break;
-                        if (vc_entry_is_zero(&o->e[i]))
-                                continue;           /* a hole: the file is sparse there */
+                        if (vc_entry_is_zero(&o->e[i])) {
+                                r = out_flush(o, buf + (from - b) * cs, from, i);
+                                from = i + 1;
+                                continue;
+                        }
                         size_t len = (size_t)VC_MIN(cs, o->size - i * cs), slen;
-                        r = vc_store_get(o->s, o->p->data_domain, o->e[i].tag, &sealed, &cap, &slen);
+                        r = vc_store_get_txn(o->s, t, o->p->data_domain, o->e[i].tag, &sealed, &cap, &slen);
                         if (r >= 0)
-                                r = vc_unseal(o->sealers[w->tid], sealed, slen, o->e[i].tag, o->e[i].key, plain, len);
-                        if (r >= 0) {
-                                r = vc_pwrite_full(o->fd, plain, len, (off_t)(i * cs));
-                                if (r < 0)
-                                        r = vc_errf(r, "writing the %s image: %s", o->what, strerror(-r));
-                        } else {
+                                r = vc_unseal(o->sealers[w->tid], sealed, slen, o->e[i].tag, o->e[i].key,
+                                              buf + (i - b) * cs, len, false);
+                        if (r < 0) {
                                 char hex[65];
                                 vc_hex(o->e[i].tag, 32, hex);
                                 r = vc_errf(r, "chunk %s (%s image, chunk %" PRIu64 ", offset %" PRIu64 ") is unusable: %s",
                                             hex, o->what, i, i * cs, vc_errmsg(r));
                         }
-                        if (r == 0) {
-                                pthread_mutex_lock(&o->lock);
-                                o->done += len;
-                                if (w->tid == 0)
-                                        vc_progress(o->prog, o->done);
-                                pthread_mutex_unlock(&o->lock);
-                        }
                 }
+                if (r == 0 && !o->err)
+                        r = out_flush(o, buf + (from - b) * cs, from, end);
         }
         if (r < 0) {
                 pthread_mutex_lock(&o->lock);
@@ -792,9 +915,20 @@ static void *out_work(void *arg)
                         o->err = r;
                 pthread_mutex_unlock(&o->lock);
         }
+        vc_txn_abort(t);
         free(sealed);
-        free(plain);
+        free(buf);
         return NULL;
+}
+
+/* A second descriptor of a file for direct I/O; -1 where the file system
+ * has none (tmpfs) or VMCAS_DIRECT_IO=0. */
+static int open_direct(const char *path)
+{
+        const char *e = getenv("VMCAS_DIRECT_IO");
+        if (e && strcmp(e, "0") == 0)
+                return -1;
+        return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
 }
 
 static int tmp_beside(const char *path, char *tmp, size_t len, int *fd)
@@ -837,7 +971,7 @@ static int write_image(Out *o, const VcParcel *p, const Keys *k)
                 pthread_join(th[i], NULL);
         if (o->err)
                 return o->err;
-        if (fsync(o->fd) < 0)
+        if ((o->dfd >= 0 && fsync(o->dfd) < 0) || fsync(o->fd) < 0)
                 return vc_errf(-errno, "fsync of the %s image: %s", o->what, strerror(errno));
         return 0;
 }
@@ -854,7 +988,7 @@ int vc_checkout(VcStore *s, const char *name, uint32_t version, const char *mem_
         char tm[PATH_MAX] = "", td[PATH_MAX] = "";
         int fm = -1, fdd = -1;
         VcProgress prog;
-        Out om = { 0 }, od = { 0 };
+        Out om = { .dfd = -1 }, od = { .dfd = -1 };
         int r = vc_txn_begin(s, false, &t);
         if (r < 0)
                 return r;
@@ -874,9 +1008,9 @@ int vc_checkout(VcStore *s, const char *name, uint32_t version, const char *mem_
                 goto out;
         vc_progress_init(&prog, "checkout", v.mem_size + v.disk_size, quiet);
         om = (Out){ .s = s, .p = &p, .e = em, .n = nm, .size = v.mem_size, .fd = fm, .what = "memory",
-                    .nthreads = vc_threads(), .prog = &prog };
+                    .nthreads = vc_threads(), .prog = &prog, .dfd = open_direct(tm) };
         od = (Out){ .s = s, .p = &p, .e = ed, .n = nd, .size = v.disk_size, .fd = fdd, .what = "disk",
-                    .nthreads = vc_threads(), .prog = &prog };
+                    .nthreads = vc_threads(), .prog = &prog, .dfd = open_direct(td) };
         pthread_mutex_init(&om.lock, NULL);
         pthread_mutex_init(&od.lock, NULL);
         r = write_image(&om, &p, &k);
@@ -912,6 +1046,10 @@ out:
                 close(fm);
         if (fdd >= 0)
                 close(fdd);
+        if (om.dfd >= 0)
+                close(om.dfd);
+        if (od.dfd >= 0)
+                close(od.dfd);
         if (tm[0])
                 unlink(tm);
         if (td[0])

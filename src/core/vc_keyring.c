@@ -134,9 +134,9 @@ static int read_sub(ReadCtx *rc, const VcEntry *e, unsigned level, uint64_t firs
         vc_sha256(rc->buf, len, h);
         if (!vc_hash_eq(h, e->tag, 32))
                 return vc_errf(-EBADMSG, "keyring node %s is damaged (its bytes do not match its tag)", hex);
-        unsigned lv;
-        uint32_t count;
-        const uint8_t *tags;
+        unsigned lv = 0;
+        uint32_t count = 0;
+        const uint8_t *tags = NULL;
         if (vc_node_parse(rc->buf, len, &lv, &count, &tags) < 0)
                 return vc_errf_replace(-EBADMSG, "keyring node %s is malformed", hex);
         uint64_t child_span = 1;

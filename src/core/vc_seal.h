@@ -81,10 +81,19 @@ int vc_seal(VcSealer *s, const void *data, size_t n, const uint8_t key[VC_KEY_LE
             uint8_t *out, size_t cap, size_t *out_len, uint8_t tag[VC_HASH_LEN]);
 
 /* Opens sealed[0..len) into out[0..want): want must be the chunk's length.
- * -EBADMSG if SHA-256(sealed) != tag, the header or stream is malformed, or
- * the content does not match key (a wrong key, or a forged chunk). */
+ * -EBADMSG if SHA-256(sealed) != tag, the header or stream is malformed,
+ * or, with check_key, the content does not match key (a wrong key, or a
+ * forged chunk).
+ *
+ * check_key costs a second hash pass. It is needed when the entry (tag,
+ * key) is not known to be authentic. An entry read from a version's
+ * keyring is: the root is sealed with AES-GCM and every node is
+ * authenticated by its HMAC key under the parcel secret, so the tag is the
+ * one this parcel's owner computed over the bytes it sealed, and the tag
+ * check alone proves the bytes are those (SHA-256 collision resistance).
+ * Checkout therefore passes false and runs at one hash pass per byte. */
 int vc_unseal(VcSealer *s, const uint8_t *sealed, size_t len, const uint8_t tag[VC_HASH_LEN],
-              const uint8_t key[VC_KEY_LEN], uint8_t *out, size_t want);
+              const uint8_t key[VC_KEY_LEN], uint8_t *out, size_t want, bool check_key);
 
 /* Secrets derived from a parcel secret for one purpose (label), e.g.
  * "delta-data", "node", "version-wrap", "check". */

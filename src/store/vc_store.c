@@ -630,13 +630,25 @@ int vc_store_has(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
 int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN], uint8_t **buf, size_t *cap,
                  size_t *ret_len)
 {
+        return vc_store_get_txn(s, NULL, domain, tag, buf, cap, ret_len);
+}
+
+int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], uint8_t **buf,
+                     size_t *cap, size_t *ret_len)
+{
         char hex[2 * VC_TAG_LEN + 1];
         VcIdx x = { 0 };
         int r = 0;
         /* Two tries: a cached fd may be stale, or compaction may have moved
-         * the chunk and deleted its pack between our lookup and our read. */
+         * the chunk and deleted its pack between our lookup and our read
+         * (then a caller's transaction is renewed to see where it went). */
         for (int attempt = 0; attempt < 2; attempt++) {
-                r = lookup(s, domain, tag, &x);
+                if (t && attempt > 0) {
+                        vc_txn_reset(t);
+                        if ((r = vc_txn_renew(t)) < 0)
+                                return r;
+                }
+                r = t ? vc_idx_get(t, domain, tag, &x) : lookup(s, domain, tag, &x);
                 if (r < 0)
                         return r;
                 if (*cap < x.len || !*buf) {

@@ -76,6 +76,14 @@ int vc_store_has(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN]);
 int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN],
                  uint8_t **buf, size_t *cap, size_t *ret_len);
 
+/* The same, looking the chunk up in the caller's read transaction t (NULL:
+ * a transaction of its own). A reader of many chunks saves a transaction
+ * per chunk, which with several threads also saves contention on LMDB's
+ * reader table; it should renew t now and then (vc_txn_refresh) so as not
+ * to pin old pages. */
+int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN],
+                     uint8_t **buf, size_t *cap, size_t *ret_len);
+
 /* ---- writing chunks ---------------------------------------------------------- */
 
 /* A writer appends records to packs it has claimed (flock), one open pack
@@ -129,6 +137,8 @@ typedef enum {
  * Reading chunks (vc_store_get/has) is fine. */
 int vc_txn_begin(VcStore *s, bool write, VcTxn **ret);
 int vc_txn_commit(VcTxn *t);                 /* always frees t */
+/* A read transaction moves to the newest snapshot. */
+int vc_txn_refresh(VcTxn *t);
 void vc_txn_abort(VcTxn *t);                 /* frees t; NULL ok */
 
 /* *val points into the map, valid until the transaction ends or the next

@@ -327,6 +327,26 @@ int vc_txn_begin(VcStore *s, bool write, VcTxn **ret)
         return 0;
 }
 
+void vc_txn_reset(VcTxn *t)
+{
+        if (t && !t->write)
+                mdb_txn_reset(t->txn);
+}
+
+int vc_txn_renew(VcTxn *t)
+{
+        int rc = mdb_txn_renew(t->txn);
+        return db_err(rc, "renewing a read transaction");
+}
+
+int vc_txn_refresh(VcTxn *t)
+{
+        if (t->write)
+                return -EINVAL;
+        mdb_txn_reset(t->txn);
+        return vc_txn_renew(t);
+}
+
 int vc_txn_commit(VcTxn *t)
 {
         if (!t)

@@ -288,4 +288,9 @@ uint64_t vc_writer_moved(const VcWriter *w);
 static inline void vc_txn_abortp(VcTxn **t) { vc_txn_abort(*t); }
 static inline void vc_db_cursor_closep(VcDbCursor **c) { vc_db_cursor_close(*c); }
 
+/* A read transaction kept for many look-ups: reset releases its snapshot
+ * (and its hold on old pages), renew takes a fresh one. */
+void vc_txn_reset(VcTxn *t);
+int vc_txn_renew(VcTxn *t);
+
 #endif

@@ -26,7 +26,9 @@ out=$(vmcas -s "$S" gc --grace 0 --json)
 freed=$(echo "$out" | json chunks_freed)
 check "gc frees the chunks of the pruned versions ($freed)" '[ "$freed" -gt 100 ]'
 st2=$(vmcas -s "$S" stat --json); d2=$(echo "$st2" | json disk_bytes)
-check "the store shrinks on disk ($d1 -> $d2)" '[ "$d2" -lt $((d1 * 3 / 4)) ]'
+live=$(( $(echo "$st2" | json data_bytes) + $(echo "$st2" | json meta_bytes) )); idx=$(echo "$st2" | json index_bytes)
+check "the store shrinks on disk ($d1 -> $d2)" '[ "$d2" -lt $((d1 * 4 / 5)) ]'
+check "packs are compacted: dead space under half ($((d2 - idx)) bytes of packs for $live live)" '[ $((d2 - idx)) -le $((live * 3 / 2)) ]'
 for v in 4 5; do
   vmcas -q -s "$S" checkout p --version $v --memory o.m --disk o.d
   check "version $v of p is intact after gc" 'cmp -s o.m m$v && cmp -s o.d d$v'
