@@ -378,7 +378,8 @@ int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st)
                 goto out;
         r = mark_versions(s, t, seq, mark, seen, &st->versions);
         if (r >= 0)
-                r = vc_txn_sweep(t, is_live, mark, started - grace, &st->sweep);
+                /* free what is at least grace seconds old: stored_at <= started - grace */
+                r = vc_txn_sweep(t, is_live, mark, started - grace + 1, &st->sweep);
         if (r >= 0) {
                 r = vc_txn_commit(t);
                 t = NULL;
