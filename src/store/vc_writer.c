@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -28,10 +29,21 @@
 
 #define VC_WBUF (1u << 20)
 
+/* Writers append through direct I/O where the file system has it: the
+ * copy into the page cache costs more CPU than sealing a chunk, and a
+ * checkin's packs are not read back soon. Direct writes must be 4 KiB
+ * aligned, so the buffer always starts on a block boundary: after a write
+ * it keeps the last, partial block (already on disk) and writes it again,
+ * completed, the next time. What lies past the logical end on disk (the
+ * zero padding of the last block) is beyond the committed length, like a
+ * torn tail: cut off by the next claimer, never read. */
+#define VC_DIO_ALIGN 4096u
+
 typedef struct WPack {
         uint64_t domain;
         uint32_t pack;
         int fd;                 /* O_RDWR, holds the flock */
+        int dfd;                /* the same file, O_DIRECT; -1 without */
         uint64_t size;          /* bytes appended, including those still in buf */
         uint64_t committed;     /* as in the packs table */
         uint8_t *buf;           /* appended bytes at file offset size - blen */
@@ -101,10 +113,14 @@ static void wpack_free(WPack *p)
 {
         if (!p)
                 return;
+        if (p->dfd >= 0)
+                close(p->dfd);
         if (p->fd >= 0) {
-                /* Tidy: drop what was appended but never committed. The next
-                 * claimer would cut it anyway; we still hold the lock. */
-                if (p->size - p->blen > p->committed)
+                /* Tidy: drop what was appended but never committed, and the
+                 * padding of direct writes. The next claimer would cut it
+                 * anyway; we still hold the lock. */
+                struct stat st;
+                if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->committed)
                         (void)!ftruncate(p->fd, (off_t)p->committed);
                 close(p->fd);
         }
@@ -184,6 +200,30 @@ static int pend_reserve(VcWriter *w)
 
 /* ---- packs: claim an existing one or create a new one --------------------------- */
 
+/* Opens fd's file again for direct I/O; -1 where there is none (tmpfs) or
+ * VMCAS_DIRECT_IO=0. */
+static int open_direct(int fd)
+{
+        const char *e = getenv("VMCAS_DIRECT_IO");
+        if (e && strcmp(e, "0") == 0)
+                return -1;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        return open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
+}
+
+/* Direct mode: makes the buffer hold the file's bytes from the last block
+ * boundary up to p->size (already on disk). */
+static int reload_tail(WPack *p)
+{
+        size_t tail = (size_t)(p->size % VC_DIO_ALIGN);
+        int r = vc_pread_full(p->fd, p->buf, tail, (off_t)(p->size - tail));
+        if (r < 0)
+                return r;
+        p->blen = tail;
+        return 0;
+}
+
 static int wpack_add(VcWriter *w, uint64_t domain, uint32_t pack, int fd, uint64_t committed, WPack **ret)
 {
         WPack **v = realloc(w->packs, (w->npacks + 1) * sizeof *v);
@@ -191,14 +231,24 @@ static int wpack_add(VcWriter *w, uint64_t domain, uint32_t pack, int fd, uint64
                 return -ENOMEM;
         w->packs = v;
         WPack *p = calloc(1, sizeof *p);
-        uint8_t *buf = malloc(VC_WBUF);
+        uint8_t *buf = NULL;
+        /* room for a partial block, a whole buffer and the padding */
+        if (posix_memalign((void **)&buf, VC_DIO_ALIGN, VC_WBUF + 2 * VC_DIO_ALIGN) != 0)
+                buf = NULL;
         if (!p || !buf) {
                 free(p);
                 free(buf);
                 return -ENOMEM;
         }
-        *p = (WPack){ .domain = domain, .pack = pack, .fd = fd, .size = committed, .committed = committed,
-                      .buf = buf };
+        *p = (WPack){ .domain = domain, .pack = pack, .fd = fd, .dfd = open_direct(fd), .size = committed,
+                      .committed = committed, .buf = buf };
+        int r = p->dfd >= 0 ? reload_tail(p) : 0;
+        if (r < 0) {
+                close(p->dfd);
+                free(buf);
+                free(p);
+                return r;
+        }
         w->packs[w->npacks++] = p;
         *ret = p;
         return 0;
@@ -396,6 +446,23 @@ static int wbuf_out(WPack *p)
         if (!p->blen)
                 return 0;
         off_t at = (off_t)(p->size - p->blen);
+        if (p->dfd >= 0) {
+                size_t n = (p->blen + VC_DIO_ALIGN - 1) & ~(size_t)(VC_DIO_ALIGN - 1);
+                memset(p->buf + p->blen, 0, n - p->blen);
+                int r = vc_pwrite_full(p->dfd, p->buf, n, at);
+                if (r == -EINVAL) {
+                        /* the file system refused after all: buffered from now on */
+                        close(p->dfd);
+                        p->dfd = -1;
+                } else if (r < 0) {
+                        return r;
+                } else {
+                        size_t tail = p->blen % VC_DIO_ALIGN;
+                        memmove(p->buf, p->buf + p->blen - tail, tail);
+                        p->blen = tail;
+                        return 0;
+                }
+        }
         int r = vc_pwrite_full(p->fd, p->buf, p->blen, at);
         if (r < 0)
                 return r;
@@ -438,6 +505,11 @@ static int append(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
                 r = vc_pwrite_full(p->fd, hdr, sizeof hdr, (off_t)p->size);
                 if (r == 0)
                         r = vc_pwrite_full(p->fd, data, len, (off_t)(p->size + sizeof hdr));
+                if (r == 0 && p->dfd >= 0) {
+                        p->size += rec;   /* the buffer must start on a block again */
+                        r = reload_tail(p);
+                        p->size -= rec;
+                }
                 if (r < 0)
                         return poison(w, r, p, "write to");
         } else {

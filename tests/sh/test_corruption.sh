@@ -50,9 +50,11 @@ mdb="$S/index/data.mdb"
 # the first record of the largest pack (docs/format-store.md: a 64-byte
 # pack header, then records whose tag sits at offset 16)
 rec_tag=$(od -An -tx1 -j $((64 + 16)) -N 32 "$pack" | tr -d ' \n')
-off=$(LC_ALL=C grep -obUaP "$(echo "$rec_tag" | sed 's/../\\x&/g')" "$mdb" | head -1 | cut -d: -f1)
-if [ -n "$off" ]; then
-  img flip "$mdb" $((off + 40))   # inside the value stored after the key
+# LMDB copies pages on write, so stale copies of the entry may sit in free
+# pages: damage the value after every copy of the key
+offs=$(LC_ALL=C grep -obUaP "$(echo "$rec_tag" | sed 's/../\\x&/g')" "$mdb" | cut -d: -f1)
+if [ -n "$offs" ]; then
+  for off in $offs; do img flip "$mdb" $((off + 40)); done   # inside the value stored after the key
   fails "verify --full finds a damaged index entry" "DAMAGE" vmcas -s "$S" verify --full
 else
   echo "# record tag not found in the index (format changed?)"; check "found the index entry to damage" false
