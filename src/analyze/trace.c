@@ -225,7 +225,7 @@ static int parse_rows(VcTrace *t, const char *dir, char *text, Row **ret_rows, s
                         rows = nr;
                         cap = ncap;
                 }
-                Row *row = &rows[n];
+                Row *row = &rows[n++]; /* counted now, so an error frees its strings */
                 memset(row, 0, sizeof *row);
                 row->line = lineno;
                 const char *parcel = fields[col[COL_PARCEL]];
@@ -260,17 +260,13 @@ static int parse_rows(VcTrace *t, const char *dir, char *text, Row **ret_rows, s
                         row->path[m] = join_path(dir, rel);
                         if (!row->path[m]) {
                                 r = -ENOMEM;
-                                n++; /* so that its strings are freed */
                                 goto out;
                         }
                         r = stat_image(t, lineno, col_names[img_col[m]], rel, row->path[m], &row->size[m]);
-                        if (r < 0) {
-                                n++;
+                        if (r < 0)
                                 goto out;
-                        }
                 }
                 row->parcel = strdup(parcel);
-                n++;
                 if (!row->parcel) {
                         r = -ENOMEM;
                         goto out;
