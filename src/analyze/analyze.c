@@ -112,6 +112,8 @@ struct Engine {
         int64_t *inc;                          /* storage added per day, vc_st_idx layout */
         uint64_t *inc_chunks;                  /* [size][day] keyring entries added */
         size_t *evmap;                         /* order index -> event index */
+        uint64_t ps_bytes, ps_before;          /* parcel state held, for the peak */
+        size_t open_ev;                        /* the event being summed */
 
         pthread_mutex_t mu;
         pthread_cond_t cv_work, cv_main;
@@ -404,11 +406,13 @@ static void *worker_main(void *arg)
 
 /* --- the sums (main thread) ---------------------------------------------- */
 
-/* Looks every chunk of the segment up, in order, and lists the new ones. */
+/* Looks every chunk of the segment up, in order, lists the new ones and
+ * hands them to the threads to compress. Only called when every earlier
+ * compression is done, so nothing else touches e->ct or the tables. */
 static int step_ids(Engine *e, Slot *s)
 {
         VcAnalysis *a = e->a;
-        e->nct = e->ct_next = e->ct_done = 0;
+        size_t nct = 0;
         for (size_t si = 0; si < a->nsizes; si++) {
                 uint32_t S = a->sizes[si];
                 uint64_t n = nchunks(s->seg.len, S);
@@ -422,7 +426,7 @@ static int step_ids(Engine *e, Slot *s)
                         s->ids[si][j] = id;
                         if (!isnew || !(e->gzip || e->zstd))
                                 continue;
-                        if (e->nct == e->ctcap) {
+                        if (nct == e->ctcap) {
                                 size_t ncap = e->ctcap ? 2 * e->ctcap : 1024;
                                 CTask *nt = realloc(e->ct, ncap * sizeof *nt);
                                 if (!nt)
@@ -430,28 +434,42 @@ static int step_ids(Engine *e, Slot *s)
                                 e->ct = nt;
                                 e->ctcap = ncap;
                         }
-                        e->ct[e->nct++] = (CTask){ .si = (uint32_t)si, .id = id, .len = len, .p = s->buf + j * S };
+                        e->ct[nct++] = (CTask){ .si = (uint32_t)si, .id = id, .len = len, .p = s->buf + j * S };
                 }
+        }
+        if (nct) {
+                pthread_mutex_lock(&e->mu);
+                e->nct = nct;
+                e->ct_next = e->ct_done = 0;
+                pthread_cond_broadcast(&e->cv_work);
+                pthread_mutex_unlock(&e->mu);
         }
         return 0;
 }
 
-/* Compresses the segment's new chunks on every thread, this one included. */
-static int step_costs(Engine *e)
+/* Waits for the compressions handed out, compressing too meanwhile. */
+static int wait_costs(Engine *e)
 {
-        if (e->nct == 0)
-                return 0;
         pthread_mutex_lock(&e->mu);
-        e->ct_err = 0;
-        pthread_cond_broadcast(&e->cv_work);
-        while (ct_run_some(e, e->coster))
-                ;
         while (e->ct_done < e->nct)
-                pthread_cond_wait(&e->cv_main, &e->mu);
+                if (!ct_run_some(e, e->coster))
+                        pthread_cond_wait(&e->cv_main, &e->mu);
         int r = e->ct_err;
-        e->nct = e->ct_next = e->ct_done = 0;
+        e->ct_err = 0;
         pthread_mutex_unlock(&e->mu);
         return r < 0 ? vc_errf(r, "compressing a chunk failed") : 0;
+}
+
+/* Waits until a worker has read and hashed the slot, compressing
+ * meanwhile if there is anything to compress. */
+static int wait_hashed(Engine *e, Slot *s)
+{
+        pthread_mutex_lock(&e->mu);
+        while (!s->ready)
+                if (!ct_run_some(e, e->coster))
+                        pthread_cond_wait(&e->cv_main, &e->mu);
+        pthread_mutex_unlock(&e->mu);
+        return s->err < 0 ? vc_errf(s->err, "%s", s->errmsg) : 0;
 }
 
 static inline void add(uint64_t *dst, const uint64_t *c, size_t n)
@@ -545,10 +563,8 @@ static int step_sums(Engine *e, const Slot *s)
         return 0;
 }
 
-static int event_begin(Engine *e, const VcTraceVersion *v)
+static int parcel_alloc(Engine *e, const VcTraceVersion *v)
 {
-        if (v->version != 1)
-                return 0;
         const VcTraceParcel *p = &e->t->parcels[v->parcel];
         ParcelState *ps = &e->ps[v->parcel];
         for (size_t si = 0; si < e->a->nsizes; si++)
@@ -561,6 +577,26 @@ static int event_begin(Engine *e, const VcTraceVersion *v)
                                 return -ENOMEM;
                 }
         return 0;
+}
+
+static uint64_t parcel_bytes(const Engine *e, const VcTraceVersion *v)
+{
+        const VcTraceParcel *p = &e->t->parcels[v->parcel];
+        const ParcelState *ps = &e->ps[v->parcel];
+        uint64_t n = 0;
+        for (size_t si = 0; si < e->a->nsizes; si++) {
+                n += vc_ipset_bytes(&ps->ip[si]);
+                for (int m = 0; m < VC_IMG_MAX; m++)
+                        if (ps->prev[si][m])
+                                n += nchunks(p->size[m], e->a->sizes[si]) * sizeof(uint32_t);
+        }
+        return n;
+}
+
+static int event_begin(Engine *e, const VcTraceVersion *v)
+{
+        e->ps_before = parcel_bytes(e, v);
+        return v->version == 1 ? parcel_alloc(e, v) : 0;
 }
 
 static void parcel_state_done(Engine *e, ParcelState *ps)
@@ -584,9 +620,16 @@ static void event_end(Engine *e, size_t oi, const VcTraceVersion *v)
                 if (v->version >= 2)
                         a->up_chunks[e->evmap[oi] * a->nsizes + si] = n;
         }
+        uint64_t after = parcel_bytes(e, v), tabs = 0;
+        e->ps_bytes += after - e->ps_before;
+        for (size_t si = 0; si < a->nsizes; si++)
+                tabs += vc_chunktab_bytes(&e->tab[si]);
+        a->peak_state_bytes = VC_MAX(a->peak_state_bytes, tabs + e->ps_bytes);
         /* Nothing later reads a parcel's state after its last version. */
-        if (v->version == p->nversions)
+        if (v->version == p->nversions) {
                 parcel_state_done(e, &e->ps[v->parcel]);
+                e->ps_bytes -= after;
+        }
 }
 
 /* Turns per-day increments into the cumulative storage of every day. */
@@ -742,45 +785,60 @@ static int engine_init(Engine *e, const VcTrace *t, VcAnalysis *a, unsigned thre
         return 0;
 }
 
+/* Closes events up to (not including) target and opens the ones between:
+ * events whose images are all empty have no segment of their own. */
+static int events_advance(Engine *e, size_t target)
+{
+        const VcTrace *t = e->t;
+        for (; e->open_ev < target; e->open_ev++) {
+                event_end(e, e->open_ev, &t->versions[t->order[e->open_ev]]);
+                int r = event_begin(e, &t->versions[t->order[e->open_ev + 1]]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The main thread: segments in order, each looked up (step_ids) one step
+ * ahead of its sums (step_sums), so the chunks new in segment i+1 are
+ * compressed by the workers while this thread sums segment i. */
 static int run(Engine *e, bool quiet)
 {
         const VcTrace *t = e->t;
         VcProgress prog;
         uint64_t done = 0;
+        Seg cur = { 0 }, g;
+        Slot *prev = NULL;
+        size_t taken = 0;
         vc_progress_init(&prog, "analyze", t->bytes, quiet);
-        for (size_t oi = 0; oi < t->nversions; oi++) {
-                const VcTraceVersion *v = &t->versions[t->order[oi]];
-                int r = event_begin(e, v);
-                if (r < 0)
-                        return r;
-                for (int img = 0; img < VC_IMG_MAX; img++) {
-                        uint64_t size = t->parcels[v->parcel].size[img];
-                        for (uint64_t off = 0; off < size; off += e->seg) {
-                                Slot *s = &e->slots[e->consumed % e->nslots];
-                                pthread_mutex_lock(&e->mu);
-                                while (!s->ready)
-                                        pthread_cond_wait(&e->cv_main, &e->mu);
-                                pthread_mutex_unlock(&e->mu);
-                                if (s->err < 0)
-                                        return vc_errf(s->err, "%s", s->errmsg);
-                                r = step_ids(e, s);
-                                if (r == 0)
-                                        r = step_costs(e);
-                                if (r == 0)
-                                        r = step_sums(e, s);
-                                if (r < 0)
-                                        return r;
-                                done += s->seg.len;
-                                pthread_mutex_lock(&e->mu);
-                                s->ready = false;
-                                e->consumed++;
-                                pthread_cond_broadcast(&e->cv_work);
-                                pthread_mutex_unlock(&e->mu);
-                                vc_progress(&prog, done);
-                        }
+        int r = event_begin(e, &t->versions[t->order[0]]);
+        for (bool more = true; r == 0 && (more || prev);) {
+                more = plan_next(e, &cur, &g);
+                Slot *s = more ? &e->slots[taken++ % e->nslots] : NULL;
+                if (s && (r = wait_hashed(e, s)) < 0)
+                        break;
+                if ((r = wait_costs(e)) < 0)
+                        break;
+                if (s && (r = step_ids(e, s)) < 0)
+                        break;
+                if (prev) {
+                        if ((r = events_advance(e, prev->seg.ev)) < 0 || (r = step_sums(e, prev)) < 0)
+                                break;
+                        done += prev->seg.len;
+                        pthread_mutex_lock(&e->mu);
+                        prev->ready = false;
+                        e->consumed++;
+                        pthread_cond_broadcast(&e->cv_work);
+                        pthread_mutex_unlock(&e->mu);
+                        vc_progress(&prog, done);
                 }
-                event_end(e, oi, v);
+                prev = s;
         }
+        if (r == 0)
+                r = events_advance(e, t->nversions - 1);
+        if (r < 0)
+                return r;
+        event_end(e, t->nversions - 1, &t->versions[t->order[t->nversions - 1]]);
         vc_progress_end(&prog, done);
         finish(e);
         return 0;

@@ -63,6 +63,7 @@ struct VcAnalysis {
         uint64_t *up_chunks;        /* [event][size]: chunks of M_k and D_k */
         uint64_t *dl;               /* [event][method][size][comp] */
         uint64_t *distinct;         /* [size]: distinct chunks of the trace */
+        uint64_t peak_state_bytes;  /* distinct-chunk tables and parcel state */
         double seconds;             /* time spent reading and computing */
         unsigned threads;
 };

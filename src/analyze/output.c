@@ -129,7 +129,7 @@ static void json_write(const VcAnalysis *a, FILE *f)
                 a->trace->nparcels, a->trace->nversions, a->trace->bytes);
         for (size_t si = 0; si < a->nsizes; si++)
                 fprintf(f, "%s%" PRIu64, si ? ", " : "", a->distinct[si]);
-        fprintf(f, "],\n");
+        fprintf(f, "],\n  \"table_bytes\": %" PRIu64 ",\n", a->peak_state_bytes);
         json_rows(a, f);
         fprintf(f, "}\n");
 }
@@ -278,9 +278,14 @@ void vc_analysis_print_tables(const VcAnalysis *a, FILE *f)
         char b1[32], b2[32];
         fprintf(f, "Trace: %zu parcels, %zu versions (%zu checkins), %s of images, days 0..%u\n", t->nparcels,
                 t->nversions, a->nevents, vc_fmt_size(t->bytes, b1, sizeof b1), a->ndays - 1);
-        fprintf(f, "Read and analysed in %.2f s (%s/s) with %u threads\n\n", a->seconds,
+        fprintf(f, "Read and analysed in %.2f s (%s/s) with %u threads\n", a->seconds,
                 vc_fmt_size(a->seconds > 0 ? (uint64_t)((double)t->bytes / a->seconds) : 0, b2, sizeof b2),
                 a->threads);
+        uint64_t distinct = 0;
+        for (size_t si = 0; si < a->nsizes; si++)
+                distinct += a->distinct[si];
+        fprintf(f, "Distinct chunks: %" PRIu64 " (all chunk sizes); chunk tables at most %s\n\n", distinct,
+                vc_fmt_size(a->peak_state_bytes, b1, sizeof b1));
         storage_table(a, f);
         if (a->nevents == 0) {
                 fprintf(f, "No version after the first in any parcel: no upload or download to show.\n");
