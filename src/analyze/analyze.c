@@ -46,6 +46,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SEG_MIN     (8u << 20)
@@ -355,6 +356,8 @@ static bool ct_run_some(Engine *e, VcCoster *c)
                 bytes += e->ct[j++].len;
         e->ct_next = j;
         pthread_mutex_unlock(&e->mu);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
         int r = 0;
         for (size_t k = i; k < j && r == 0; k++) {
                 const CTask *t = &e->ct[k];
@@ -364,7 +367,9 @@ static bool ct_run_some(Engine *e, VcCoster *c)
                 en->cost[0] = out[0];
                 en->cost[1] = out[1];
         }
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
         pthread_mutex_lock(&e->mu);
+        e->a->compress_seconds += (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         if (r < 0)
                 e->ct_err = r;
         e->ct_done += j - i;

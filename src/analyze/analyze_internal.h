@@ -65,6 +65,7 @@ struct VcAnalysis {
         uint64_t *distinct;         /* [size]: distinct chunks of the trace */
         uint64_t peak_state_bytes;  /* distinct-chunk tables and parcel state */
         double seconds;             /* time spent reading and computing */
+        double compress_seconds;    /* CPU time compressing distinct chunks */
         unsigned threads;
 };
 
