@@ -391,17 +391,17 @@ static void fig_stats(Report *r, const char *name, const char *title, const char
 
 static const struct {
         const char *file, *caption;
-        bool needs_events;
+        bool needs_events, wide;    /* wide: three panels side by side */
 } figs[] = {
-        { "fig5", "Fig. 5: growth of storage over the days, per policy (data, no keyrings).", false },
-        { "fig6", "Fig. 6: growth of storage per chunk size, per policy (no compression, no keyrings).", false },
-        { "fig7a", "Fig. 7(a): storage on the last day against chunk size, data only.", false },
-        { "fig7b", "Fig. 7(b): storage on the last day against chunk size, data and keyrings.", false },
-        { "fig8", "Fig. 8: keyrings as a percentage of stored data.", false },
-        { "fig10", "Fig. 10: cumulative distribution of upload (checkin) sizes.", true },
-        { "fig11", "Fig. 11: upload sizes against chunk size: mean, median, 95th percentile.", true },
-        { "fig12", "Fig. 12: demand-fetch (memory image) download sizes against chunk size.", true },
-        { "fig13", "Fig. 13: complete-fetch (memory and disk) download sizes against chunk size.", true },
+        { "fig5", "Fig. 5: growth of storage over the days, per policy (data, no keyrings).", false, false },
+        { "fig6", "Fig. 6: growth of storage per chunk size, per policy (no compression, no keyrings).", false, true },
+        { "fig7a", "Fig. 7(a): storage on the last day against chunk size, data only.", false, false },
+        { "fig7b", "Fig. 7(b): storage on the last day against chunk size, data and keyrings.", false, false },
+        { "fig8", "Fig. 8: keyrings as a percentage of stored data.", false, false },
+        { "fig10", "Fig. 10: cumulative distribution of upload (checkin) sizes.", true, true },
+        { "fig11", "Fig. 11: upload sizes against chunk size: mean, median, 95th percentile.", true, true },
+        { "fig12", "Fig. 12: demand-fetch (memory image) download sizes against chunk size.", true, true },
+        { "fig13", "Fig. 13: complete-fetch (memory and disk) download sizes against chunk size.", true, true },
 };
 
 static void html_escape(FILE *f, const char *s)
@@ -432,7 +432,8 @@ static void write_html(Report *r)
                    "<title>vmcas analyze: report</title>\n<style>\n"
                    "body { font-family: sans-serif; margin: 2em; max-width: 1560px; }\n"
                    "pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 13px; }\n"
-                   "figure { margin: 2em 0; } img { max-width: 100%%; border: 1px solid #ddd; }\n"
+                   "figure { margin: 2em 0; } img { width: 100%%; max-width: 900px; border: 1px solid #ddd; }\n"
+                   "img.wide { max-width: 1500px; }\n"
                    "figcaption { color: #333; margin-top: .3em; }\n</style></head><body>\n"
                    "<h1>What-if analysis of a VM image trace</h1>\n"
                    "<p>Storage and network costs of the Delta, IP and ALL policies for every chunk size and "
@@ -446,9 +447,10 @@ static void write_html(Report *r)
         for (size_t i = 0; i < VC_ARRAY_SIZE(figs); i++) {
                 if (figs[i].needs_events && a->nevents == 0)
                         continue;
-                fprintf(f, "<figure id=\"%s\"><a href=\"%s.svg\"><img src=\"%s.svg\" alt=\"%s\"></a>"
+                fprintf(f, "<figure id=\"%s\"><a href=\"%s.svg\"><img%s src=\"%s.svg\" alt=\"%s\"></a>"
                            "<figcaption>%s (<a href=\"%s.png\">PNG</a>)</figcaption></figure>\n",
-                        figs[i].file, figs[i].file, figs[i].file, figs[i].caption, figs[i].caption, figs[i].file);
+                        figs[i].file, figs[i].file, figs[i].wide ? " class=\"wide\"" : "", figs[i].file,
+                        figs[i].caption, figs[i].caption, figs[i].file);
         }
         if (a->nevents == 0)
                 fprintf(f, "<p>No parcel has a second version: there is no upload or download to draw.</p>\n");
