@@ -431,14 +431,10 @@ static int step_ids(Engine *e, Slot *s)
                         s->ids[si][j] = id;
                         if (!isnew || !(e->gzip || e->zstd))
                                 continue;
-                        if (nct == e->ctcap) {
-                                size_t ncap = e->ctcap ? 2 * e->ctcap : 1024;
-                                CTask *nt = realloc(e->ct, ncap * sizeof *nt);
-                                if (!nt)
-                                        return -ENOMEM;
-                                e->ct = nt;
-                                e->ctcap = ncap;
-                        }
+                        CTask *ct = vc_grow(e->ct, &e->ctcap, nct, sizeof *ct, 1024);
+                        if (!ct)
+                                return -ENOMEM;
+                        e->ct = ct;
                         e->ct[nct++] = (CTask){ .si = (uint32_t)si, .id = id, .len = len, .p = s->buf + j * S };
                 }
         }

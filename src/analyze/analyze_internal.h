@@ -103,6 +103,14 @@ void vc_stats(uint64_t *vals, size_t n, VcStats *ret); /* sorts vals */
 void vc_analysis_upload_series(const VcAnalysis *a, int pol, size_t si, size_t ci, uint64_t *out);
 void vc_analysis_download_series(const VcAnalysis *a, int m, size_t si, size_t ci, uint64_t *out);
 
+/* "4 KiB" (or "4K" when short) for a chunk size. */
+const char *vc_chunk_label(uint32_t s, bool short_form, char *buf, size_t len);
+
+/* Makes room for one more element in a growing array p of *cap elements
+ * of size elem, n used: returns p, or p reallocated to twice the capacity
+ * (first when empty) when full, or NULL (p left as it was) if out of memory. */
+void *vc_grow(void *p, size_t *cap, size_t n, size_t elem, size_t first);
+
 /* Chooses a unit for values up to max: returns the divisor, sets *name. */
 double vc_unit_for(uint64_t max, const char **name);
 

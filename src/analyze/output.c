@@ -160,15 +160,26 @@ int vc_analysis_write_json(const VcAnalysis *a, const char *path)
 
 /* --- tables -------------------------------------------------------------- */
 
-static const char *size_label(uint32_t s, char *buf, size_t len)
+const char *vc_chunk_label(uint32_t s, bool short_form, char *buf, size_t len)
 {
         if (s % (1u << 20) == 0)
-                snprintf(buf, len, "%u MiB", s >> 20);
+                snprintf(buf, len, short_form ? "%uM" : "%u MiB", s >> 20);
         else if (s % 1024 == 0)
-                snprintf(buf, len, "%u KiB", s >> 10);
+                snprintf(buf, len, short_form ? "%uK" : "%u KiB", s >> 10);
         else
-                snprintf(buf, len, "%u B", s);
+                snprintf(buf, len, short_form ? "%u" : "%u B", s);
         return buf;
+}
+
+void *vc_grow(void *p, size_t *cap, size_t n, size_t elem, size_t first)
+{
+        if (n < *cap)
+                return p;
+        size_t ncap = *cap ? 2 * *cap : first;
+        void *np = realloc(p, ncap * elem);
+        if (np)
+                *cap = ncap;
+        return np;
 }
 
 /* A group header such as "|------- delta -------" centred over w chars. */
@@ -220,7 +231,7 @@ static void stats_table(const VcAnalysis *a, FILE *f, const char *title, bool up
         for (size_t si = 0; si < a->nsizes; si++)
                 for (size_t ci = 0; ci < a->ncomps; ci++) {
                         char sb[16];
-                        fprintf(f, "%-9s%-7s", size_label(a->sizes[si], sb, sizeof sb), vc_comp_name[a->comps[ci]]);
+                        fprintf(f, "%-9s%-7s", vc_chunk_label(a->sizes[si], false, sb, sizeof sb), vc_comp_name[a->comps[ci]]);
                         for (int k = 0; k < nk; k++) {
                                 const VcStats *s = &st[((size_t)k * a->nsizes + si) * a->ncomps + ci];
                                 fprintf(f, " %8.2f %8.2f %8.2f", s->mean / div, (double)s->median / div,
@@ -256,7 +267,7 @@ static void storage_table(const VcAnalysis *a, FILE *f)
                 for (size_t ci = 0; ci < a->ncomps; ci++) {
                         char sb[16];
                         uint64_t delta = a->storage[vc_st_idx(a, VC_POL_DELTA, si, ci, last)];
-                        fprintf(f, "%-9s%-7s %9.2f", size_label(a->sizes[si], sb, sizeof sb),
+                        fprintf(f, "%-9s%-7s %9.2f", vc_chunk_label(a->sizes[si], false, sb, sizeof sb),
                                 vc_comp_name[a->comps[ci]], (double)delta / div);
                         for (int p = VC_POL_IP; p <= VC_POL_ALL; p++) {
                                 uint64_t d = a->storage[vc_st_idx(a, p, si, ci, last)];

@@ -50,17 +50,6 @@ static void close_in(Report *r, FILE *f, const char *name)
                 r->err = vc_errf(-EIO, "cannot write %s/%s", r->dir, name);
 }
 
-static const char *size_short(uint32_t s, char *buf, size_t len)
-{
-        if (s % (1u << 20) == 0)
-                snprintf(buf, len, "%uM", s >> 20);
-        else if (s % 1024 == 0)
-                snprintf(buf, len, "%uK", s >> 10);
-        else
-                snprintf(buf, len, "%u", s);
-        return buf;
-}
-
 static const char *comp_suffix(VcComp c)
 {
         return c == VC_COMP_NONE ? "" : c == VC_COMP_GZIP ? ", gzip" : ", zstd";
@@ -72,7 +61,7 @@ static void size_axis(const VcAnalysis *a, FILE *f)
         fprintf(f, "set logscale x 2\nset xlabel \"chunk size\"\nset xtics (");
         for (size_t si = 0; si < a->nsizes; si++) {
                 char b[16];
-                fprintf(f, "%s\"%s\" %u", si ? ", " : "", size_short(a->sizes[si], b, sizeof b), a->sizes[si]);
+                fprintf(f, "%s\"%s\" %u", si ? ", " : "", vc_chunk_label(a->sizes[si], true, b, sizeof b), a->sizes[si]);
         }
         fprintf(f, ")\nset xrange [%g:%g]\n", a->sizes[0] / 1.3, a->sizes[a->nsizes - 1] * 1.3);
 }
@@ -172,7 +161,7 @@ static void fig_growth(Report *r)
                 "set title \"Fig. 5: growth of storage per policy, %s chunks\"\n"
                 "set xlabel \"day (each parcel's day 0 is its creation)\"\nset ylabel \"stored data (%s)\"\n"
                 "set key top left\nset yrange [0:*]\nset xrange [0:%u]\nplot ",
-                size_short(a->sizes[r->fixed], sb, sizeof sb), unit, VC_MAX(a->ndays - 1, 1u));
+                vc_chunk_label(a->sizes[r->fixed], true, sb, sizeof sb), unit, VC_MAX(a->ndays - 1, 1u));
         for (size_t ci = 0; ci < a->ncomps; ci++)
                 for (int p = 0; p < VC_POL_MAX; p++)
                         fprintf(b.f, "%s\"fig56.dat\" using 1:($%zu/%.0f) with steps lw 2 lc rgb \"%s\" dt %d title \"%s%s\"",
@@ -192,7 +181,7 @@ static void fig_growth(Report *r)
                         pol_label[p], unit, VC_MAX(a->ndays - 1, 1u));
                 for (size_t si = 0; si < a->nsizes; si++)
                         fprintf(b.f, "%s\"fig56.dat\" using 1:($%zu/%.0f) with steps lw 2 lc %zu title \"%s\"",
-                                si ? ", " : "", COL(si, 0, p), div, si + 1, size_short(a->sizes[si], sb, sizeof sb));
+                                si ? ", " : "", COL(si, 0, p), div, si + 1, vc_chunk_label(a->sizes[si], true, sb, sizeof sb));
                 fputc('\n', b.f);
         }
         figure(r, "fig6", 1500, 520, buf_str(&b));
@@ -311,7 +300,7 @@ static void fig_upload_cdf(Report *r)
         Buf b;
         buf_open(&b);
         fprintf(b.f, "set multiplot layout 1,%zu title \"Fig. 10: CDF of upload sizes, %s chunks (%zu checkins)\"\n",
-                a->ncomps, size_short(a->sizes[r->fixed], sb, sizeof sb), n);
+                a->ncomps, vc_chunk_label(a->sizes[r->fixed], true, sb, sizeof sb), n);
         for (size_t ci = 0; ci < a->ncomps; ci++) {
                 fprintf(b.f,
                         "set title \"%s\"\nset xlabel \"upload size (%s)\"\nset ylabel \"fraction of checkins\"\n"

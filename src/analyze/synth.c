@@ -23,7 +23,7 @@
  *   reboot lays memory out anew.
  * Everything comes from one seeded generator (splitmix64): the same options
  * give the same bytes. */
-#include "analyze/vc_analyze.h"
+#include "analyze/analyze_internal.h"
 #include "core/vc_util.h"
 
 #include <errno.h>
@@ -256,14 +256,10 @@ static void world_done(World *w)
 
 static int touch(Parcel *p, uint64_t blk)
 {
-        if (p->ntouched == p->captouched) {
-                size_t ncap = p->captouched ? 2 * p->captouched : 256;
-                uint64_t *n = realloc(p->touched, ncap * sizeof *n);
-                if (!n)
-                        return -ENOMEM;
-                p->touched = n;
-                p->captouched = ncap;
-        }
+        uint64_t *t = vc_grow(p->touched, &p->captouched, p->ntouched, sizeof *t, 256);
+        if (!t)
+                return -ENOMEM;
+        p->touched = t;
         p->touched[p->ntouched++] = blk;
         return 0;
 }
@@ -313,14 +309,10 @@ static int write_file(const World *w, Parcel *p, uint64_t len, unsigned kind, ui
 
 static int add_doc(Parcel *p, File f)
 {
-        if (p->ndocs == p->capdocs) {
-                size_t ncap = p->capdocs ? 2 * p->capdocs : 32;
-                File *n = realloc(p->docs, ncap * sizeof *n);
-                if (!n)
-                        return -ENOMEM;
-                p->docs = n;
-                p->capdocs = ncap;
-        }
+        File *d = vc_grow(p->docs, &p->capdocs, p->ndocs, sizeof *d, 32);
+        if (!d)
+                return -ENOMEM;
+        p->docs = d;
         p->docs[p->ndocs++] = f;
         return 0;
 }

@@ -215,16 +215,12 @@ static int parse_rows(VcTrace *t, const char *dir, char *text, Row **ret_rows, s
                                     t->manifest, lineno, nf, ncols);
                         goto out;
                 }
-                if (n == cap) {
-                        size_t ncap = cap ? 2 * cap : 64;
-                        Row *nr = realloc(rows, ncap * sizeof *nr);
-                        if (!nr) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        rows = nr;
-                        cap = ncap;
+                Row *nr = vc_grow(rows, &cap, n, sizeof *nr, 64);
+                if (!nr) {
+                        r = -ENOMEM;
+                        goto out;
                 }
+                rows = nr;
                 Row *row = &rows[n++]; /* counted now, so an error frees its strings */
                 memset(row, 0, sizeof *row);
                 row->line = lineno;
