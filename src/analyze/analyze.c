@@ -600,7 +600,7 @@ static int event_begin(Engine *e, const VcTraceVersion *v)
         return v->version == 1 ? parcel_alloc(e, v) : 0;
 }
 
-static void parcel_state_done(Engine *e, ParcelState *ps)
+static void parcel_state_done(ParcelState *ps)
 {
         for (size_t si = 0; si < VC_CHUNK_SIZES_MAX; si++) {
                 vc_ipset_done(&ps->ip[si]);
@@ -628,7 +628,7 @@ static void event_end(Engine *e, size_t oi, const VcTraceVersion *v)
         a->peak_state_bytes = VC_MAX(a->peak_state_bytes, tabs + e->ps_bytes);
         /* Nothing later reads a parcel's state after its last version. */
         if (v->version == p->nversions) {
-                parcel_state_done(e, &e->ps[v->parcel]);
+                parcel_state_done(&e->ps[v->parcel]);
                 e->ps_bytes -= after;
         }
 }
@@ -694,7 +694,7 @@ static void engine_free(Engine *e)
                 vc_chunktab_done(&e->tab[si]);
         if (e->ps)
                 for (size_t i = 0; i < e->t->nparcels; i++)
-                        parcel_state_done(e, &e->ps[i]);
+                        parcel_state_done(&e->ps[i]);
         free(e->ps);
         free(e->inc);
         free(e->inc_chunks);

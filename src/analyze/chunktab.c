@@ -101,7 +101,9 @@ int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_KEY_LEN], uint32_t len, 
 
 uint64_t vc_chunktab_bytes(const VcChunkTab *t)
 {
-        return (uint64_t)t->cap * sizeof *t->ents + (t->slots ? (t->mask + 1) * sizeof *t->slots : 0);
+        /* Entries past n are reserved address space that nothing touched
+         * (large reallocs are mremap'ed), not memory: count the used ones. */
+        return (uint64_t)t->n * sizeof *t->ents + (t->slots ? (t->mask + 1) * sizeof *t->slots : 0);
 }
 
 void vc_ipset_done(VcIpSet *s)

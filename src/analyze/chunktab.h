@@ -36,7 +36,7 @@ void vc_chunktab_done(VcChunkTab *t);
 /* Finds key or inserts it with length len; *id its id, *isnew whether it
  * was inserted now. -ENOMEM, or -E2BIG past 2^32 - 2 chunks. */
 int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_KEY_LEN], uint32_t len, uint32_t *id, bool *isnew);
-/* Bytes held (for the report of memory use). */
+/* Bytes of memory used (for the report of memory use). */
 uint64_t vc_chunktab_bytes(const VcChunkTab *t);
 
 typedef struct VcIpEnt {

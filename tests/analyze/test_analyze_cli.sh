@@ -62,6 +62,9 @@ if command -v gnuplot >/dev/null; then
   check "index.html shows every figure" all_shown
   check "index.html has the tables" 'grep -q "Storage on day" rep/index.html'
   check "gnuplot said nothing" '[ ! -s rep/gnuplot.log ]'
+  fails "report without gnuplot names the package" "gnuplot not found: install Debian's gnuplot-nox" \
+    /usr/bin/env PATH=/nonexistent "$VMCAS" analyze tr -q --report rep2 --chunk-sizes 4K
+  check "without gnuplot, the data and index.html are still written" '[ -s rep2/index.html ] && [ -s rep2/fig56.dat ]'
   ok "report of a trace without checkins" vmcas analyze one -q --report rep1
   check "figures without events are left out" '[ -s rep1/fig5.png ] && ! grep -q fig10 rep1/index.html'
 fi
