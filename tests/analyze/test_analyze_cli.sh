@@ -70,7 +70,8 @@ if command -v gnuplot >/dev/null; then
 fi
 
 if command -v valgrind >/dev/null && [ -x "${VMCAS_VG:-}" ]; then
-  ok "synth for valgrind" vmcas synth vg --parcels 2 --versions 3 --memory-size 40000 --disk-size 90001 -q
+  ok "synth under valgrind: no error, no leak" valgrind -q --leak-check=full --errors-for-leak-kinds=all \
+    --error-exitcode=99 "$VMCAS_VG" synth vg --parcels 2 --versions 3 --memory-size 40000 --disk-size 90001 -q
   ok "analyze under valgrind: no error, no leak" valgrind -q --leak-check=full --errors-for-leak-kinds=all \
     --error-exitcode=99 "$VMCAS_VG" analyze vg -q --chunk-sizes 4K,8K --compress none,gzip,zstd --threads 2 --json vg.json
 fi

@@ -634,20 +634,27 @@ static void run_one(uint64_t seed)
         assert_int_equal(system(cmd), 0);
 }
 
+/* Seeds first .. first + n - 1 of a group; VMCAS_PROP_TRACES (traces per
+ * group) and VMCAS_PROP_SEED (shift of every seed) replay or widen a run. */
 static void test_random_traces(void **state)
 {
-        (void)state;
+        const int *group = *state;
         const char *env = getenv("VMCAS_PROP_TRACES");
-        int n = env ? atoi(env) : NTRACES_DEFAULT;
-        uint64_t first = getenv("VMCAS_PROP_SEED") ? strtoull(getenv("VMCAS_PROP_SEED"), NULL, 10) : 1;
+        int n = env ? atoi(env) : NTRACES_DEFAULT / 5;
+        uint64_t shift = getenv("VMCAS_PROP_SEED") ? strtoull(getenv("VMCAS_PROP_SEED"), NULL, 10) : 0;
         for (int i = 0; i < n; i++)
-                run_one(first + (uint64_t)i);
+                run_one(shift + 1 + (uint64_t)(*group * n + i));
 }
 
 int main(void)
 {
+        static int groups[5] = { 0, 1, 2, 3, 4 };
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_random_traces),
+                cmocka_unit_test_prestate(test_random_traces, &groups[0]),
+                cmocka_unit_test_prestate(test_random_traces, &groups[1]),
+                cmocka_unit_test_prestate(test_random_traces, &groups[2]),
+                cmocka_unit_test_prestate(test_random_traces, &groups[3]),
+                cmocka_unit_test_prestate(test_random_traces, &groups[4]),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
