@@ -11,8 +11,9 @@
  *   equal chunks give equal hashes at every size, tails included).
  * - The main thread looks each chunk up in the distinct-chunk table of its
  *   size, in the global order; the chunks seen for the first time are
- *   compressed once (gzip, zstd) by all threads together; then the main
- *   thread adds each chunk's cost to the sums it belongs to.
+ *   compressed once (gzip, zstd) by the workers while the main thread adds
+ *   the costs of the segment before to the sums they belong to (it
+ *   compresses too whenever it would otherwise wait).
  * Memory is the distinct-chunk tables (global and per parcel) plus the
  * chunk ids of each parcel's latest version; see docs/analyze.md.
  *
