@@ -122,7 +122,7 @@ static inline uint32_t ip_pos(uint32_t id, uint8_t bits)
 
 static int ipset_grow(VcIpSet *s)
 {
-        uint8_t bits = s->slots ? (uint8_t)(s->bits + 1) : 10;
+        uint8_t bits = s->slots ? (uint8_t)(s->bits + 1) : 6; /* small: a trace may hold many parcels */
         if (bits > 32)
                 return -E2BIG;
         uint64_t nslots = 1ull << bits;
