@@ -232,13 +232,13 @@ static int world_init(World *w, const VcSynthOpts *o)
                 Patch *pt = &w->patches[i];
                 pt->day = (unsigned)(7 + 14 * i + below(&r, 7));
                 pt->gold = (unsigned)below(&r, o->gold_images);
-                pt->len = w->os_end ? 1 + below(&r, VC_MAX(w->os_end / 50, 1)) : 0;
+                pt->len = w->os_end ? 1 + below(&r, VC_MAX(w->os_end / 12, 1)) : 0;
                 pt->start = w->os_end > pt->len ? below(&r, w->os_end - pt->len) : 0;
         }
         for (int i = 0; i < NPACKAGES; i++)
-                w->pkg_len[i] = 1 + below(&r, VC_MAX(w->nd / 40, 2));
+                w->pkg_len[i] = 1 + below(&r, VC_MAX(w->nd / 16, 2));
         for (int i = 0; i < NPOPULAR; i++)
-                w->pop_len[i] = 1 + below(&r, 12);
+                w->pop_len[i] = 1 + below(&r, 64);
         return 0;
 }
 
@@ -386,7 +386,7 @@ static int session_disk(const World *w, Parcel *p, unsigned day, unsigned v)
                 p->docs[i] = p->docs[--p->ndocs];
         }
         /* Software from the shared catalogue. */
-        if (chance(&p->rng, 30)) {
+        if (chance(&p->rng, 45)) {
                 unsigned k = (unsigned)below(&p->rng, NPACKAGES);
                 if (!p->installed[k]) {
                         p->installed[k] = true;
