@@ -24,7 +24,8 @@ static void analyze_help(FILE *f)
                 "  -c, --chunk-sizes LIST   chunk sizes, powers of two from 512 B to 64 MiB\n"
                 "                           (default 4K,8K,16K,32K,64K,128K,256K,512K)\n"
                 "  -z, --compress LIST      none, gzip, zstd (default none,gzip)\n"
-                "  -t, --threads N          threads hashing and compressing (default: cores)\n"
+                "  -t, --threads N          threads reading, hashing and compressing, besides\n"
+                "                           the one that sums (default: number of cores)\n"
                 "  -q, --quiet              no progress on stderr\n"
                 "  -h, --help               this help\n");
 }
@@ -110,7 +111,6 @@ static void synth_help(FILE *f)
 {
         VcSynthOpts d;
         vc_synth_defaults(&d);
-        char m[32], k[32];
         fprintf(f,
                 "Usage: vmcas synth OUTDIR [OPTIONS]\n\n"
                 "Writes a synthetic trace of an enterprise's VM images for 'vmcas analyze': gold\n"
@@ -123,14 +123,15 @@ static void synth_help(FILE *f)
                 "  --seed N            random seed (default %llu)\n"
                 "  --parcels N         parcels (default %u)\n"
                 "  --versions N        versions per parcel, the first included (default %u)\n"
-                "  --memory-size SIZE  memory image size, any number of bytes (default %s)\n"
-                "  --disk-size SIZE    disk image size, any number of bytes (default %s)\n"
+                "  --memory-size SIZE  memory image size, any number of bytes, or 4M, 1G...\n"
+                "                      (default %llu)\n"
+                "  --disk-size SIZE    disk image size, likewise (default %llu)\n"
                 "  --gold-images N     gold images, one per OS release (default %u)\n"
                 "  --days N            days the trace spans (default %u)\n"
                 "  -q, --quiet         no progress on stderr\n"
                 "  -h, --help          this help\n",
-                (unsigned long long)d.seed, d.parcels, d.versions, vc_fmt_size(d.memory_size, m, sizeof m),
-                vc_fmt_size(d.disk_size, k, sizeof k), d.gold_images, d.days);
+                (unsigned long long)d.seed, d.parcels, d.versions, (unsigned long long)d.memory_size,
+                (unsigned long long)d.disk_size, d.gold_images, d.days);
 }
 
 static int parse_count(const char *s, const char *what, uint64_t min, uint64_t max, uint64_t *ret)
