@@ -83,32 +83,32 @@ static void figure(Report *r, const char *name, int width, int height, const cha
         }
 }
 
-/* Returns a malloc'ed string built like printf (the figure bodies). */
+/* A string built with fprintf (the body of a figure). */
 typedef struct Buf {
         char *p;
         size_t n;
         FILE *f;
 } Buf;
 
-static void buf_open(Buf *b)
+static bool buf_open(Report *r, Buf *b)
 {
         b->p = NULL;
         b->n = 0;
         b->f = open_memstream(&b->p, &b->n);
+        if (!b->f && r->err == 0)
+                r->err = -ENOMEM;
+        return b->f != NULL;
 }
 
 static const char *buf_str(Buf *b)
 {
-        if (!b->f)
-                return "";
         fflush(b->f);
         return b->p ? b->p : "";
 }
 
 static void buf_close(Buf *b)
 {
-        if (b->f)
-                fclose(b->f);
+        fclose(b->f);
         free(b->p);
 }
 
@@ -155,7 +155,8 @@ static void fig_growth(Report *r)
         char sb[16];
         const char *unit;
         Buf b;
-        buf_open(&b);
+        if (!buf_open(r, &b))
+                return;
         double div = vc_unit_for(storage_max(a, false, r->fixed), &unit);
         fprintf(b.f,
                 "set title \"Fig. 5: growth of storage per policy, %s chunks\"\n"
@@ -171,7 +172,8 @@ static void fig_growth(Report *r)
         figure(r, "fig5", 900, 560, buf_str(&b));
         buf_close(&b);
 
-        buf_open(&b);
+        if (!buf_open(r, &b))
+                return;
         div = vc_unit_for(storage_max(a, false, SIZE_MAX), &unit);
         fprintf(b.f, "set multiplot layout 1,3 title \"Fig. 6: growth of storage per chunk size, without metadata\"\n");
         for (int p = 0; p < VC_POL_MAX; p++) {
@@ -181,7 +183,8 @@ static void fig_growth(Report *r)
                         pol_label[p], unit, VC_MAX(a->ndays - 1, 1u));
                 for (size_t si = 0; si < a->nsizes; si++)
                         fprintf(b.f, "%s\"fig56.dat\" using 1:($%zu/%.0f) with steps lw 2 lc %zu title \"%s\"",
-                                si ? ", " : "", COL(si, 0, p), div, si + 1, vc_chunk_label(a->sizes[si], true, sb, sizeof sb));
+                                si ? ", " : "", COL(si, 0, p), div, si + 1,
+                                vc_chunk_label(a->sizes[si], true, sb, sizeof sb));
                 fputc('\n', b.f);
         }
         figure(r, "fig6", 1500, 520, buf_str(&b));
@@ -218,7 +221,8 @@ static void fig_chunk_sizes(Report *r)
                 const char *unit;
                 double div = vc_unit_for(storage_max(a, meta, SIZE_MAX), &unit);
                 Buf b;
-                buf_open(&b);
+                if (!buf_open(r, &b))
+                        return;
                 fprintf(b.f, "set title \"Fig. 7(%c): storage on day %u, %s\"\nset ylabel \"%s (%s)\"\n"
                              "set key top left\nset yrange [0:*]\n",
                         meta ? 'b' : 'a', last, meta ? "data and metadata" : "data only, without metadata",
@@ -243,7 +247,8 @@ static void fig_chunk_sizes(Report *r)
                 buf_close(&b);
         }
         Buf b;
-        buf_open(&b);
+        if (!buf_open(r, &b))
+                return;
         fprintf(b.f, "set title \"Fig. 8: metadata (keyrings) as a share of stored data, day %u\"\n"
                      "set ylabel \"metadata / data (%%)\"\nset key top right\nset yrange [0:*]\n",
                 last);
@@ -298,7 +303,8 @@ static void fig_upload_cdf(Report *r)
         double div = vc_unit_for(max, &unit);
         char sb[16];
         Buf b;
-        buf_open(&b);
+        if (!buf_open(r, &b))
+                return;
         fprintf(b.f, "set multiplot layout 1,%zu title \"Fig. 10: CDF of upload sizes, %s chunks (%zu checkins)\"\n",
                 a->ncomps, vc_chunk_label(a->sizes[r->fixed], true, sb, sizeof sb), n);
         for (size_t ci = 0; ci < a->ncomps; ci++) {
@@ -356,7 +362,8 @@ static void fig_stats(Report *r, const char *name, const char *title, const char
         double div = vc_unit_for(max, &unit);
         static const char *const stat_names[3] = { "mean", "median", "95th percentile" };
         Buf b;
-        buf_open(&b);
+        if (!buf_open(r, &b))
+                return;
         fprintf(b.f, "set multiplot layout 1,3 title \"%s\"\n", title);
         for (int s = 0; s < 3; s++) {
                 /* The legend goes below the panel: inside, it hides lines. */
