@@ -55,7 +55,6 @@
 #define CT_BATCH    (256u << 10) /* bytes of chunks a thread compresses per grab */
 
 const char *const vc_pol_name[VC_POL_MAX] = { "delta", "ip", "all" };
-const char *const vc_comp_name[VC_COMP_MAX] = { "none", "gzip", "zstd" };
 const char *const vc_dl_mode[VC_DL_MAX] = { "demand", "demand", "demand", "demand",
                                             "complete", "complete", "complete" };
 const char *const vc_dl_method[VC_DL_MAX] = { "nocache", "delta", "cas_m", "cas_md", "nocache", "delta", "cas" };
@@ -71,7 +70,7 @@ typedef struct Seg {
 typedef struct Slot {
         uint8_t *buf;
         uint8_t (*h[MAX_LEVELS])[VC_KEY_LEN];
-        uint32_t *ids[VC_CHUNK_SIZES_MAX];
+        uint32_t *ids[VC_AN_CHUNK_SIZES_MAX];
         Seg seg;
         bool ready;
         int err;
@@ -84,8 +83,8 @@ typedef struct CTask {
 } CTask;
 
 typedef struct ParcelState {
-        VcIpSet ip[VC_CHUNK_SIZES_MAX];
-        uint32_t *prev[VC_CHUNK_SIZES_MAX][VC_IMG_MAX]; /* ids of the latest version */
+        VcIpSet ip[VC_AN_CHUNK_SIZES_MAX];
+        uint32_t *prev[VC_AN_CHUNK_SIZES_MAX][VC_IMG_MAX]; /* ids of the latest version */
 } ParcelState;
 
 typedef struct Engine Engine;
@@ -103,13 +102,13 @@ struct Engine {
         VcAnalysis *a;
         uint32_t base;                         /* smallest chunk size */
         unsigned nlevels;                      /* sizes base << 0 .. base << (nlevels-1) */
-        unsigned level[VC_CHUNK_SIZES_MAX];    /* level of each reported size */
+        unsigned level[VC_AN_CHUNK_SIZES_MAX];    /* level of each reported size */
         unsigned sel[VC_COMP_MAX];             /* per comp: 0 = len, 1 = gzip, 2 = zstd */
         uint32_t seg;
         bool gzip, zstd;
         EVP_MD *sha;
-        VcChunkTab tab[VC_CHUNK_SIZES_MAX];
-        uint32_t seen[VC_CHUNK_SIZES_MAX];     /* ids whose first occurrence was summed */
+        VcChunkTab tab[VC_AN_CHUNK_SIZES_MAX];
+        uint32_t seen[VC_AN_CHUNK_SIZES_MAX];     /* ids whose first occurrence was summed */
         ParcelState *ps;
         int64_t *inc;                          /* storage added per day, vc_st_idx layout */
         uint64_t *inc_chunks;                  /* [size][day] keyring entries added */
@@ -142,7 +141,7 @@ static inline uint64_t nchunks(uint64_t size, uint32_t s)
 
 static int check_size(uint64_t v, const char *s)
 {
-        if (v < VC_CHUNK_MIN || v > VC_CHUNK_MAX || (v & (v - 1)))
+        if (v < VC_AN_CHUNK_MIN || v > VC_AN_CHUNK_MAX || (v & (v - 1)))
                 return vc_errf(-EINVAL,
                                "invalid chunk size '%s': chunk sizes must be powers of two from 512 B to 64 MiB "
                                "(e.g. 4K,8K,16K)",
@@ -163,7 +162,7 @@ int vc_analyze_parse_chunk_sizes(const char *s, VcAnalyzeOpts *o)
                 return -ENOMEM;
         size_t n = 0;
         int r = 0;
-        uint32_t sizes[VC_CHUNK_SIZES_MAX];
+        uint32_t sizes[VC_AN_CHUNK_SIZES_MAX];
         for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
                 uint64_t v;
                 r = vc_parse_size(tok, "chunk size", &v);
@@ -176,8 +175,8 @@ int vc_analyze_parse_chunk_sizes(const char *s, VcAnalyzeOpts *o)
                         dup |= sizes[i] == v;
                 if (dup)
                         continue;
-                if (n == VC_CHUNK_SIZES_MAX) {
-                        r = vc_errf(-EINVAL, "too many chunk sizes (at most %d)", VC_CHUNK_SIZES_MAX);
+                if (n == VC_AN_CHUNK_SIZES_MAX) {
+                        r = vc_errf(-EINVAL, "too many chunk sizes (at most %d)", VC_AN_CHUNK_SIZES_MAX);
                         break;
                 }
                 sizes[n++] = (uint32_t)v;
@@ -202,7 +201,7 @@ int vc_analyze_parse_comps(const char *s, VcAnalyzeOpts *o)
                 size_t len = strcspn(p, ",");
                 int found = -1;
                 for (int c = 0; c < VC_COMP_MAX; c++)
-                        if (strlen(vc_comp_name[c]) == len && strncmp(p, vc_comp_name[c], len) == 0)
+                        if (strlen(vc_comp_name(c)) == len && strncmp(p, vc_comp_name(c), len) == 0)
                                 found = c;
                 if (found < 0)
                         return vc_errf(-EINVAL, "invalid compression '%.*s' (expected none, gzip or zstd, "
@@ -603,7 +602,7 @@ static int event_begin(Engine *e, const VcTraceVersion *v)
 
 static void parcel_state_done(ParcelState *ps)
 {
-        for (size_t si = 0; si < VC_CHUNK_SIZES_MAX; si++) {
+        for (size_t si = 0; si < VC_AN_CHUNK_SIZES_MAX; si++) {
                 vc_ipset_done(&ps->ip[si]);
                 for (int m = 0; m < VC_IMG_MAX; m++) {
                         free(ps->prev[si][m]);
@@ -691,7 +690,7 @@ static void engine_free(Engine *e)
                         free(e->slots[i].ids[0]);
                 }
         free(e->slots);
-        for (size_t si = 0; si < VC_CHUNK_SIZES_MAX; si++)
+        for (size_t si = 0; si < VC_AN_CHUNK_SIZES_MAX; si++)
                 vc_chunktab_done(&e->tab[si]);
         if (e->ps)
                 for (size_t i = 0; i < e->t->nparcels; i++)

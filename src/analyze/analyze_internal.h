@@ -41,7 +41,6 @@ enum {
 };
 
 extern const char *const vc_pol_name[VC_POL_MAX];
-extern const char *const vc_comp_name[VC_COMP_MAX];
 extern const char *const vc_dl_mode[VC_DL_MAX];
 extern const char *const vc_dl_method[VC_DL_MAX];
 /* Keyring entry size E per policy (spec section 2). */
@@ -52,7 +51,7 @@ extern const unsigned vc_pol_entry[VC_POL_MAX];
 struct VcAnalysis {
         const VcTrace *trace;       /* must outlive the analysis */
         size_t nsizes, ncomps;
-        uint32_t sizes[VC_CHUNK_SIZES_MAX];
+        uint32_t sizes[VC_AN_CHUNK_SIZES_MAX];
         VcComp comps[VC_COMP_MAX];
         uint32_t ndays;             /* max day + 1 */
         uint64_t *storage;          /* [pol][size][comp][day], cumulative */

@@ -1,30 +1,27 @@
-/* c(x) = min(|x|, compressed length of x alone), spec section 2. */
+/* c(x) = min(|x|, compressed length of x alone), spec section 2, on top of
+ * core's per-chunk compressors: gzip is zlib deflate level 6, windowBits
+ * 31, memLevel 8, default strategy, one deflate(Z_FINISH); zstd is level 3.
+ * Core stops a compression as soon as it is no smaller than the chunk,
+ * which gives the same minimum: deflate's output bytes do not depend on the
+ * room it is given, only whether it finishes in it. */
 #include "analyze/coster.h"
+#include "core/vc_compress.h"
 #include "core/vc_util.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <zlib.h>
-#include <zstd.h>
-
-#define ZSTD_LEVEL 3
 
 struct VcCoster {
         bool gzip, zstd;
-        bool zinit;
-        z_stream z;
-        ZSTD_CCtx *zc;
+        VcCompressor *cz;
         uint8_t *out;
-        size_t outcap;
 };
 
 void vc_coster_free(VcCoster *c)
 {
         if (!c)
                 return;
-        if (c->zinit)
-                deflateEnd(&c->z);
-        ZSTD_freeCCtx(c->zc);
+        vc_compressor_free(c->cz);
         free(c->out);
         free(c);
 }
@@ -36,28 +33,8 @@ int vc_coster_new(bool gzip, bool zstd, uint32_t maxlen, VcCoster **ret)
                 return -ENOMEM;
         c->gzip = gzip;
         c->zstd = zstd;
-        size_t cap = 0;
-        if (gzip) {
-                /* The spec's settings: level 6, deflate, windowBits 31 (a gzip
-                 * wrapper), memLevel 8, default strategy. */
-                if (deflateInit2(&c->z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-                        vc_coster_free(c);
-                        return vc_errf(-ENOMEM, "zlib: deflateInit2 failed");
-                }
-                c->zinit = true;
-                cap = deflateBound(&c->z, maxlen);
-        }
-        if (zstd) {
-                c->zc = ZSTD_createCCtx();
-                if (!c->zc) {
-                        vc_coster_free(c);
-                        return -ENOMEM;
-                }
-                cap = VC_MAX(cap, ZSTD_compressBound(maxlen));
-        }
-        c->outcap = cap;
-        c->out = cap ? malloc(cap) : NULL;
-        if (cap && !c->out) {
+        c->out = malloc(VC_MAX(maxlen, 1u));
+        if (!c->out || vc_compressor_new(&c->cz) < 0) {
                 vc_coster_free(c);
                 return -ENOMEM;
         }
@@ -65,31 +42,22 @@ int vc_coster_new(bool gzip, bool zstd, uint32_t maxlen, VcCoster **ret)
         return 0;
 }
 
+static int cost(VcCoster *c, VcComp alg, const uint8_t *buf, uint32_t len, uint32_t *out)
+{
+        ssize_t k = vc_compress(c->cz, alg, c->out, len, buf, len);
+        if (k < 0)
+                return vc_errf((int)k, "%s compression failed", vc_comp_name(alg));
+        *out = k > 0 ? (uint32_t)k : len;
+        return 0;
+}
+
 int vc_coster_cost(VcCoster *c, const uint8_t *buf, uint32_t len, uint32_t out[2])
 {
         out[0] = out[1] = len;
-        if (c->gzip) {
-                /* deflateReset keeps the parameters and gives the same stream
-                 * as a fresh deflateInit2; the output buffer is at least
-                 * deflateBound, so one deflate(Z_FINISH) ends the stream. */
-                if (deflateReset(&c->z) != Z_OK)
-                        return vc_errf(-EIO, "zlib: deflateReset failed");
-                c->z.next_in = (Bytef *)buf;
-                c->z.avail_in = len;
-                c->z.next_out = c->out;
-                c->z.avail_out = (uInt)c->outcap;
-                int zr = deflate(&c->z, Z_FINISH);
-                if (zr != Z_STREAM_END)
-                        return vc_errf(-EIO, "zlib: deflate returned %d", zr);
-                if (c->z.total_out < len)
-                        out[0] = (uint32_t)c->z.total_out;
-        }
-        if (c->zstd) {
-                size_t n = ZSTD_compressCCtx(c->zc, c->out, c->outcap, buf, len, ZSTD_LEVEL);
-                if (ZSTD_isError(n))
-                        return vc_errf(-EIO, "zstd: %s", ZSTD_getErrorName(n));
-                if (n < len)
-                        out[1] = (uint32_t)n;
-        }
-        return 0;
+        int r = 0;
+        if (c->gzip)
+                r = cost(c, VC_COMP_GZIP, buf, len, &out[0]);
+        if (r == 0 && c->zstd)
+                r = cost(c, VC_COMP_ZSTD, buf, len, &out[1]);
+        return r;
 }

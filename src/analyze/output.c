@@ -73,7 +73,7 @@ static void json_rows(const VcAnalysis *a, FILE *f)
                                         fprintf(f,
                                                 "%s    {\"policy\": \"%s\", \"chunk_size\": %u, \"compression\": \"%s\", "
                                                 "\"day\": %u, \"data_bytes\": %" PRIu64 ", \"meta_bytes\": %" PRIu64 "}",
-                                                sep, vc_pol_name[p], a->sizes[si], vc_comp_name[a->comps[ci]], d,
+                                                sep, vc_pol_name[p], a->sizes[si], vc_comp_name(a->comps[ci]), d,
                                                 a->storage[vc_st_idx(a, p, si, ci, d)],
                                                 a->storage_meta[vc_stm_idx(a, p, si, d)]);
                                         sep = ",\n";
@@ -90,7 +90,7 @@ static void json_rows(const VcAnalysis *a, FILE *f)
                                                 "\"chunk_size\": %u, \"compression\": \"%s\", \"data_bytes\": %" PRIu64
                                                 ", \"meta_bytes\": %" PRIu64 "}",
                                                 sep, t->parcels[v->parcel].name, v->version, vc_pol_name[p],
-                                                a->sizes[si], vc_comp_name[a->comps[ci]],
+                                                a->sizes[si], vc_comp_name(a->comps[ci]),
                                                 a->up[vc_up_idx(a, ev, p, si, ci)], vc_up_meta(a, ev, p, si));
                                         sep = ",\n";
                                 }
@@ -107,7 +107,7 @@ static void json_rows(const VcAnalysis *a, FILE *f)
                                                 "\"method\": \"%s\", \"chunk_size\": %u, \"compression\": \"%s\", "
                                                 "\"bytes\": %" PRIu64 "}",
                                                 sep, t->parcels[v->parcel].name, v->version, vc_dl_mode[m],
-                                                vc_dl_method[m], a->sizes[si], vc_comp_name[a->comps[ci]],
+                                                vc_dl_method[m], a->sizes[si], vc_comp_name(a->comps[ci]),
                                                 a->dl[vc_dl_idx(a, ev, m, si, ci)]);
                                         sep = ",\n";
                                 }
@@ -122,7 +122,7 @@ static void json_write(const VcAnalysis *a, FILE *f)
                 fprintf(f, "%s%u", si ? ", " : "", a->sizes[si]);
         fprintf(f, "],\n  \"compressions\": [");
         for (size_t ci = 0; ci < a->ncomps; ci++)
-                fprintf(f, "%s\"%s\"", ci ? ", " : "", vc_comp_name[a->comps[ci]]);
+                fprintf(f, "%s\"%s\"", ci ? ", " : "", vc_comp_name(a->comps[ci]));
         /* Extra keys (allowed by the spec): what was analysed. */
         fprintf(f, "],\n  \"parcels\": %zu,\n  \"versions\": %zu,\n  \"image_bytes\": %" PRIu64
                    ",\n  \"distinct_chunks\": [",
@@ -231,7 +231,7 @@ static void stats_table(const VcAnalysis *a, FILE *f, const char *title, bool up
         for (size_t si = 0; si < a->nsizes; si++)
                 for (size_t ci = 0; ci < a->ncomps; ci++) {
                         char sb[16];
-                        fprintf(f, "%-9s%-7s", vc_chunk_label(a->sizes[si], false, sb, sizeof sb), vc_comp_name[a->comps[ci]]);
+                        fprintf(f, "%-9s%-7s", vc_chunk_label(a->sizes[si], false, sb, sizeof sb), vc_comp_name(a->comps[ci]));
                         for (int k = 0; k < nk; k++) {
                                 const VcStats *s = &st[((size_t)k * a->nsizes + si) * a->ncomps + ci];
                                 fprintf(f, " %8.2f %8.2f %8.2f", s->mean / div, (double)s->median / div,
@@ -268,7 +268,7 @@ static void storage_table(const VcAnalysis *a, FILE *f)
                         char sb[16];
                         uint64_t delta = a->storage[vc_st_idx(a, VC_POL_DELTA, si, ci, last)];
                         fprintf(f, "%-9s%-7s %9.2f", vc_chunk_label(a->sizes[si], false, sb, sizeof sb),
-                                vc_comp_name[a->comps[ci]], (double)delta / div);
+                                vc_comp_name(a->comps[ci]), (double)delta / div);
                         for (int p = VC_POL_IP; p <= VC_POL_ALL; p++) {
                                 uint64_t d = a->storage[vc_st_idx(a, p, si, ci, last)];
                                 uint64_t m = a->storage_meta[vc_stm_idx(a, p, si, last)];

@@ -140,7 +140,7 @@ static void fig_growth(Report *r)
         for (size_t si = 0; si < a->nsizes; si++)
                 for (size_t ci = 0; ci < a->ncomps; ci++)
                         for (int p = 0; p < VC_POL_MAX; p++)
-                                fprintf(f, " %s/%u/%s", vc_pol_name[p], a->sizes[si], vc_comp_name[a->comps[ci]]);
+                                fprintf(f, " %s/%u/%s", vc_pol_name[p], a->sizes[si], vc_comp_name(a->comps[ci]));
         fputc('\n', f);
         for (uint32_t d = 0; d < a->ndays; d++) {
                 fprintf(f, "%u", d);
@@ -204,8 +204,8 @@ static void fig_chunk_sizes(Report *r)
         fprintf(f, "# chunk_size");
         for (size_t ci = 0; ci < a->ncomps; ci++)
                 for (int p = 0; p < VC_POL_MAX; p++)
-                        fprintf(f, " %s/%s/data %s/%s/meta", vc_pol_name[p], vc_comp_name[a->comps[ci]], vc_pol_name[p],
-                                vc_comp_name[a->comps[ci]]);
+                        fprintf(f, " %s/%s/data %s/%s/meta", vc_pol_name[p], vc_comp_name(a->comps[ci]), vc_pol_name[p],
+                                vc_comp_name(a->comps[ci]));
         fputc('\n', f);
         for (size_t si = 0; si < a->nsizes; si++) {
                 fprintf(f, "%u", a->sizes[si]);
@@ -292,7 +292,7 @@ static void fig_upload_cdf(Report *r)
                         vc_analysis_upload_series(a, p, r->fixed, ci, vals);
                         vc_stats(vals, n, &st); /* sorts */
                         max = VC_MAX(max, st.max);
-                        fprintf(f, "# %s %s\n%" PRIu64 " 0\n", vc_comp_name[a->comps[ci]], vc_pol_name[p], vals[0]);
+                        fprintf(f, "# %s %s\n%" PRIu64 " 0\n", vc_comp_name(a->comps[ci]), vc_pol_name[p], vals[0]);
                         for (size_t i = 0; i < n; i++)
                                 fprintf(f, "%" PRIu64 " %.6f\n", vals[i], (double)(i + 1) / (double)n);
                         fprintf(f, "\n\n");
@@ -311,7 +311,7 @@ static void fig_upload_cdf(Report *r)
                 fprintf(b.f,
                         "set title \"%s\"\nset xlabel \"upload size (%s)\"\nset ylabel \"fraction of checkins\"\n"
                         "set yrange [0:1.02]\nset xrange [0:*]\nset key bottom right\nplot ",
-                        a->comps[ci] == VC_COMP_NONE ? "without compression" : vc_comp_name[a->comps[ci]], unit);
+                        a->comps[ci] == VC_COMP_NONE ? "without compression" : vc_comp_name(a->comps[ci]), unit);
                 for (int p = 0; p < VC_POL_MAX; p++)
                         fprintf(b.f, "%s\"fig10.dat\" index %zu using ($1/%.0f):2 with steps lw 2 lc rgb \"%s\" title \"%s\"",
                                 p ? ", " : "", ci * VC_POL_MAX + (size_t)p, div, colours[p], pol_label[p]);

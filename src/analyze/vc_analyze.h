@@ -20,23 +20,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/vc_compress.h"
+
 typedef struct VcTrace VcTrace;
 typedef struct VcAnalysis VcAnalysis;
 
-/* Compressions, in the order the output lists them. */
-typedef enum VcComp {
-        VC_COMP_NONE,
-        VC_COMP_GZIP,   /* zlib deflate level 6, gzip wrapper (spec section 2) */
-        VC_COMP_ZSTD,   /* our extension: ZSTD_compressCCtx level 3 */
-        VC_COMP_MAX
-} VcComp;
+/* Compressions, in the order the output lists them: core's VcComp, i.e.
+ * none, gzip (zlib deflate level 6, gzip wrapper, spec section 2) and our
+ * extension zstd (ZSTD_compressCCtx level 3). */
+#define VC_COMP_MAX 3
 
-/* Chunk sizes accepted: powers of two in [VC_CHUNK_MIN, VC_CHUNK_MAX], at
- * most VC_CHUNK_SIZES_MAX of them (hashes of larger sizes are combined from
+/* Chunk sizes accepted: powers of two in [VC_AN_CHUNK_MIN, VC_AN_CHUNK_MAX], at
+ * most VC_AN_CHUNK_SIZES_MAX of them (hashes of larger sizes are combined from
  * the smallest one, so every size must be a power-of-two multiple of it). */
-#define VC_CHUNK_MIN       512u
-#define VC_CHUNK_MAX       (64u << 20)
-#define VC_CHUNK_SIZES_MAX 18
+#define VC_AN_CHUNK_MIN       512u
+#define VC_AN_CHUNK_MAX       (64u << 20)
+#define VC_AN_CHUNK_SIZES_MAX 18
 
 /* Days a trace may span (storage has a row per day). */
 #define VC_TRACE_MAX_DAYS  100000u
@@ -51,7 +50,7 @@ uint64_t vc_trace_bytes(const VcTrace *t);   /* all image bytes */
 uint32_t vc_trace_max_day(const VcTrace *t);
 
 typedef struct VcAnalyzeOpts {
-        uint32_t chunk_sizes[VC_CHUNK_SIZES_MAX]; /* ascending */
+        uint32_t chunk_sizes[VC_AN_CHUNK_SIZES_MAX]; /* ascending */
         size_t n_chunk_sizes;                     /* 0: 4 KiB .. 512 KiB */
         bool comp[VC_COMP_MAX];                   /* all false: none and gzip */
         unsigned threads;                         /* 0: number of cores */

@@ -6,10 +6,11 @@
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
-#include <zstd_errors.h>
 
 struct VcCompressor {
         ZSTD_CCtx *zc;
+        uint8_t *zbuf;          /* ZSTD_compressBound-sized output */
+        size_t zcap;
         ZSTD_DCtx *zd;
         z_stream def, inf;
         int def_ok, inf_ok;
@@ -49,6 +50,7 @@ void vc_compressor_free(VcCompressor *c)
                 return;
         ZSTD_freeCCtx(c->zc);
         ZSTD_freeDCtx(c->zd);
+        free(c->zbuf);
         if (c->def_ok)
                 deflateEnd(&c->def);
         if (c->inf_ok)
@@ -63,10 +65,24 @@ ssize_t vc_compress(VcCompressor *c, VcComp alg, void *dst, size_t cap, const vo
         if (alg == VC_COMP_ZSTD) {
                 if (!c->zc && !(c->zc = ZSTD_createCCtx()))
                         return -ENOMEM;
-                size_t k = ZSTD_compressCCtx(c->zc, dst, cap, src, n, 3);
+                /* zstd needs room beyond its result to produce it: with a
+                 * buffer of the chunk's size it gives up on some chunks
+                 * that compress to just under that size. */
+                size_t bound = ZSTD_compressBound(n);
+                if (c->zcap < bound) {
+                        uint8_t *b = realloc(c->zbuf, bound);
+                        if (!b)
+                                return -ENOMEM;
+                        c->zbuf = b;
+                        c->zcap = bound;
+                }
+                size_t k = ZSTD_compressCCtx(c->zc, c->zbuf, c->zcap, src, n, 3);
                 if (ZSTD_isError(k))
-                        return ZSTD_getErrorCode(k) == ZSTD_error_dstSize_tooSmall ? 0 : -EIO;
-                return k < n ? (ssize_t)k : 0;
+                        return -EIO;
+                if (k >= n || k > cap)
+                        return 0;
+                memcpy(dst, c->zbuf, k);
+                return (ssize_t)k;
         }
         /* gzip: one deflate(Z_FINISH) per chunk, the settings of the study's
          * analysis (level 6, windowBits 31, memLevel 8). */

@@ -52,7 +52,7 @@ mdb="$S/index/data.mdb"
 rec_tag=$(od -An -tx1 -j $((64 + 16)) -N 32 "$pack" | tr -d ' \n')
 # LMDB copies pages on write, so stale copies of the entry may sit in free
 # pages: damage the value after every copy of the key
-offs=$(LC_ALL=C grep -obUaP "$(echo "$rec_tag" | sed 's/../\\x&/g')" "$mdb" | cut -d: -f1)
+offs=$(perl -0777 -ne 'BEGIN { $t = pack("H*", shift) } while (/\Q$t\E/g) { print pos() - length($t), "\n" }' "$rec_tag" "$mdb")
 if [ -n "$offs" ]; then
   for off in $offs; do img flip "$mdb" $((off + 40)); done   # inside the value stored after the key
   fails "verify --full finds a damaged index entry" "DAMAGE" vmcas -s "$S" verify --full
