@@ -12,7 +12,7 @@ D=${DEMO_DIR:-$(mktemp -d /tmp/vmcas-demo.XXXXXX)}
 [ "${KEEP:-0}" = 1 ] || [ -n "${DEMO_DIR:-}" ] || trap 'rm -rf "$D"' EXIT
 export VMCAS_KEYS=$D/keys
 CS=${DEMO_CHUNK:-16K}
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
 
 say "1. A synthetic enterprise: vmcas synth $D/trace"
 "$V" synth "$D/trace" --seed 7 --parcels 4 --versions 6 --memory-size 8M --disk-size 24M
@@ -26,18 +26,20 @@ cp=$(col parcel); cv=$(col version); ct=$(col timestamp); cm=$(col memory); ck=$
 events=$(grep -v '^#' "$M" | awk -F'\t' -v p=$cp -v v=$cv -v t=$ct -v m=$cm -v d=$ck \
   'NF && !hdr++ { next } NF { print $t "\t" $p "\t" $v "\t" $m "\t" $d }' | sort -k1,1n -k2,2 -k3,3n)
 
-say "2. Check in every version, in time order, under each policy ($CS chunks, zstd)"
-for pol in delta ip group:staff all; do
-  S=$D/store-${pol%%:*}
+say "2. Check in every version, in time order, under each policy ($CS chunks, zstd;"
+echo "   group: one group per operating system, from the parcel's name)"
+for pol in delta ip group all; do
+  S=$D/store-$pol
   "$V" -s "$S" init > /dev/null
   while IFS=$'\t' read -r ts parcel ver mem disk; do
     if [ "$ver" = 1 ]; then
-      "$V" -s "$S" parcel create "$parcel" --policy $pol --chunk-size $CS --compress zstd \
+      p=$pol; [ $pol = group ] && p=group:${parcel##*-}
+      "$V" -s "$S" parcel create "$parcel" --policy $p --chunk-size $CS --compress zstd \
         --memory-size "$(stat -c %s "$D/trace/$mem")" --disk-size "$(stat -c %s "$D/trace/$disk")" > /dev/null
     fi
     "$V" -q -s "$S" checkin "$parcel" --memory "$D/trace/$mem" --disk "$D/trace/$disk" > "$D/last-checkin"
   done <<< "$events"
-  printf '%-8s %s\n' "${pol%%:*}:" "$(tail -1 "$D/last-checkin")"
+  printf '%-8s %s\n' "$pol:" "$(tail -1 "$D/last-checkin")"
 done
 
 say "3. vmcas log and stat of the 'all' store"
