@@ -882,10 +882,18 @@ static void *out_work(void *arg)
         size_t cap = 0;
         VcTxn *t = NULL;
         int r = buf ? vc_txn_begin(o->s, false, &t) : -ENOMEM;
-        for (uint64_t b = (uint64_t)w->tid * run; r == 0 && b < o->n; b += run * (uint64_t)o->nthreads) {
+        const uint64_t step = run * (uint64_t)o->nthreads, first = (uint64_t)w->tid * run;
+        if (r == 0 && first < o->n)
+                vc_store_prefetch(o->s, t, o->p->data_domain, o->e[first].tag, sizeof(VcEntry),
+                                  (size_t)(VC_MIN(first + run, o->n) - first));
+        for (uint64_t b = first; r == 0 && b < o->n; b += step) {
                 uint64_t end = VC_MIN(b + run, o->n), from = b;
-                if (b != (uint64_t)w->tid * run && (r = vc_txn_refresh(t)) < 0)
+                if (b != first && (r = vc_txn_refresh(t)) < 0)
                         break;
+                /* the kernel reads this thread's next run while we open this one */
+                if (b + step < o->n)
+                        vc_store_prefetch(o->s, t, o->p->data_domain, o->e[b + step].tag, sizeof(VcEntry),
+                                          (size_t)(VC_MIN(b + step + run, o->n) - (b + step)));
                 for (uint64_t i = b; r == 0 && i < end; i++) {
                         if (o->err)
                                 break;

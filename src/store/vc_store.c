@@ -685,6 +685,62 @@ int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC
                        domain, strerror(-r));
 }
 
+typedef struct Span {
+        uint32_t pack;
+        uint64_t off, end;
+} Span;
+
+static int span_cmp(const void *a, const void *b)
+{
+        const Span *x = a, *y = b;
+        if (x->pack != y->pack)
+                return x->pack < y->pack ? -1 : 1;
+        return x->off < y->off ? -1 : x->off > y->off;
+}
+
+int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n)
+{
+        if (n == 0)
+                return 0;
+        _vc_cleanup_(vc_txn_abortp) VcTxn *own = NULL;
+        if (!t) {
+                int r = vc_txn_begin(s, false, &own);
+                if (r < 0)
+                        return r;
+                t = own;
+        }
+        Span *sp = malloc(n * sizeof *sp);
+        if (!sp)
+                return -ENOMEM;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                VcIdx x;
+                if (vc_idx_get(t, domain, tags + i * stride, &x) == 0)
+                        sp[k++] = (Span){ x.pack, x.off, x.off + VC_REC_HDR_LEN + x.len };
+        }
+        vc_errclear();  /* misses are not the caller's errors */
+        qsort(sp, k, sizeof *sp, span_cmp);
+        /* merge records of one pack less than 64 KiB apart: one read
+         * request instead of many */
+        for (size_t i = 0; i < k;) {
+                size_t j = i + 1;
+                uint64_t end = sp[i].end;
+                while (j < k && sp[j].pack == sp[i].pack && sp[j].off <= end + (64u << 10)) {
+                        end = VC_MAX(end, sp[j].end);
+                        j++;
+                }
+                VcPackRef ref;
+                if (vc_store_pack_open(s, domain, sp[i].pack, &ref) == 0) {
+                        (void)posix_fadvise(ref.fd, (off_t)sp[i].off, (off_t)(end - sp[i].off), POSIX_FADV_WILLNEED);
+                        vc_store_pack_release(s, &ref, false);
+                }
+                i = j;
+        }
+        vc_errclear();
+        free(sp);
+        return 0;
+}
+
 /* ---- stat -------------------------------------------------------------------------------- */
 
 static int pack_dir_sum(const char *dir, uint64_t *packs, uint64_t *bytes)

@@ -84,6 +84,14 @@ int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN],
 int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN],
                      uint8_t **buf, size_t *cap, size_t *ret_len);
 
+/* Asks the kernel to read ahead the records of n chunks (tags[i] at
+ * tags + i * stride) of domain: their places are looked up in t (or a
+ * transaction of its own) and adjacent records are merged into large
+ * reads. Advisory: chunks not found are skipped, and nothing fails but a
+ * transaction. For a reader about to get many chunks, e.g. a checkout: cold
+ * packs are otherwise read 4 KiB at a time. */
+int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n);
+
 /* ---- writing chunks ---------------------------------------------------------- */
 
 /* A writer appends records to packs it has claimed (flock), one open pack
