@@ -26,8 +26,10 @@ sha2=$(echo "$base" | awk '/^sha256_2core/ {print $2}')
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
 report() { # name bytes seconds target
   local r; r=$(rate "$2" "$3")
-  printf '%-44s %6s MB/s  %5.2f x sha256(2 cores)  target >= %s MB/s  %s\n' "$1" "$r" \
-    "$(awk -v r="$r" -v s="$sha2" 'BEGIN { print r / s }')" "$4" "$([ "$r" -ge "$4" ] && echo ok || echo BELOW)"
+  local t="(no target)"
+  [ "$4" -gt 0 ] && t="target >= $4 MB/s  $([ "$r" -ge "$4" ] && echo ok || echo BELOW)"
+  printf '%-50s %6s MB/s  %5.2f x sha256(2 cores)  %s\n' "$1" "$r" \
+    "$(awk -v r="$r" -v s="$sha2" 'BEGIN { print r / s }')" "$t"
 }
 timed() { local t0 t1; sync; t0=$(date +%s.%N); "$@" > "$W/out.json"; t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }'; }
 
@@ -40,14 +42,20 @@ done
 S=$W/store-none
 s=$(timed "$B" -q -s "$S" checkin p --memory "$W/m" --disk "$W/d" --json)
 report "checkin unchanged image, all, 4K" $((mem + disk)) "$s" 1000
-s=$(timed "$B" -q -s "$S" checkout p --memory "$W/o.m" --disk "$W/o.d")
-report "checkout, all, 4K, none" $((mem + disk)) "$s" 600
-cmp -s "$W/o.m" "$W/m" && cmp -s "$W/o.d" "$W/d" || { echo "checkout differs!"; exit 1; }
-rm -f "$W/o.m" "$W/o.d"
-S=$W/store-zstd
-s=$(timed "$B" -q -s "$S" checkout p --memory "$W/o.m" --disk "$W/o.d")
-report "checkout, all, 4K, zstd" $((mem + disk)) "$s" 600
-rm -f "$W/o.m" "$W/o.d"
+# Packs are written with direct I/O, so right after the checkins they are
+# not in the page cache: the first checkout reads them from disk (as a
+# server after a restart would); the second finds them cached.
+for z in none zstd; do
+  S=$W/store-$z
+  s=$(timed "$B" -q -s "$S" checkout p --memory "$W/o.m" --disk "$W/o.d")
+  report "checkout, all, 4K, $z, packs on disk" $((mem + disk)) "$s" 600
+  cmp -s "$W/o.m" "$W/m" && cmp -s "$W/o.d" "$W/d" || { echo "checkout differs!"; exit 1; }
+  rm -f "$W/o.m" "$W/o.d"
+  cat "$S"/packs/*/*.pack > /dev/null
+  s=$(timed "$B" -q -s "$S" checkout p --memory "$W/o.m" --disk "$W/o.d")
+  report "checkout, all, 4K, $z, packs in page cache" $((mem + disk)) "$s" 600
+  rm -f "$W/o.m" "$W/o.d"
+done
 
 # mixed VM-like images (20 % zero pages, 10 % repeated pages), ip, 64K
 S=$W/store-mixed; "$B" -s "$S" init >/dev/null
@@ -62,5 +70,5 @@ s=$(timed "$B" -q -s "$S" checkin p --memory "$W/m" --disk "$W/d" --json)
 meta=$(grep -o '"meta_bytes": *[0-9]*' "$W/out.json" | grep -o '[0-9]*$')
 flat=$(( (mem + disk) / 4096 * 64 ))
 pct=$(awk -v m="$meta" -v f="$flat" 'BEGIN { printf "%.2f", 100 * m / f }')
-printf '%-44s %s bytes = %s %% of a flat keyring (%s bytes)  target <= 3 %%  %s\n' "keyring of a 1 % change (runs of 4-64 pages)" \
+printf '%-50s %s bytes = %s %% of a flat keyring (%s bytes)  target <= 3 %%  %s\n' "keyring of a 1 % change (runs of 4-64 pages)" \
   "$meta" "$pct" "$flat" "$(awk -v p="$pct" 'BEGIN { print (p <= 3 ? "ok" : "ABOVE") }')"

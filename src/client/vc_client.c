@@ -883,17 +883,20 @@ static void *out_work(void *arg)
         VcTxn *t = NULL;
         int r = buf ? vc_txn_begin(o->s, false, &t) : -ENOMEM;
         const uint64_t step = run * (uint64_t)o->nthreads, first = (uint64_t)w->tid * run;
-        if (r == 0 && first < o->n)
-                vc_store_prefetch(o->s, t, o->p->data_domain, o->e[first].tag, sizeof(VcEntry),
-                                  (size_t)(VC_MIN(first + run, o->n) - first));
+        /* The kernel reads this thread's next AHEAD runs while we open this
+         * one: on cold packs the reads then overlap the hashing. */
+        enum { AHEAD = 4 };
+        for (uint64_t b = first, k = 0; r == 0 && k < AHEAD && b < o->n; b += step, k++)
+                vc_store_prefetch(o->s, t, o->p->data_domain, o->e[b].tag, sizeof(VcEntry),
+                                  (size_t)(VC_MIN(b + run, o->n) - b));
         for (uint64_t b = first; r == 0 && b < o->n; b += step) {
                 uint64_t end = VC_MIN(b + run, o->n), from = b;
                 if (b != first && (r = vc_txn_refresh(t)) < 0)
                         break;
-                /* the kernel reads this thread's next run while we open this one */
-                if (b + step < o->n)
-                        vc_store_prefetch(o->s, t, o->p->data_domain, o->e[b + step].tag, sizeof(VcEntry),
-                                          (size_t)(VC_MIN(b + step + run, o->n) - (b + step)));
+                uint64_t ahead = b + AHEAD * step;
+                if (ahead < o->n)
+                        vc_store_prefetch(o->s, t, o->p->data_domain, o->e[ahead].tag, sizeof(VcEntry),
+                                          (size_t)(VC_MIN(ahead + run, o->n) - ahead));
                 for (uint64_t i = b; r == 0 && i < end; i++) {
                         if (o->err)
                                 break;
