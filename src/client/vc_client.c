@@ -883,20 +883,26 @@ static void *out_work(void *arg)
         VcTxn *t = NULL;
         int r = buf ? vc_txn_begin(o->s, false, &t) : -ENOMEM;
         const uint64_t step = run * (uint64_t)o->nthreads, first = (uint64_t)w->tid * run;
-        /* The kernel reads this thread's next AHEAD runs while we open this
-         * one: on cold packs the reads then overlap the hashing. */
+        /* The places of this thread's next AHEAD runs are looked up, and
+         * the kernel asked to read them, while we open this one: on cold
+         * packs the reads then overlap the hashing. */
         enum { AHEAD = 4 };
+        VcChunkLoc *locs = calloc((AHEAD + 1) * run, sizeof *locs);
+        if (!locs)
+                r = -ENOMEM;
         for (uint64_t b = first, k = 0; r == 0 && k < AHEAD && b < o->n; b += step, k++)
                 vc_store_prefetch(o->s, t, o->p->data_domain, o->e[b].tag, sizeof(VcEntry),
-                                  (size_t)(VC_MIN(b + run, o->n) - b));
-        for (uint64_t b = first; r == 0 && b < o->n; b += step) {
+                                  (size_t)(VC_MIN(b + run, o->n) - b), locs + (k % (AHEAD + 1)) * run);
+        for (uint64_t b = first, k = 0; r == 0 && b < o->n; b += step, k++) {
                 uint64_t end = VC_MIN(b + run, o->n), from = b;
+                const VcChunkLoc *loc = locs + (k % (AHEAD + 1)) * run;
                 if (b != first && (r = vc_txn_refresh(t)) < 0)
                         break;
                 uint64_t ahead = b + AHEAD * step;
                 if (ahead < o->n)
                         vc_store_prefetch(o->s, t, o->p->data_domain, o->e[ahead].tag, sizeof(VcEntry),
-                                          (size_t)(VC_MIN(ahead + run, o->n) - ahead));
+                                          (size_t)(VC_MIN(ahead + run, o->n) - ahead),
+                                          locs + ((k + AHEAD) % (AHEAD + 1)) * run);
                 for (uint64_t i = b; r == 0 && i < end; i++) {
                         if (o->err)
                                 break;
@@ -906,7 +912,8 @@ static void *out_work(void *arg)
                                 continue;
                         }
                         size_t len = (size_t)VC_MIN(cs, o->size - i * cs), slen;
-                        r = vc_store_get_txn(o->s, t, o->p->data_domain, o->e[i].tag, &sealed, &cap, &slen);
+                        r = vc_store_get_at(o->s, t, o->p->data_domain, o->e[i].tag, &loc[i - b], &sealed, &cap,
+                                            &slen);
                         if (r >= 0)
                                 r = vc_unseal(o->sealers[w->tid], sealed, slen, o->e[i].tag, o->e[i].key,
                                               buf + (i - b) * cs, len, false);
@@ -927,6 +934,7 @@ static void *out_work(void *arg)
                 pthread_mutex_unlock(&o->lock);
         }
         vc_txn_abort(t);
+        free(locs);
         free(sealed);
         free(buf);
         return NULL;

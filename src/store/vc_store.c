@@ -633,8 +633,9 @@ int vc_store_get(VcStore *s, uint64_t domain, const uint8_t tag[VC_TAG_LEN], uin
         return vc_store_get_txn(s, NULL, domain, tag, buf, cap, ret_len);
 }
 
-int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], uint8_t **buf,
-                     size_t *cap, size_t *ret_len)
+/* get, with the chunk's place already looked up (hint) or not (NULL) */
+static int get_impl(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], const VcIdx *hint,
+                    uint8_t **buf, size_t *cap, size_t *ret_len)
 {
         char hex[2 * VC_TAG_LEN + 1];
         VcIdx x = { 0 };
@@ -648,7 +649,10 @@ int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC
                         if ((r = vc_txn_renew(t)) < 0)
                                 return r;
                 }
-                r = t ? vc_idx_get(t, domain, tag, &x) : lookup(s, domain, tag, &x);
+                if (hint && attempt == 0)
+                        x = *hint;
+                else
+                        r = t ? vc_idx_get(t, domain, tag, &x) : lookup(s, domain, tag, &x);
                 if (r < 0)
                         return r;
                 if (*cap < x.len || !*buf) {
@@ -685,6 +689,19 @@ int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC
                        domain, strerror(-r));
 }
 
+int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], uint8_t **buf,
+                     size_t *cap, size_t *ret_len)
+{
+        return get_impl(s, t, domain, tag, NULL, buf, cap, ret_len);
+}
+
+int vc_store_get_at(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], const VcChunkLoc *loc,
+                    uint8_t **buf, size_t *cap, size_t *ret_len)
+{
+        VcIdx x = { .pack = loc->pack, .off = loc->off, .len = loc->len, .kind = loc->kind };
+        return get_impl(s, t, domain, tag, loc->found ? &x : NULL, buf, cap, ret_len);
+}
+
 typedef struct Span {
         uint32_t pack;
         uint64_t off, end;
@@ -698,7 +715,8 @@ static int span_cmp(const void *a, const void *b)
         return x->off < y->off ? -1 : x->off > y->off;
 }
 
-int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n)
+int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
+                      VcChunkLoc *locs)
 {
         if (n == 0)
                 return 0;
@@ -715,8 +733,12 @@ int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags
         size_t k = 0;
         for (size_t i = 0; i < n; i++) {
                 VcIdx x;
-                if (vc_idx_get(t, domain, tags + i * stride, &x) == 0)
+                bool found = vc_idx_get(t, domain, tags + i * stride, &x) == 0;
+                if (found)
                         sp[k++] = (Span){ x.pack, x.off, x.off + VC_REC_HDR_LEN + x.len };
+                if (locs)
+                        locs[i] = (VcChunkLoc){ .found = found, .pack = x.pack, .off = x.off, .len = x.len,
+                                                .kind = x.kind };
         }
         vc_errclear();  /* misses are not the caller's errors */
         qsort(sp, k, sizeof *sp, span_cmp);

@@ -86,11 +86,24 @@ int vc_store_get_txn(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC
 
 /* Asks the kernel to read ahead the records of n chunks (tags[i] at
  * tags + i * stride) of domain: their places are looked up in t (or a
- * transaction of its own) and adjacent records are merged into large
- * reads. Advisory: chunks not found are skipped, and nothing fails but a
+ * transaction of its own), stored in locs[i] if locs is not NULL, and
+ * adjacent records are merged into large reads. Advisory: chunks not found are skipped, and nothing fails but a
  * transaction. For a reader about to get many chunks, e.g. a checkout: cold
  * packs are otherwise read 4 KiB at a time. */
-int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n);
+typedef struct VcChunkLoc {
+        bool found;
+        int kind;
+        uint32_t pack, len;
+        uint64_t off;
+} VcChunkLoc;
+int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
+                      VcChunkLoc *locs);
+
+/* vc_store_get_txn with the place that vc_store_prefetch found (locs[i]),
+ * which saves the look-up; if the chunk is no longer there (compaction
+ * moved it) it is looked up again. */
+int vc_store_get_at(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], const VcChunkLoc *loc,
+                    uint8_t **buf, size_t *cap, size_t *ret_len);
 
 /* ---- writing chunks ---------------------------------------------------------- */
 
