@@ -551,11 +551,14 @@ int vc_cmd_stat(int argc, char **argv)
 
 static void help_verify(void)
 {
-        printf("Usage: vmcas -s STORE verify [--full]\n\n"
+        printf("Usage: vmcas -s STORE verify [--full] [--reindex]\n\n"
                "Checks the structure: every index entry points at a matching pack record, every\n"
                "catalog record's checksum, every keyring node and chunk of every version present.\n"
                "--full also reads every pack record and re-hashes it, and names each damaged chunk\n"
-               "with the parcels and versions it breaks. Exit status 1 if anything is wrong.\n");
+               "with the parcels and versions it breaks. Exit status 1 if anything is wrong.\n\n"
+               "--reindex first rebuilds the chunk index from the pack files alone (every record\n"
+               "names its domain and tag; only records whose bytes match their tag are indexed):\n"
+               "the repair for a damaged or lost index. Run it with no checkin or gc running.\n");
 }
 
 static void report_line(const char *msg, void *ctx)
@@ -566,10 +569,12 @@ static void report_line(const char *msg, void *ctx)
 
 int vc_cmd_verify(int argc, char **argv)
 {
-        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "full", no_argument, NULL, 'f' }, { 0 } };
-        bool full = false;
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "full", no_argument, NULL, 'f' },
+                                              { "reindex", no_argument, NULL, 'r' }, { 0 } };
+        bool full = false, reindex = false;
         GETOPT_LOOP(argc, argv, "", opts, help_verify)
         case 'f': full = true; break;
+        case 'r': reindex = true; break;
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("verify", "unexpected argument '%s'", argv[optind]);
@@ -577,6 +582,14 @@ int vc_cmd_verify(int argc, char **argv)
         int r = open_store("verify", &s);
         if (r != 0)
                 return r;
+        if (reindex) {
+                r = vc_store_reindex(s);
+                if (r < 0) {
+                        vc_store_free(s);
+                        return vc_cli_fail(r, "verify --reindex");
+                }
+                printf("reindexed %d chunks from the packs\n", r);
+        }
         int lines = 0;
         VcVerifyStats st;
         r = vc_repo_verify(s, full, report_line, &lines, &st);
