@@ -283,9 +283,11 @@ static int parcel_list(int argc, char **argv)
 
 int vc_cmd_parcel(int argc, char **argv)
 {
-        if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc < 2)
+                return vc_cli_usage("parcel", "missing subcommand (create or list)");
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 help_parcel();
-                return argc < 2 ? 2 : 0;
+                return 0;
         }
         if (strcmp(argv[1], "create") == 0)
                 return parcel_create(argc - 1, argv + 1);
