@@ -189,7 +189,7 @@ static int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len)
 
 /* ---- checkin ------------------------------------------------------------------ */
 
-enum { SLOT_ZERO, SLOT_REUSED, SLOT_NEW };
+enum { SLOT_ZERO, SLOT_REUSED, SLOT_NEW, SLOT_STORED };
 
 /* One round of BATCH bytes: the data, each chunk's fate and sealed bytes. */
 typedef struct Batch {
@@ -206,6 +206,7 @@ typedef struct Checkin {
         VcWriter *w;
         int nthreads;
         VcSealer *sealers[MAX_THREADS];
+        VcTxn *rtx[MAX_THREADS];   /* each worker's look-ups in the index */
         VcTagSet *prevmap;         /* key -> index into prev (ip/group/all) */
         VcEntry *prev_all;         /* previous memory entries, then disk */
         uint64_t prev_nmem;
@@ -220,6 +221,8 @@ typedef struct Checkin {
         const VcEntry *prev;       /* previous entries of this image, or NULL */
         uint64_t prev_n;
         uint64_t seal_base;        /* nonce index of position 0 of this image */
+        Source *src;               /* the image the workers read, at src_off */
+        uint64_t src_off;
         int err;
         pthread_mutex_t lock;
         /* the put thread */
@@ -239,7 +242,22 @@ static void *work(void *arg)
         Batch *b = c->cur;
         VcSealer *sl = c->sealers[wk->tid];
         uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
-        for (uint64_t i = (uint64_t)wk->tid; i < n; i += (uint64_t)c->nthreads) {
+        /* Each worker takes a contiguous slice of the batch and, from a
+         * file, reads it itself: reading is then as parallel as sealing. */
+        uint64_t lo = n * (uint64_t)wk->tid / (uint64_t)c->nthreads;
+        uint64_t hi = n * (uint64_t)(wk->tid + 1) / (uint64_t)c->nthreads;
+        if (c->src && c->src->fd >= 0 && hi > lo) {
+                uint64_t from = lo * cs, to = VC_MIN(hi * cs, b->len);
+                int r = source_read(c->src, c->src_off + from, b->buf + from, (size_t)(to - from));
+                if (r < 0) {
+                        pthread_mutex_lock(&c->lock);
+                        if (!c->err)
+                                c->err = r;
+                        pthread_mutex_unlock(&c->lock);
+                        return NULL;
+                }
+        }
+        for (uint64_t i = lo; i < hi; i++) {
                 const uint8_t *d = b->buf + i * cs;
                 size_t len = (size_t)VC_MIN(cs, b->len - i * cs);
                 uint64_t idx = b->first + i;
@@ -264,6 +282,14 @@ static void *work(void *arg)
                 }
                 int r = vc_seal(sl, d, len, e->key, c->seal_base + idx, b->slots + i * c->slot_size, c->slot_size,
                                 &b->slen[i], e->tag);
+                /* whether the store has it already is asked here, on every
+                 * core, rather than on the put thread */
+                if (r >= 0)
+                        r = vc_txn_has_chunk(c->rtx[wk->tid], c->p->data_domain, e->tag);
+                if (r == 1) {
+                        b->kind[i] = SLOT_STORED;
+                        continue;
+                }
                 if (r < 0) {
                         pthread_mutex_lock(&c->lock);
                         if (!c->err)
@@ -282,6 +308,12 @@ static int run_workers(Checkin *c)
         Worker wk[MAX_THREADS];
         int started = 0;
         c->err = 0;
+        /* see what the last flush committed, and release old pages */
+        for (int t = 0; t < c->nthreads; t++) {
+                int r = vc_txn_refresh(c->rtx[t]);
+                if (r < 0)
+                        return r;
+        }
         for (int t = 1; t < c->nthreads; t++) {
                 wk[t] = (Worker){ c, t };
                 if (pthread_create(&th[t], NULL, work, &wk[t]) != 0)
@@ -316,8 +348,10 @@ static int put_batch(Checkin *c, Batch *b)
                         c->st->reused_chunks++;
                         continue;
                 }
-                int r = vc_writer_put(c->w, c->p->data_domain, VC_KIND_DATA, b->out[i].tag,
-                                      b->slots + i * c->slot_size, b->slen[i]);
+                int r = 0;
+                if (b->kind[i] == SLOT_NEW)
+                        r = vc_writer_put_fresh(c->w, c->p->data_domain, VC_KIND_DATA, b->out[i].tag,
+                                                b->slots + i * c->slot_size, b->slen[i]);
                 if (r < 0)
                         return r;
                 if (r == 1) {
@@ -387,8 +421,12 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
                 b->len = VC_MIN((uint64_t)BATCH, src->size - off);
                 b->first = off / cs;
                 b->out = out + b->first;
-                int r = source_read(src, off, b->buf, (size_t)b->len);
-                if (r < 0)
+                int r = 0;
+                c->src = src;
+                c->src_off = off;
+                /* a version (--from) is read here: its reader is not
+                 * thread-safe; the workers read a file themselves */
+                if (src->fd < 0 && (r = source_read(src, off, b->buf, (size_t)b->len)) < 0)
                         return r;
                 c->cur = b;
                 if ((r = run_workers(c)) < 0 || (r = hand_over(c, b)) < 0)
@@ -509,7 +547,7 @@ static int do_checkin(VcStore *s, VcParcel *p, bool create, const Keys *k, Sourc
         if ((r = vc_random(salt, sizeof salt)) < 0)
                 goto out;
         for (int i = 0; i < c.nthreads; i++) {
-                if ((r = sealer_for(p, k, &c.sealers[i])) < 0)
+                if ((r = sealer_for(p, k, &c.sealers[i])) < 0 || (r = vc_txn_begin(s, false, &c.rtx[i])) < 0)
                         goto out;
                 vc_sealer_set_salt(c.sealers[i], salt);
         }
@@ -601,8 +639,10 @@ out:
                 p->latest = base;
         vc_txn_abort(t);
         vc_writer_free(c.w);
-        for (int i = 0; i < MAX_THREADS; i++)
+        for (int i = 0; i < MAX_THREADS; i++) {
                 vc_sealer_free(c.sealers[i]);
+                vc_txn_abort(c.rtx[i]);
+        }
         vc_tagset_free(c.prevmap);
         vc_tagset_free(c.check);
         free(c.prev_all);

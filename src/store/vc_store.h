@@ -120,6 +120,14 @@ int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
 /* Seals packs when they pass bytes instead of ~256 MiB (tests, tuning). */
 void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes);
 
+/* The same, for a caller that has just looked (domain, tag) up itself and
+ * not found it (say in a transaction of each of its threads): skips the
+ * writer's own index look-up, which would otherwise be done one chunk at a
+ * time on the writer's thread. Should the chunk have been indexed since,
+ * the record is dead space and the flush keeps the older entry. */
+int vc_writer_put_fresh(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN],
+                        const void *data, size_t len);
+
 /* Bytes put through this writer and not yet flushed. */
 uint64_t vc_writer_pending(const VcWriter *w);
 

@@ -602,6 +602,20 @@ int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
         return r < 0 ? r : 1;
 }
 
+int vc_writer_put_fresh(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
+                        size_t len)
+{
+        if (w->err)
+                return w->err;
+        int r = check_args(domain, kind, len);
+        if (r < 0)
+                return r;
+        if (set_has(w, domain, tag))
+                return 0;
+        r = put_record(w, domain, kind, tag, data, len, NULL);
+        return r < 0 ? r : 1;
+}
+
 int vc_writer_move(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
                    size_t len, uint32_t from_pack, uint64_t from_off)
 {
