@@ -1,6 +1,8 @@
 # vmcas build. `make` builds build/vmcas; `make test` builds an ASan+UBSan
 # copy under build/asan and runs every test; `make demo` runs the demo;
 # `make bench` runs the benchmarks (optimised, -DNDEBUG).
+# CFLAGS_BASE and LIBS are expanded when used, after `deps` has installed
+# pkg-config and the libraries on a fresh machine.
 #
 # Sources are found by wildcard: every src/<part>/*.c goes into libvmcas.a
 # except the command's main; every tests/**/test_*.c is a test program.
@@ -8,10 +10,10 @@
 PKGS     := libcrypto zlib libzstd lmdb jansson
 CC       ?= gcc
 OPT      ?= -O2
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g $(OPT) \
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g $(OPT) \
                -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
