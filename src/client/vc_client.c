@@ -468,6 +468,21 @@ static int check_one(uint64_t domain, const uint8_t tag[32], uint64_t val, void 
         return 0;
 }
 
+/* Test hook: with $env naming a file, creates it and waits (at most a
+ * minute) until the test removes it, so that a test can run something
+ * else at exactly this point (e.g. a gc between upload and commit). */
+static void test_hold(const char *env)
+{
+        const char *path = getenv(env);
+        if (!path || !*path)
+                return;
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0)
+                close(fd);
+        for (int i = 0; i < 6000 && access(path, F_OK) == 0; i++)
+                usleep(10000);
+}
+
 static int lock_parcel(VcStore *s, const char *name, int *fd)
 {
         char lockname[VC_NAME_MAX + 16];
@@ -583,6 +598,7 @@ static int do_checkin(VcStore *s, VcParcel *p, bool create, const Keys *k, Sourc
         v.new_bytes = st->new_bytes;
         v.meta_bytes = st->meta_bytes;
 
+        test_hold("VMCAS_TEST_HOLD_COMMIT");
         /* ▸ version: one transaction */
         if ((r = vc_txn_begin(s, true, &t)) < 0)
                 goto out;

@@ -40,4 +40,27 @@ exec 9>"$S/locks/gc"; flock -n 9
 fails "a second gc says another is running" "busy|locked" vmcas -s "$S" gc
 exec 9>&-
 ok "verify --full" vmcas -s "$S" verify --full
+
+# gc between a checkin's upload and its commit: the checkin found its chunks
+# already in the store (left by a pruned version), gc then frees them; the
+# commit must notice, fail cleanly, and a second try must work.
+S2=$TMPDIR/store2
+vmcas -s "$S2" init >/dev/null
+img new x 1000000 31; img new y 1000000 32
+for p in a b; do vmcas -s "$S2" parcel create $p --policy all --chunk-size 4K --memory-size 1000000 --disk-size 1000000 >/dev/null; done
+vmcas -q -s "$S2" checkin a --memory x --disk x >/dev/null
+vmcas -q -s "$S2" checkin a --memory y --disk y >/dev/null
+vmcas -s "$S2" prune a --keep 1 >/dev/null      # x's chunks: indexed, unreferenced
+VMCAS_TEST_HOLD_COMMIT=$TMPDIR/hold "$VMCAS" -q -s "$S2" checkin b --memory x --disk x --json >b.out 2>b.err & pid=$!
+for i in $(seq 1 500); do [ -e "$TMPDIR/hold" ] && break; sleep 0.02; done
+check "the checkin reached its commit" '[ -e "$TMPDIR/hold" ]'
+ok "gc runs while the checkin waits" vmcas -q -s "$S2" gc --grace 0
+rm -f "$TMPDIR/hold"; wait $pid; rc=$?
+check "the checkin fails cleanly (rc $rc): $(cat b.err)" '[ $rc = 1 ] && grep -q "vanished from the store during the checkin" b.err'
+ok "nothing is broken" vmcas -s "$S2" verify --full
+fails "and no version was committed" "has no version yet" vmcas -s "$S2" checkout b --memory o.m --disk o.d
+ok "the checkin run again succeeds" vmcas -q -s "$S2" checkin b --memory x --disk x
+vmcas -q -s "$S2" checkout b --memory o.m --disk o.d
+check "and its version is whole" 'cmp -s o.m x && cmp -s o.d x'
+ok "verify --full at the end" vmcas -s "$S2" verify --full
 done_testing
