@@ -16,7 +16,7 @@ static const struct {
         const char *help;
 } commands[] = {
         { "init",     vc_cmd_init,     "create an empty store" },
-        { "parcel",   vc_cmd_parcel,   "create, list or show parcels" },
+        { "parcel",   vc_cmd_parcel,   "create or list parcels" },
         { "checkin",  vc_cmd_checkin,  "store a new version of a parcel" },
         { "checkout", vc_cmd_checkout, "write out a version of a parcel" },
         { "log",      vc_cmd_log,      "list the versions of a parcel" },

@@ -435,7 +435,6 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
         return hand_over(c, NULL);
 }
 
-typedef struct { Checkin *c; } NodePut;
 
 static int node_put(const uint8_t tag[32], const uint8_t *sealed, size_t len, void *ctx)
 {
