@@ -594,15 +594,20 @@ int vc_cmd_verify(int argc, char **argv)
         }
         int lines = 0;
         VcVerifyStats st;
+        VcProgress prog;
+        vc_progress_init(&prog, "verify", 0, vc_global.quiet);
+        vc_store_set_progress(s, &prog);
         r = vc_repo_verify(s, full, report_line, &lines, &st);
         vc_store_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "verify");
         char a[32];
-        printf("%s %" PRIu64 " parcels, %" PRIu64 " versions%s%" PRIu64 " chunks, %s%s: %s\n",
-               full ? "verified (full)" : "verified", st.parcels, st.versions, full ? ", re-hashed " : ", ",
-               st.chunks_checked, full ? sz(st.bytes_checked, a) : "", full ? "" : " indexed",
-               r == 0 ? "ok" : "PROBLEMS FOUND");
+        if (full)
+                printf("verified (full) %" PRIu64 " parcels, %" PRIu64 " versions, re-hashed %" PRIu64 " chunks, %s: %s\n",
+                       st.parcels, st.versions, st.chunks_checked, sz(st.bytes_checked, a), r == 0 ? "ok" : "PROBLEMS FOUND");
+        else
+                printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n", st.parcels,
+                       st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");
         if (r > 0)
                 fprintf(stderr, "vmcas: verify found %d problem%s\n", r, r == 1 ? "" : "s");
         return r == 0 ? 0 : 1;

@@ -265,6 +265,11 @@ typedef struct VcCheckStats {
 } VcCheckStats;
 int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st);
 
+/* Progress of vc_store_check(full): bytes re-hashed out of the packs'
+ * committed bytes (the store sets p->total). NULL: none. */
+struct VcProgress;
+void vc_store_set_progress(VcStore *s, struct VcProgress *p);
+
 /* Rebuilds the chunk index from the packs alone (repair after the index
  * was lost or damaged). Keeps the catalog; recovers domain names from the
  * packs/<id>/domain files. Only records whose SHA-256 matches their tag are

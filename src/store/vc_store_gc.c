@@ -518,59 +518,134 @@ static int check_tables(Check *c, VcTxn *t)
         return 0;
 }
 
+/* One index entry, its place already decoded: is the record there? */
+typedef struct CEnt {
+        uint64_t domain;
+        uint8_t tag[VC_TAG_LEN];
+        VcIdx x;
+} CEnt;
+
+static int check_entry(Check *c, CPack *v, size_t n, const CEnt *e)
+{
+        uint64_t d = e->domain;
+        const uint8_t *tag = e->tag;
+        VcIdx x = e->x;
+        char hex[2 * VC_TAG_LEN + 1];
+        vc_hex(tag, VC_TAG_LEN, hex);
+        CPack *p = find_pack(v, n, d, x.pack);
+        if (!p) {
+                report(c, d, tag, "chunk %s is indexed in pack %" PRIu32 " of domain %" PRIu64
+                       ", which the packs table does not list", hex, x.pack, d);
+                return 0;
+        }
+        p->live_n++;
+        if (x.off < VC_PACK_HDR_LEN || x.off + VC_REC_HDR_LEN + x.len > p->e.committed) {
+                report(c, d, tag, "chunk %s is indexed at offset %" PRIu64 " of pack %" PRIu32
+                       ", past its committed length %" PRIu64, hex, x.off, x.pack, p->e.committed);
+                return 0;
+        }
+        VcPackRef ref;
+        int r = vc_store_pack_open(c->s, d, x.pack, &ref);
+        if (r == -ENOENT) {
+                p->missing = true;
+                report(c, d, tag, "chunk %s is in pack %" PRIu32 " of domain %" PRIu64
+                       ", and that pack file is missing", hex, x.pack, d);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        r = vc_pack_read_record(ref.fd, x.off, d, tag, &x, NULL);
+        vc_store_pack_release(c->s, &ref, false);
+        if (r == -EBADMSG || r == -EIO)
+                report(c, d, tag, "chunk %s: the record at offset %" PRIu64 " of pack %" PRIu32
+                       " of domain %" PRIu64 " is damaged or does not match the index", hex, x.off, x.pack, d);
+        else if (r < 0)
+                return r;
+        return 0;
+}
+
+static int cent_cmp(const void *a, const void *b)
+{
+        const CEnt *x = a, *y = b;
+        if (x->domain != y->domain)
+                return x->domain < y->domain ? -1 : 1;
+        if (x->x.pack != y->x.pack)
+                return x->x.pack < y->x.pack ? -1 : 1;
+        return x->x.off < y->x.off ? -1 : x->x.off > y->x.off;
+}
+
+/* Checks a batch in pack order, after asking the kernel to read ahead the
+ * stretches of each pack it will touch: the index is in tag order, which
+ * is random in the packs, and cold packs read one header at a time cost a
+ * disk seek each. */
+static int check_batch(Check *c, CPack *v, size_t n, CEnt *b, size_t nb)
+{
+        qsort(b, nb, sizeof *b, cent_cmp);
+        for (size_t i = 0; i < nb;) {
+                size_t j = i + 1;
+                uint64_t end = b[i].x.off + VC_REC_HDR_LEN + b[i].x.len;
+                while (j < nb && b[j].domain == b[i].domain && b[j].x.pack == b[i].x.pack &&
+                       b[j].x.off <= end + (64u << 10)) {
+                        end = VC_MAX(end, b[j].x.off + VC_REC_HDR_LEN + b[j].x.len);
+                        j++;
+                }
+                VcPackRef ref;
+                if (vc_store_pack_open(c->s, b[i].domain, b[i].x.pack, &ref) == 0) {
+                        (void)posix_fadvise(ref.fd, (off_t)b[i].x.off, (off_t)(end - b[i].x.off), POSIX_FADV_WILLNEED);
+                        vc_store_pack_release(c->s, &ref, false);
+                }
+                i = j;
+        }
+        vc_errclear();
+        for (size_t i = 0; i < nb; i++) {
+                int r = check_entry(c, v, n, &b[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int check_index(Check *c, VcTxn *t, CPack *v, size_t n)
 {
         _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *cur = NULL;
         int r = vc_db_cursor_open(t, VC_DB_INDEX, NULL, 0, &cur);
         if (r < 0)
                 return r;
+        enum { BATCH = 1 << 16 };
+        CEnt *b = malloc(BATCH * sizeof *b);
+        if (!b)
+                return -ENOMEM;
+        size_t nb = 0;
         const void *k = NULL, *val = NULL;
         size_t kl = 0, vl = 0;
         while ((r = vc_db_cursor_next(cur, &k, &kl, &val, &vl)) != 0) {
                 VcIdx x = { 0 };
                 uint64_t d = kl >= 8 ? vc_get64be(k) : 0;
                 const uint8_t *tag = kl == VC_IDX_KEY_LEN ? (const uint8_t *)k + 8 : NULL;
-                char hex[2 * VC_TAG_LEN + 1] = "?";
-                if (tag)
-                        vc_hex(tag, VC_TAG_LEN, hex);
                 c->st.chunks_checked++;
                 if (r < 0 && r != -EBADMSG)
-                        return r;
+                        break;
                 if (r < 0 || !tag || vc_idx_decode(val, vl, &x) < 0) {
+                        char hex[2 * VC_TAG_LEN + 1] = "?";
+                        if (tag)
+                                vc_hex(tag, VC_TAG_LEN, hex);
                         report(c, d, tag, "index entry of chunk %s in domain %" PRIu64 " is damaged", hex, d);
+                        r = 0;
                         continue;
                 }
-                CPack *p = find_pack(v, n, d, x.pack);
-                if (!p) {
-                        report(c, d, tag, "chunk %s is indexed in pack %" PRIu32 " of domain %" PRIu64
-                               ", which the packs table does not list", hex, x.pack, d);
-                        continue;
+                b[nb].domain = d;
+                memcpy(b[nb].tag, tag, VC_TAG_LEN);
+                b[nb].x = x;
+                if (++nb == BATCH) {
+                        if ((r = check_batch(c, v, n, b, nb)) < 0)
+                                break;
+                        nb = 0;
                 }
-                p->live_n++;
-                if (x.off < VC_PACK_HDR_LEN || x.off + VC_REC_HDR_LEN + x.len > p->e.committed) {
-                        report(c, d, tag, "chunk %s is indexed at offset %" PRIu64 " of pack %" PRIu32
-                               ", past its committed length %" PRIu64, hex, x.off, x.pack, p->e.committed);
-                        continue;
-                }
-                VcPackRef ref;
-                r = vc_store_pack_open(c->s, d, x.pack, &ref);
-                if (r == -ENOENT) {
-                        p->missing = true;
-                        report(c, d, tag, "chunk %s is in pack %" PRIu32 " of domain %" PRIu64
-                               ", and that pack file is missing", hex, x.pack, d);
-                        continue;
-                }
-                if (r < 0)
-                        return r;
-                r = vc_pack_read_record(ref.fd, x.off, d, tag, &x, NULL);
-                vc_store_pack_release(c->s, &ref, false);
-                if (r == -EBADMSG || r == -EIO)
-                        report(c, d, tag, "chunk %s: the record at offset %" PRIu64 " of pack %" PRIu32
-                               " of domain %" PRIu64 " is damaged or does not match the index", hex, x.off, x.pack, d);
-                else if (r < 0)
-                        return r;
         }
-        return 0;
+        if (r == 0 && nb)
+                r = check_batch(c, v, n, b, nb);
+        free(b);
+        return r < 0 ? r : 0;
 }
 
 static int check_record(uint64_t off, const VcRecHdr *h, const uint8_t *data, void *ctx)
@@ -591,6 +666,8 @@ static int check_record(uint64_t off, const VcRecHdr *h, const uint8_t *data, vo
         uint8_t digest[VC_HASH_LEN];
         vc_sha256(data, h->len, digest);
         c->st.bytes_checked += h->len;
+        if (c->s->progress)
+                vc_progress(c->s->progress, c->st.bytes_checked);
         if (memcmp(digest, h->tag, VC_TAG_LEN) != 0)
                 report(c, c->domain, h->tag, "data of chunk %s at offset %" PRIu64 " of pack %" PRIu32
                        " of domain %" PRIu64 " does not match its tag", hex, off, c->pack, c->domain);
@@ -650,8 +727,16 @@ int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckSta
                 r = load_packs(t, 0, &v, &n);
         if (r == 0)
                 r = check_index(&c, t, v, n);
-        if (r == 0 && full)
+        if (r == 0 && full) {
+                if (s->progress) {
+                        s->progress->total = 0;
+                        for (size_t i = 0; i < n; i++)
+                                s->progress->total += v[i].e.committed;
+                }
                 r = check_packs(&c, v, n);
+                if (s->progress)
+                        vc_progress_end(s->progress, c.st.bytes_checked);
+        }
         vc_txn_abort(t);
         free(v);
         if (r < 0)
@@ -659,6 +744,11 @@ int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckSta
         if (st)
                 *st = c.st;
         return c.problems;
+}
+
+void vc_store_set_progress(VcStore *s, struct VcProgress *p)
+{
+        s->progress = p;
 }
 
 /* ---- reindex ----------------------------------------------------------------------------- */

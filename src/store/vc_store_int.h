@@ -15,6 +15,7 @@
 #define VC_STORE_INT_H
 
 #include "store/vc_store.h"
+#include "core/vc_util.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -77,6 +78,7 @@ struct VcStore {
         pthread_mutex_t fd_lock;
         VcPackFd fds[VC_FD_CACHE];
         uint64_t tick;
+        VcProgress *progress;   /* for long walks (check --full), or NULL */
 };
 
 /* A pack fd borrowed from the cache (slot >= 0) or opened for one call. */
