@@ -585,8 +585,9 @@ static int put_record(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[
         return 0;
 }
 
-int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
-                  size_t len)
+/* put and put_fresh: look says whether to ask the index first. */
+static int put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data, size_t len,
+               bool look)
 {
         if (w->err)
                 return w->err;
@@ -595,25 +596,22 @@ int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
                 return r;
         if (set_has(w, domain, tag))
                 return 0;
-        r = indexed(w, domain, tag);
-        if (r != 0)
+        if (look && (r = indexed(w, domain, tag)) != 0)
                 return r < 0 ? r : 0;
         r = put_record(w, domain, kind, tag, data, len, NULL);
         return r < 0 ? r : 1;
 }
 
+int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
+                  size_t len)
+{
+        return put(w, domain, kind, tag, data, len, true);
+}
+
 int vc_writer_put_fresh(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
                         size_t len)
 {
-        if (w->err)
-                return w->err;
-        int r = check_args(domain, kind, len);
-        if (r < 0)
-                return r;
-        if (set_has(w, domain, tag))
-                return 0;
-        r = put_record(w, domain, kind, tag, data, len, NULL);
-        return r < 0 ? r : 1;
+        return put(w, domain, kind, tag, data, len, false);
 }
 
 int vc_writer_move(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
