@@ -3,13 +3,13 @@
 # its whole history checked in to four local stores, one per policy, a
 # checkout of every parcel's latest version compared byte for byte, the
 # four stores' sizes side by side, then the what-if analysis of the same
-# history. Everything lives in DEMO_DIR (default: a temporary directory,
-# removed at the end unless KEEP=1).
+# history. Everything lives in DEMO_DIR (default: build/demo, made anew on
+# each run), so the report can be opened afterwards.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 V=${VMCAS:-$top/build/vmcas}
-D=${DEMO_DIR:-$(mktemp -d /tmp/vmcas-demo.XXXXXX)}
-[ "${KEEP:-0}" = 1 ] || [ -n "${DEMO_DIR:-}" ] || trap 'rm -rf "$D"' EXIT
+D=${DEMO_DIR:-$top/build/demo}
+rm -rf "$D"; mkdir -p "$D"
 export VMCAS_KEYS=$D/keys
 CS=${DEMO_CHUNK:-16K}
 if [ -t 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
@@ -78,4 +78,4 @@ echo "(images in all versions: $logical bytes; verify --full:" \
 say "6. The what-if analysis of the same history: vmcas analyze"
 bash "$top/scripts/demo-analyze.sh" "$D"
 echo
-echo "Demo files: $D$([ "${KEEP:-0}" = 1 ] || [ -n "${DEMO_DIR:-}" ] || echo ' (removed on exit; KEEP=1 keeps them)')"
+echo "Demo files: $D (stores, trace, analysis.json; the figures: $D/report/index.html)"
