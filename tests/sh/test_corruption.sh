@@ -34,6 +34,13 @@ img flip "$pack" 100
 fails "verify finds a damaged record header" "DAMAGE" vmcas -s "$S" verify
 restore
 
+# 2b. a pack cut short (a disk that lost its tail)
+size=$(stat -c %s "$all_pack"); truncate -s $((size - 5000)) "$all_pack"
+fails "verify finds a pack cut short" "DAMAGE" vmcas -s "$S" verify
+fails "checkout of a version that needs the lost tail fails clearly" "(chunk|keyring node) [0-9a-f]{64}" vmcas -q -s "$S" checkout "$vp" --version "$vv" --memory o.m --disk o.d
+check "and writes no file" '[ ! -e o.m ] && [ ! -e o.d ] && [ -z "$(ls | grep vmcas-)" ]'
+restore
+
 # 3. flips at many random places of every pack: each is found
 RANDOM=7; missed=0
 for i in $(seq 1 12); do
