@@ -331,6 +331,7 @@ void vc_progress_init(VcProgress *p, const char *what, uint64_t total, bool quie
         p->what = what;
         p->total = total;
         p->start = p->last = vc_mono();
+        p->done = 0;
         p->enabled = !quiet && (env ? strcmp(env, "0") != 0 : isatty(2));
 }
 
@@ -352,6 +353,7 @@ static void progress_draw(VcProgress *p, uint64_t done, double now, bool final)
 
 void vc_progress(VcProgress *p, uint64_t done)
 {
+        p->done = done;
         if (!p->enabled)
                 return;
         double now = vc_mono();

@@ -90,6 +90,7 @@ void vc_closep(int *fd);
 typedef struct VcProgress {
         const char *what;
         uint64_t total;     /* bytes expected, 0 if unknown */
+        uint64_t done;      /* the last count reported */
         double start, last;
         bool enabled;
 } VcProgress;

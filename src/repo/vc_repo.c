@@ -387,7 +387,13 @@ int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st)
         if (r < 0)
                 goto out;
         st->referenced = vc_tagset_count(mark);
+        VcProgress prog;
+        vc_progress_init(&prog, "gc: compacting", 0, quiet);
+        vc_store_set_progress(s, &prog);
         r = vc_store_compact(s, 0.5, &st->compact);
+        vc_store_set_progress(s, NULL);
+        if (r >= 0 && prog.done)
+                vc_progress_end(&prog, prog.done);
 out:
         if (r < 0 && r != -EBUSY)
                 vc_errf(r, "gc stopped, nothing was deleted that any version needs: %s", vc_errmsg(r));

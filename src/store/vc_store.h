@@ -265,8 +265,9 @@ typedef struct VcCheckStats {
 } VcCheckStats;
 int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st);
 
-/* Progress of vc_store_check(full): bytes re-hashed out of the packs'
- * committed bytes (the store sets p->total). NULL: none. */
+/* Progress of long walks: vc_store_check(full), bytes re-hashed out of
+ * the packs' committed bytes (it sets p->total); vc_store_compact, bytes
+ * copied. NULL: none. */
 struct VcProgress;
 void vc_store_set_progress(VcStore *s, struct VcProgress *p);
 

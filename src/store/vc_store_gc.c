@@ -235,7 +235,7 @@ static void lock_candidates(VcStore *s, CPack *v, size_t n)
 /* Copies the live records of the locked candidates through w. A record
  * whose header or data does not check out stays where it is, and so does
  * its pack. */
-static int copy_live(VcWriter *w, uint64_t domain, CPack *v, size_t n, Move *moves, size_t nmoves)
+static int copy_live(VcStore *s, VcWriter *w, uint64_t domain, CPack *v, size_t n, Move *moves, size_t nmoves)
 {
         VcPackReader rd = { .fd = -1 };
         CPack *cur = NULL;
@@ -262,6 +262,10 @@ static int copy_live(VcWriter *w, uint64_t domain, CPack *v, size_t n, Move *mov
                         continue;
                 }
                 r = vc_writer_move(w, domain, m->kind, m->tag, p + VC_REC_HDR_LEN, m->len, m->pack, m->off);
+                if (s->progress) {
+                        s->progress_done += m->len;
+                        vc_progress(s->progress, s->progress_done);
+                }
         }
         vc_preader_done(&rd);
         if (r == 0)
@@ -400,7 +404,7 @@ static int compact_domain(VcStore *s, uint64_t domain, double ratio, VcCompactSt
                 qsort(moves, nmoves, sizeof *moves, move_cmp);
         r = vc_writer_new(s, &w);
         if (r == 0)
-                r = copy_live(w, domain, v, n, moves, nmoves);
+                r = copy_live(s, w, domain, v, n, moves, nmoves);
         if (r == 0)
                 z->chunks_moved += vc_writer_moved(w);
         vc_writer_free(w);

@@ -78,7 +78,8 @@ struct VcStore {
         pthread_mutex_t fd_lock;
         VcPackFd fds[VC_FD_CACHE];
         uint64_t tick;
-        VcProgress *progress;   /* for long walks (check --full), or NULL */
+        VcProgress *progress;   /* for long walks (check --full, compaction), or NULL */
+        uint64_t progress_done;
 };
 
 /* A pack fd borrowed from the cache (slot >= 0) or opened for one call. */
