@@ -11,7 +11,8 @@
  *   delta  key = HMAC(parcel secret, "delta-id" ‖ content): a content id for
  *          finding unchanged positions; the data is encrypted under the
  *          parcel's data key with a fresh nonce (per-checkin random salt ‖
- *          chunk position), so no key+nonce pair is ever used twice.
+ *          chunk position, disk positions counted from 2^43), so no key+nonce
+ *          pair is ever used twice.
  * For ip/group/all the key is unique per content, so the IV is zero and the
  * same content always seals to the same bytes and tag: that is the dedup.
  *

@@ -43,9 +43,33 @@ static int sidx(json_t *root, uint64_t size)
 static uint64_t num(json_t *row, const char *k) { return (uint64_t)json_integer_value(json_object_get(row, k)); }
 static const char *str(json_t *row, const char *k) { return json_string_value(json_object_get(row, k)); }
 
+/* Synthesises a trace into dir with so, analyses it at the given chunk
+ * sizes and compressions, and returns the JSON it writes. */
+static json_t *synth_and_analyze(const char *dir, const VcSynthOpts *so, const char *sizes, const char *comps)
+{
+        char json[600];
+        assert_int_equal(vc_synth(dir, so), 0);
+        VcTrace *t = NULL;
+        assert_int_equal(vc_trace_open(dir, &t), 0);
+        VcAnalyzeOpts o = { .quiet = true };
+        assert_int_equal(vc_analyze_parse_chunk_sizes(sizes, &o), 0);
+        if (comps)
+                assert_int_equal(vc_analyze_parse_comps(comps, &o), 0);
+        VcAnalysis *a = NULL;
+        assert_int_equal(vc_analyze(t, &o, &a), 0);
+        snprintf(json, sizeof json, "%s/out.json", dir);
+        assert_int_equal(vc_analysis_write_json(a, json), 0);
+        vc_analysis_free(a);
+        vc_trace_free(t);
+        json_error_t err;
+        json_t *root = json_load_file(json, 0, &err);
+        assert_non_null(root);
+        return root;
+}
+
 static void check_trace(uint64_t seed, const char *sizes)
 {
-        char dir[512], json[600];
+        char dir[512];
         snprintf(dir, sizeof dir, "%s/synth-%" PRIu64, getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", seed);
         VcSynthOpts so;
         vc_synth_defaults(&so);
@@ -57,21 +81,7 @@ static void check_trace(uint64_t seed, const char *sizes)
         so.gold_images = 3;
         so.days = 40;
         so.quiet = true;
-        assert_int_equal(vc_synth(dir, &so), 0);
-        VcTrace *t = NULL;
-        assert_int_equal(vc_trace_open(dir, &t), 0);
-        VcAnalyzeOpts o = { .quiet = true };
-        assert_int_equal(vc_analyze_parse_chunk_sizes(sizes, &o), 0);
-        assert_int_equal(vc_analyze_parse_comps("none,gzip,zstd", &o), 0);
-        VcAnalysis *a = NULL;
-        assert_int_equal(vc_analyze(t, &o, &a), 0);
-        snprintf(json, sizeof json, "%s/out.json", dir);
-        assert_int_equal(vc_analysis_write_json(a, json), 0);
-        vc_analysis_free(a);
-        vc_trace_free(t);
-        json_error_t err;
-        json_t *root = json_load_file(json, 0, &err);
-        assert_non_null(root);
+        json_t *root = synth_and_analyze(dir, &so, sizes, "none,gzip,zstd");
 
         static uint64_t st[3][MAXS][MAXC][MAXD], meta[3][MAXS][MAXC][MAXD];
         static uint64_t up[MAXEV][3][MAXS][MAXC], dl[MAXEV][7][MAXS][MAXC];
@@ -162,7 +172,7 @@ static void test_synth_invariants(void **state)
 static void test_storage_is_uploads(void **state)
 {
         (void)state;
-        char dir[512], json[600];
+        char dir[512];
         snprintf(dir, sizeof dir, "%s/synth-one", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
         VcSynthOpts so;
         vc_synth_defaults(&so);
@@ -172,20 +182,7 @@ static void test_storage_is_uploads(void **state)
         so.disk_size = 300007;
         so.days = 60;
         so.quiet = true;
-        assert_int_equal(vc_synth(dir, &so), 0);
-        VcTrace *t = NULL;
-        assert_int_equal(vc_trace_open(dir, &t), 0);
-        VcAnalyzeOpts o = { .quiet = true };
-        assert_int_equal(vc_analyze_parse_chunk_sizes("4K", &o), 0);
-        VcAnalysis *a = NULL;
-        assert_int_equal(vc_analyze(t, &o, &a), 0);
-        snprintf(json, sizeof json, "%s/out.json", dir);
-        assert_int_equal(vc_analysis_write_json(a, json), 0);
-        vc_analysis_free(a);
-        vc_trace_free(t);
-        json_error_t err;
-        json_t *root = json_load_file(json, 0, &err);
-        assert_non_null(root);
+        json_t *root = synth_and_analyze(dir, &so, "4K", NULL);
         uint64_t first[3] = { 0 }, last[3] = { 0 }, sum[3] = { 0 };
         uint32_t lastday = 0;
         size_t i;
