@@ -7,108 +7,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-bool vc_name_valid(const char *s)
+/* The catalog value of a parcel: u64 id ‖ u32 latest ‖ u8 owner length ‖
+ * owner ‖ record. */
+static int parcel_value(const char *name, const uint8_t *val, size_t vlen, const uint8_t **rec, size_t *rlen,
+                        uint32_t *latest, char owner[VC_USER_MAX + 1], uint64_t *id)
 {
-        size_t n = strlen(s);
-        if (n == 0 || n > VC_NAME_MAX || s[0] == '.' || s[0] == '-')
-                return false;
-        for (; *s; s++)
-                if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-                      *s == '.' || *s == '_' || *s == '-'))
-                        return false;
-        return true;
-}
-
-int vc_parcel_pack(const VcParcel *p, uint8_t *b, size_t cap, size_t *len)
-{
-        size_t gl = strlen(p->group);
-        if (cap < 97 + gl)
-                return -ENOBUFS;
-        memset(b, 0, 97);
-        memcpy(b, "VPAR", 4);
-        b[4] = 1;
-        b[5] = (uint8_t)p->policy;
-        b[6] = (uint8_t)p->comp;
-        vc_put64(b + 8, p->id);
-        vc_put32(b + 16, p->chunk_size);
-        vc_put32(b + 20, p->latest);
-        vc_put64(b + 24, p->mem_size);
-        vc_put64(b + 32, p->disk_size);
-        vc_put64(b + 40, (uint64_t)p->created);
-        vc_put64(b + 48, p->node_domain);
-        vc_put64(b + 56, p->data_domain);
-        memcpy(b + 64, p->check, 16);
-        memcpy(b + 80, p->group_check, 16);
-        b[96] = (uint8_t)gl;
-        memcpy(b + 97, p->group, gl);
-        *len = 97 + gl;
+        if (vlen < 13 || val[12] > VC_USER_MAX || vlen < 13u + val[12])
+                return vc_errf(-EBADMSG, "the catalog entry of parcel '%s' is malformed", name);
+        *id = vc_get64(val);
+        *latest = vc_get32(val + 8);
+        memcpy(owner, val + 13, val[12]);
+        owner[val[12]] = 0;
+        *rec = val + 13 + val[12];
+        *rlen = vlen - 13 - val[12];
         return 0;
 }
 
-int vc_parcel_unpack(const uint8_t *b, size_t len, const char *name, VcParcel *p)
+/* Resolves p's domain names to this store's ids (0: no chunk written yet). */
+static int resolve_domains(VcTxn *t, VcParcel *p)
 {
-        memset(p, 0, sizeof *p);
-        if (len < 97 || memcmp(b, "VPAR", 4) != 0 || b[4] != 1 || b[5] > VC_POLICY_ALL || b[6] > VC_COMP_ZSTD ||
-            b[96] > VC_NAME_MAX || len != 97u + b[96])
-                return vc_errf(-EBADMSG, "the catalog record of parcel '%s' is malformed", name);
-        snprintf(p->name, sizeof p->name, "%s", name);
-        p->policy = b[5];
-        p->comp = b[6];
-        p->id = vc_get64(b + 8);
-        p->chunk_size = vc_get32(b + 16);
-        p->latest = vc_get32(b + 20);
-        p->mem_size = vc_get64(b + 24);
-        p->disk_size = vc_get64(b + 32);
-        p->created = (int64_t)vc_get64(b + 40);
-        p->node_domain = vc_get64(b + 48);
-        p->data_domain = vc_get64(b + 56);
-        memcpy(p->check, b + 64, 16);
-        memcpy(p->group_check, b + 80, 16);
-        memcpy(p->group, b + 97, b[96]);
-        p->group[b[96]] = 0;
-        return 0;
+        int r = vc_txn_domain(t, p->node_dom, &p->node_domain);
+        if (r == -ENOENT)
+                p->node_domain = 0, r = 0;
+        if (r < 0)
+                return r;
+        r = vc_txn_domain(t, p->data_dom, &p->data_domain);
+        if (r == -ENOENT)
+                p->data_domain = 0, r = 0;
+        return r;
 }
 
-void vc_version_pack(const VcVersion *v, uint8_t b[VC_VERSION_REC_LEN])
+static int parcel_decode(VcTxn *t, const char *name, const uint8_t *val, size_t vlen, VcParcel *p)
 {
-        memset(b, 0, VC_VERSION_REC_LEN);
-        memcpy(b, "VVER", 4);
-        b[4] = 1;
-        vc_put32(b + 8, v->version);
-        vc_put64(b + 16, (uint64_t)v->timestamp);
-        vc_put64(b + 24, v->seq);
-        vc_put64(b + 32, v->mem_size);
-        vc_put64(b + 40, v->disk_size);
-        memcpy(b + 48, v->mem_root, 32);
-        memcpy(b + 80, v->disk_root, 32);
-        vc_put64(b + 112, v->new_chunks);
-        vc_put64(b + 120, v->new_bytes);
-        vc_put64(b + 128, v->meta_bytes);
-        memcpy(b + 136, v->wrapped, VC_WRAPPED_LEN);
-}
-
-int vc_version_unpack(const uint8_t *b, size_t len, VcVersion *v)
-{
-        if (len != VC_VERSION_REC_LEN || memcmp(b, "VVER", 4) != 0 || b[4] != 1)
-                return vc_errf(-EBADMSG, "a version record is malformed");
-        v->version = vc_get32(b + 8);
-        v->timestamp = (int64_t)vc_get64(b + 16);
-        v->seq = vc_get64(b + 24);
-        v->mem_size = vc_get64(b + 32);
-        v->disk_size = vc_get64(b + 40);
-        memcpy(v->mem_root, b + 48, 32);
-        memcpy(v->disk_root, b + 80, 32);
-        v->new_chunks = vc_get64(b + 112);
-        v->new_bytes = vc_get64(b + 120);
-        v->meta_bytes = vc_get64(b + 128);
-        memcpy(v->wrapped, b + 136, VC_WRAPPED_LEN);
-        return 0;
-}
-
-void vc_version_key(uint64_t parcel_id, uint32_t version, uint8_t key[12])
-{
-        vc_put64be(key, parcel_id);
-        vc_put32be(key + 8, version);
+        const uint8_t *rec;
+        size_t rlen;
+        uint32_t latest;
+        char owner[VC_USER_MAX + 1];
+        uint64_t id;
+        int r = parcel_value(name, val, vlen, &rec, &rlen, &latest, owner, &id);
+        if (r < 0 || (r = vc_parcel_unpack(rec, rlen, name, p)) < 0)
+                return r;
+        p->latest = latest;
+        p->id = id;
+        snprintf(p->owner, sizeof p->owner, "%s", owner);
+        return resolve_domains(t, p);
 }
 
 int vc_repo_parcel(VcTxn *t, const char *name, VcParcel *p)
@@ -122,17 +64,57 @@ int vc_repo_parcel(VcTxn *t, const char *name, VcParcel *p)
                 return vc_errf(-ENOENT, "no parcel '%s' in this store", name);
         if (r < 0)
                 return r;
-        return vc_parcel_unpack(val, vlen, name, p);
+        return parcel_decode(t, name, val, vlen, p);
 }
 
-int vc_repo_parcel_put(VcTxn *t, const VcParcel *p)
+int vc_repo_parcel_raw(VcTxn *t, const char *name, uint8_t *out, size_t cap, size_t *len, uint32_t *latest,
+                       char owner[VC_USER_MAX + 1], uint64_t *id)
 {
-        uint8_t buf[256];
-        size_t len;
-        int r = vc_parcel_pack(p, buf, sizeof buf, &len);
+        const void *val;
+        size_t vlen, rlen;
+        const uint8_t *rec;
+        if (!vc_name_valid(name))
+                return vc_errf(-EINVAL, "invalid parcel name '%s' (use 1-64 letters, digits, '.', '_', '-')", name);
+        int r = vc_txn_get(t, VC_TABLE_PARCELS, name, strlen(name), &val, &vlen);
+        if (r == -ENOENT)
+                return vc_errf(-ENOENT, "no parcel '%s' in this store", name);
+        if (r < 0 || (r = parcel_value(name, val, vlen, &rec, &rlen, latest, owner, id)) < 0)
+                return r;
+        if (rlen > cap)
+                return vc_errf(-EBADMSG, "the record of parcel '%s' is too long", name);
+        memcpy(out, rec, rlen);
+        *len = rlen;
+        return 0;
+}
+
+int vc_repo_parcel_put(VcTxn *t, const VcParcel *p, const uint8_t *rec, size_t len)
+{
+        uint8_t buf[13 + VC_USER_MAX + VC_PARCEL_REC_MAX];
+        size_t ol = strlen(p->owner);
+        if (ol > VC_USER_MAX || len > VC_PARCEL_REC_MAX)
+                return -EINVAL;
+        vc_put64(buf, p->id);
+        vc_put32(buf + 8, p->latest);
+        buf[12] = (uint8_t)ol;
+        memcpy(buf + 13, p->owner, ol);
+        memcpy(buf + 13 + ol, rec, len);
+        return vc_txn_put(t, VC_TABLE_PARCELS, p->name, strlen(p->name), buf, 13 + ol + len);
+}
+
+int vc_repo_version_raw(VcTxn *t, uint64_t id, uint32_t version, uint8_t rec[VC_VERSION_REC_LEN], uint64_t *seq)
+{
+        uint8_t key[12];
+        const void *val;
+        size_t vlen;
+        vc_version_key(id, version, key);
+        int r = vc_txn_get(t, VC_TABLE_VERSIONS, key, sizeof key, &val, &vlen);
         if (r < 0)
                 return r;
-        return vc_txn_put(t, VC_TABLE_PARCELS, p->name, strlen(p->name), buf, len);
+        if (vlen != 8 + VC_VERSION_REC_LEN)
+                return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
+        *seq = vc_get64(val);
+        memcpy(rec, (const uint8_t *)val + 8, VC_VERSION_REC_LEN);
+        return 0;
 }
 
 typedef struct {
@@ -153,6 +135,8 @@ static void *vec_push(Vec *v)
         return (uint8_t *)v->items + v->size * v->n++;
 }
 
+typedef struct { Vec v; VcTxn *t; } ParcelsCtx;
+
 static int parcel_cb(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
 {
         char name[VC_NAME_MAX + 1];
@@ -160,23 +144,32 @@ static int parcel_cb(const void *key, size_t klen, const void *val, size_t vlen,
                 return vc_errf(-EBADMSG, "a parcel name in the catalog is too long");
         memcpy(name, key, klen);
         name[klen] = 0;
-        VcParcel *p = vec_push(ctx);
+        ParcelsCtx *pc = ctx;
+        VcParcel *p = vec_push(&pc->v);
         if (!p)
                 return -ENOMEM;
-        return vc_parcel_unpack(val, vlen, name, p);
+        return parcel_decode(pc->t, name, val, vlen, p);
 }
 
 int vc_repo_parcels(VcTxn *t, VcParcel **ret, size_t *n)
 {
-        Vec v = { .size = sizeof(VcParcel) };
-        int r = vc_txn_iter(t, VC_TABLE_PARCELS, NULL, 0, parcel_cb, &v);
+        ParcelsCtx pc = { .v = { .size = sizeof(VcParcel) }, .t = t };
+        int r = vc_txn_iter(t, VC_TABLE_PARCELS, NULL, 0, parcel_cb, &pc);
         if (r < 0) {
-                free(v.items);
+                free(pc.v.items);
                 return r;
         }
-        *ret = v.items;
-        *n = v.n;
+        *ret = pc.v.items;
+        *n = pc.v.n;
         return 0;
+}
+
+static int version_decode(const uint8_t *val, size_t vlen, VcVersion *v)
+{
+        if (vlen != 8 + VC_VERSION_REC_LEN)
+                return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
+        v->seq = vc_get64(val);
+        return vc_version_unpack(val + 8, vlen - 8, v);
 }
 
 int vc_repo_version(VcTxn *t, const VcParcel *p, uint32_t version, VcVersion *v)
@@ -191,7 +184,7 @@ int vc_repo_version(VcTxn *t, const VcParcel *p, uint32_t version, VcVersion *v)
                                p->latest == 0 ? " (it has no version yet)" : "");
         if (r < 0)
                 return r;
-        return vc_version_unpack(val, vlen, v);
+        return version_decode(val, vlen, v);
 }
 
 static int version_cb(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
@@ -199,7 +192,7 @@ static int version_cb(const void *key, size_t klen, const void *val, size_t vlen
         VcVersion *v = vec_push(ctx);
         if (!v)
                 return -ENOMEM;
-        return vc_version_unpack(val, vlen, v);
+        return version_decode(val, vlen, v);
 }
 
 int vc_repo_versions(VcTxn *t, const VcParcel *p, VcVersion **ret, size_t *n)

@@ -1,26 +1,41 @@
-/* vc_repo — parcels and versions in a store's catalog, and everything that
- * can be done with them WITHOUT a key: listing, walking the keyrings of
- * versions by their clear tags, garbage collection, verification, stat and
- * prune. This is the part a server runs. (Sealing and opening, which need
- * keys, are the client's: src/client.)
+/* vc_repo — parcels and versions in a local store's catalog, and
+ * everything that can be done with them WITHOUT a key: the records' clear
+ * fields, walking the keyrings of versions by their clear tags, garbage
+ * collection, verification, stat and prune. This is what the local back
+ * end (src/backend/vc_backend_local.c), and so a server, runs. Sealing,
+ * opening and authenticating records need keys: src/client.
  *
- * Parcel record (table PARCELS, key = parcel name), little-endian:
- *   0 "VPAR"  4 u8 format 1  5 u8 policy  6 u8 compression  7 u8 0
- *   8 u64 id  16 u32 chunk size  20 u32 latest version (0: none yet)
- *   24 u64 memory size  32 u64 disk size  40 i64 created (unix seconds)
- *   48 u64 node domain  56 u64 data domain
- *   64 u8[16] key check  80 u8[16] group key check
- *   96 u8 group name length, then the name
- * Version record (table VERSIONS, key = parcel id BE64 ‖ version BE32):
- *   0 "VVER"  4 u8 format 1  5..7 0  8 u32 version  12 u32 0
- *   16 i64 timestamp  24 u64 commit sequence
- *   32 u64 memory size  40 u64 disk size
- *   48 u8[32] memory root tag  80 u8[32] disk root tag
- *   112 u64 new chunks  120 u64 new bytes  128 u64 metadata bytes
- *   136 u8[92] the two root keys, AES-256-GCM under the parcel's wrap key
- *       with bytes 0..135 as associated data
+ * Parcel record (made by the client when it creates the parcel, never
+ * changed after; little-endian), format 2:
+ *   0 "VPAR"  4 u8 format 2  5 u8 policy  6 u8 compression  7 u8 0
+ *   8 u8[16] parcel uuid (random)  24 u32 chunk size  28 u32 0
+ *   32 u64 memory size  40 u64 disk size  48 i64 created (unix seconds)
+ *   56 u8[16] key check  72 u8[16] group key check
+ *   88 u8 group name length, the name; u8 node domain length, the name;
+ *      u8 data domain length, the name
+ *   .. u8[32] MAC: HMAC-SHA-256 under a key derived from the parcel's
+ *      secret, over "vmcas parcel record" ‖ u8 name length ‖ parcel name ‖
+ *      every byte above (src/client/vc_client_int.h: record_mac)
+ * The store reads the domains (to walk versions for gc and verify) but
+ * cannot change any field without the client refusing the record.
+ *
+ * Version record (made by the client at checkin), format 2, 236 bytes:
+ *   0 "VVER"  4 u8 format 2  5..7 0  8 u32 version  12 u32 0
+ *   16 i64 timestamp  24 u8[16] parcel uuid
+ *   40 u64 memory size  48 u64 disk size
+ *   56 u8[32] memory root tag  88 u8[32] disk root tag
+ *   120 u64 new chunks  128 u64 new bytes  136 u64 metadata bytes
+ *   144 u8[92] the two root keys, AES-256-GCM under the parcel's wrap key
+ *       with bytes 0..143 as associated data
  * The root tags are in the clear so the store can walk the version's tree;
- * the keys are sealed, so only a holder of the parcel's secret can read it.
+ * every field is authenticated by the GCM tag.
+ *
+ * In the local catalog (table PARCELS, key = name) a parcel's value is
+ *   u64 local id ‖ u32 latest version ‖ u8 owner length ‖ owner ‖ record
+ * and a version's (table VERSIONS, key = local id BE64 ‖ version BE32) is
+ *   u64 commit sequence ‖ record.
+ * Latest, owner and sequence are the store's: nothing the client acts on
+ * without checking it against authenticated records.
  */
 #ifndef VC_REPO_H
 #define VC_REPO_H
@@ -33,46 +48,80 @@
 #include "store/vc_store.h"
 
 #define VC_NAME_MAX 64
-#define VC_VERSION_REC_LEN 228
-#define VC_VERSION_AAD_LEN 136
+#define VC_DOMAIN_MAX 80            /* domain names, NUL included */
+#define VC_USER_MAX 64
+#define VC_PARCEL_FORMAT 2
+#define VC_VERSION_FORMAT 2
+#define VC_PARCEL_REC_MAX 400
+#define VC_PARCEL_REC_FIXED 88
+#define VC_VERSION_REC_LEN 236
+#define VC_VERSION_REC_MAX VC_VERSION_REC_LEN
+#define VC_VERSION_AAD_LEN 144
 #define VC_WRAPPED_LEN (64 + VC_GCM_OVERHEAD)
+#define VC_RECORD_MAC_LEN 32
 
 typedef struct VcParcel {
+        /* from the record: authenticated by the client */
         char name[VC_NAME_MAX + 1];
-        uint64_t id;
+        uint8_t uuid[16];
         VcPolicy policy;
         VcComp comp;
         char group[VC_NAME_MAX + 1];
         uint32_t chunk_size;
-        uint32_t latest;
         uint64_t mem_size, disk_size;
         int64_t created;
-        uint64_t node_domain, data_domain;
+        char node_dom[VC_DOMAIN_MAX], data_dom[VC_DOMAIN_MAX];
         uint8_t check[16], group_check[16];
+        uint8_t mac[VC_RECORD_MAC_LEN];
+        /* the store's word */
+        uint32_t latest;
+        char owner[VC_USER_MAX + 1];
+        /* a local store's own ids (never outside src/repo, src/store and
+         * the local back end) */
+        uint64_t id;
+        uint64_t node_domain, data_domain;
 } VcParcel;
 
 typedef struct VcVersion {
         uint32_t version;
         int64_t timestamp;
-        uint64_t seq;
+        uint8_t uuid[16];
         uint64_t mem_size, disk_size;
         uint8_t mem_root[32], disk_root[32];
         uint64_t new_chunks, new_bytes, meta_bytes;
         uint8_t wrapped[VC_WRAPPED_LEN];
+        uint64_t seq;                 /* the store's commit order */
 } VcVersion;
 
 /* Names of parcels and groups: [A-Za-z0-9._-]{1,64}. */
 bool vc_name_valid(const char *s);
 
+/* Records (src/repo/vc_record.c). pack writes the record of p with its
+ * MAC field as p->mac; *len is the whole record, the MAC its last
+ * VC_RECORD_MAC_LEN bytes. unpack checks the layout only (-EBADMSG naming
+ * the parcel), never the MAC: that needs the parcel's key. A format-1
+ * record (an earlier vmcas) is refused with -EPROTO. */
 int vc_parcel_pack(const VcParcel *p, uint8_t *buf, size_t cap, size_t *len);
 int vc_parcel_unpack(const uint8_t *buf, size_t len, const char *name, VcParcel *p);
 void vc_version_pack(const VcVersion *v, uint8_t out[VC_VERSION_REC_LEN]);
 int vc_version_unpack(const uint8_t *buf, size_t len, VcVersion *v);
 void vc_version_key(uint64_t parcel_id, uint32_t version, uint8_t key[12]);
+/* The domain names of a new parcel: "parcel:<uuid hex>" for its nodes; its
+ * own, "group:NAME" or "all" for its data. */
+void vc_parcel_domains(VcParcel *p);
+/* Checks a domain name: "parcel:<32 hex>", "group:<name>", "all". */
+bool vc_domain_name_valid(const char *s);
 
-/* -ENOENT with "no parcel 'x' in this store" if absent. */
+/* -ENOENT with "no parcel 'x' in this store" if absent. Resolves the
+ * record's domain names to this store's ids (0 if never written). */
 int vc_repo_parcel(VcTxn *t, const char *name, VcParcel *p);
-int vc_repo_parcel_put(VcTxn *t, const VcParcel *p);
+/* The raw record and the store's fields of parcel name. */
+int vc_repo_parcel_raw(VcTxn *t, const char *name, uint8_t *rec, size_t cap, size_t *len, uint32_t *latest,
+                       char owner[VC_USER_MAX + 1], uint64_t *id);
+/* Writes the catalog value of p: its id, latest, owner and record rec. */
+int vc_repo_parcel_put(VcTxn *t, const VcParcel *p, const uint8_t *rec, size_t len);
+/* The raw record of version v of parcel id (and its commit sequence). */
+int vc_repo_version_raw(VcTxn *t, uint64_t id, uint32_t version, uint8_t rec[VC_VERSION_REC_LEN], uint64_t *seq);
 /* All parcels, sorted by name (malloc'ed). */
 int vc_repo_parcels(VcTxn *t, VcParcel **ret, size_t *n);
 /* -ENOENT with "parcel 'x' has no version N" if absent. */

@@ -89,6 +89,10 @@ static int textrec_header(char **p, const char *magic, const char *path)
         char tail;
         if (!l || sscanf(l, "format %u%c", &fmt, &tail) != 1)
                 return -EBADMSG;
+        if (fmt == 1)
+                return vc_errf(-EPROTO, "'%s' has format 1, written by vmcas 0.1, whose parcel records are not "
+                               "authenticated; this vmcas reads format %d only: check the versions out with "
+                               "vmcas 0.1 and in to a new store", path, VC_STORE_FORMAT);
         if (fmt != VC_STORE_FORMAT)
                 return vc_errf(-EPROTO, "'%s' has format %u; this vmcas reads format %d", path, fmt,
                                VC_STORE_FORMAT);
@@ -280,7 +284,7 @@ const uint8_t *vc_store_uuid(const VcStore *s)
  * Each domain also has STORE/packs/<id>/domain naming it, so that reindex
  * can recover the names if the index is lost. */
 
-#define VC_DOMAIN_NAME_MAX 63   /* VcDomainStat.name holds 64 */
+#define VC_DOMAIN_NAME_MAX 79   /* VcDomainStat.name holds 80 */
 
 static int domain_name_check(const char *name)
 {
@@ -357,6 +361,13 @@ int vc_domain_lookup(VcTxn *t, const char *name, uint64_t *ret)
                 return vc_errf(-EBADMSG, "domain record of '%s' is malformed", name);
         *ret = vc_get64(v);
         return 0;
+}
+
+int vc_txn_domain(VcTxn *t, const char *name, uint64_t *ret)
+{
+        if (domain_name_check(name) < 0)
+                return -EINVAL;
+        return vc_domain_lookup(t, name, ret);
 }
 
 int vc_domain_register(VcTxn *t, uint64_t id, const char *name, bool by_name)

@@ -57,6 +57,8 @@ const uint8_t *vc_store_uuid(const VcStore *s); /* VC_UUID_LEN bytes */
 /* Looks up (or with create, creates) the domain called name, e.g.
  * "parcel:7", "group:eng", "all". Ids are small integers, never reused. */
 int vc_store_domain(VcStore *s, const char *name, bool create, uint64_t *ret_id);
+/* The id of domain name as seen by transaction t; -ENOENT if it has none. */
+int vc_txn_domain(VcTxn *t, const char *name, uint64_t *ret_id);
 /* The name of domain id into buf. -ENOENT if unknown. */
 int vc_store_domain_name(VcStore *s, uint64_t id, char *buf, size_t len);
 
@@ -235,7 +237,7 @@ int vc_store_compact(VcStore *s, double max_live_ratio, VcCompactStats *st);
 /* What the store occupies. */
 typedef struct VcDomainStat {
         uint64_t domain;
-        char name[64];
+        char name[80];
         uint64_t data_chunks, data_bytes;       /* indexed VC_KIND_DATA */
         uint64_t meta_chunks, meta_bytes;       /* indexed VC_KIND_META */
         uint64_t pack_bytes;                    /* size of its pack files */

@@ -27,7 +27,7 @@
 #define VC_MARKER_NAME "vmcas-store"
 #define VC_MARKER_MAGIC "vmcas-store"
 #define VC_DOMAIN_MAGIC "vmcas-domain"
-#define VC_STORE_FORMAT 1
+#define VC_STORE_FORMAT 2          /* 1: vmcas 0.1, unauthenticated parcel records */
 
 /* The 8-byte pack magic ends in CR LF like PNG's, so a pack mangled by a
  * text-mode copy is recognised as such rather than as a damaged record. */

@@ -1,0 +1,673 @@
+/* The local back end: the store interface over a store directory
+ * (src/store for chunks, src/repo for the catalog). The only file outside
+ * src/store and src/repo that holds LMDB transactions, local domain ids
+ * and writers — and none of them leaves it.
+ *
+ * Leases are catalog entries (table META, key "lease:" ‖ parcel name):
+ *   u8 host length ‖ host ‖ i64 since ‖ u8[16] token
+ * A commit checks the lease in the same write transaction that checks the
+ * base version and the chunks, so "if nobody broke my lease, the latest
+ * is still N and every chunk is there, make N+1" is one atomic step. */
+#include "backend/vc_backend.h"
+#include "core/vc_hash.h"
+#include "core/vc_util.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DOMAIN_CACHE 16
+
+typedef struct Local {
+        VcBackend base;
+        VcStore *s;
+        bool verify;
+        pthread_mutex_t lock;       /* the writer and the domain cache */
+        VcWriter *w;
+        struct { char name[VC_DOMAIN_MAX]; uint64_t id; } dom[DOMAIN_CACHE];
+        unsigned ndom;
+} Local;
+
+static Local *L(VcBackend *b)
+{
+        return (Local *)b;
+}
+
+static void add(uint64_t *c, uint64_t n)
+{
+        __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* The id of domain name, creating it if asked; cached (ids never change). */
+static int domain_id(Local *l, const char *name, bool create, uint64_t *id)
+{
+        pthread_mutex_lock(&l->lock);
+        for (unsigned i = 0; i < l->ndom; i++)
+                if (strcmp(l->dom[i].name, name) == 0) {
+                        *id = l->dom[i].id;
+                        pthread_mutex_unlock(&l->lock);
+                        return 0;
+                }
+        pthread_mutex_unlock(&l->lock);
+        int r = vc_store_domain(l->s, name, create, id);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&l->lock);
+        unsigned i = l->ndom < DOMAIN_CACHE ? l->ndom++ : (unsigned)(*id % DOMAIN_CACHE);
+        snprintf(l->dom[i].name, sizeof l->dom[i].name, "%s", name);
+        l->dom[i].id = *id;
+        pthread_mutex_unlock(&l->lock);
+        return 0;
+}
+
+/* ---- chunks --------------------------------------------------------------- */
+
+static int local_missing(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
+                         uint8_t *missing)
+{
+        Local *l = L(b);
+        uint64_t id;
+        int r = domain_id(l, domain, false, &id);
+        if (r == -ENOENT) {
+                vc_errclear();
+                memset(missing, 1, n);
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        if ((r = vc_txn_begin(l->s, false, &t)) < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if ((r = vc_txn_has_chunk(t, id, tags + 32 * i)) < 0)
+                        return r;
+                missing[i] = r == 0;
+        }
+        return 0;
+}
+
+static int local_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
+{
+        Local *l = L(b);
+        int r;
+        if (l->verify)
+                for (size_t i = 0; i < n; i++) {
+                        uint8_t h[32];
+                        vc_sha256(items[i].data, items[i].len, h);
+                        if (!vc_hash_eq(h, items[i].tag, 32)) {
+                                char hex[65];
+                                vc_hex(items[i].tag, 32, hex);
+                                return vc_errf(-EBADMSG, "chunk %s: its bytes do not hash to its tag", hex);
+                        }
+                }
+        uint64_t id;
+        if ((r = domain_id(l, domain, true, &id)) < 0)
+                return r;
+        /* what is already stored is dropped here, in one transaction, so
+         * the writer can append without a look-up per chunk */
+        uint8_t *have = calloc(n, 1);
+        if (!have)
+                return -ENOMEM;
+        {
+                _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+                if ((r = vc_txn_begin(l->s, false, &t)) < 0) {
+                        free(have);
+                        return r;
+                }
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        if ((r = vc_txn_has_chunk(t, id, items[i].tag)) > 0)
+                                have[i] = 1;
+        }
+        pthread_mutex_lock(&l->lock);
+        if (r >= 0 && !l->w)
+                r = vc_writer_new(l->s, &l->w);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (have[i])
+                        continue;
+                r = vc_writer_put(l->w, id, items[i].kind, items[i].tag, items[i].data, items[i].len);
+                if (r == 1)
+                        add(items[i].kind == VC_KIND_DATA ? &b->traffic.sent_data : &b->traffic.sent_meta,
+                            items[i].len);
+        }
+        pthread_mutex_unlock(&l->lock);
+        free(have);
+        return r < 0 ? r : 0;
+}
+
+static int local_get(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
+                     vc_got_fn fn, void *ctx)
+{
+        Local *l = L(b);
+        uint64_t id;
+        char hex[65];
+        int r = domain_id(l, domain, false, &id);
+        if (r == -ENOENT) {
+                vc_errclear();
+                vc_hex(tags, 32, hex);
+                return vc_errf(-ENOENT, "chunk %s is not in the store", hex);
+        }
+        if (r < 0)
+                return r;
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n, sizeof *locs);
+        _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
+        size_t cap = 0, len;
+        if (!locs)
+                return -ENOMEM;
+        if ((r = vc_txn_begin(l->s, false, &t)) < 0)
+                return r;
+        /* one look-up per chunk, adjacent records merged into large reads */
+        vc_store_prefetch(l->s, t, id, tags, 32, n, locs);
+        for (size_t i = 0; i < n; i++) {
+                r = locs[i].found ? vc_store_get_at(l->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len)
+                                  : vc_store_get_txn(l->s, t, id, tags + 32 * i, &buf, &cap, &len);
+                if (r == -ENOENT) {
+                        vc_errclear();
+                        vc_hex(tags + 32 * i, 32, hex);
+                        return vc_errf(-ENOENT, "chunk %s is not in the store", hex);
+                }
+                if (r < 0)
+                        return r;
+                add(locs[i].kind == VC_KIND_META ? &b->traffic.recv_meta : &b->traffic.recv_data, len);
+                if ((r = fn(i, buf, len, ctx)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int local_flush(VcBackend *b)
+{
+        Local *l = L(b);
+        pthread_mutex_lock(&l->lock);
+        int r = l->w ? vc_writer_flush(l->w) : 0;
+        pthread_mutex_unlock(&l->lock);
+        return r;
+}
+
+/* ---- catalog ---------------------------------------------------------------- */
+
+static int info_of(VcTxn *t, const char *name, VcParcelInfo *ret, uint64_t *id)
+{
+        memset(ret, 0, sizeof *ret);
+        snprintf(ret->name, sizeof ret->name, "%s", name);
+        uint64_t lid;
+        int r = vc_repo_parcel_raw(t, name, ret->record, sizeof ret->record, &ret->record_len, &ret->latest,
+                                   ret->owner, &lid);
+        if (id)
+                *id = lid;
+        return r;
+}
+
+typedef struct { VcTxn *t; VcParcelInfo *v; size_t n, cap; } ListCtx;
+
+static int list_cb(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
+{
+        ListCtx *c = ctx;
+        char name[VC_NAME_MAX + 1];
+        if (klen > VC_NAME_MAX)
+                return vc_errf(-EBADMSG, "a parcel name in the catalog is too long");
+        memcpy(name, key, klen);
+        name[klen] = 0;
+        if (c->n == c->cap) {
+                size_t nc = c->cap ? 2 * c->cap : 16;
+                VcParcelInfo *x = realloc(c->v, nc * sizeof *x);
+                if (!x)
+                        return -ENOMEM;
+                c->v = x;
+                c->cap = nc;
+        }
+        int r = info_of(c->t, name, &c->v[c->n], NULL);
+        if (r < 0)
+                return r;
+        c->n++;
+        return 0;
+}
+
+static int local_parcels(VcBackend *b, VcParcelInfo **ret, size_t *n)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        int r = vc_txn_begin(L(b)->s, false, &t);
+        if (r < 0)
+                return r;
+        ListCtx c = { .t = t };
+        if ((r = vc_txn_iter(t, VC_TABLE_PARCELS, NULL, 0, list_cb, &c)) < 0) {
+                free(c.v);
+                return r;
+        }
+        *ret = c.v;
+        *n = c.n;
+        return 0;
+}
+
+static int local_parcel(VcBackend *b, const char *name, VcParcelInfo *ret)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        int r = vc_txn_begin(L(b)->s, false, &t);
+        return r < 0 ? r : info_of(t, name, ret, NULL);
+}
+
+typedef struct { VcVersionInfo *v; size_t n, cap; } VerCtx;
+
+static int ver_cb(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
+{
+        VerCtx *c = ctx;
+        if (klen != 12 || vlen != 8 + VC_VERSION_REC_LEN)
+                return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
+        if (c->n == c->cap) {
+                size_t nc = c->cap ? 2 * c->cap : 16;
+                VcVersionInfo *x = realloc(c->v, nc * sizeof *x);
+                if (!x)
+                        return -ENOMEM;
+                c->v = x;
+                c->cap = nc;
+        }
+        VcVersionInfo *v = &c->v[c->n++];
+        v->version = vc_get32be((const uint8_t *)key + 8);
+        v->seq = vc_get64(val);
+        v->record_len = VC_VERSION_REC_LEN;
+        memcpy(v->record, (const uint8_t *)val + 8, VC_VERSION_REC_LEN);
+        return 0;
+}
+
+static int local_versions(VcBackend *b, const char *name, VcVersionInfo **ret, size_t *n)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        VcParcelInfo pi;
+        uint64_t id;
+        int r = vc_txn_begin(L(b)->s, false, &t);
+        if (r < 0 || (r = info_of(t, name, &pi, &id)) < 0)
+                return r;
+        uint8_t prefix[8];
+        vc_put64be(prefix, id);
+        VerCtx c = { 0 };
+        if ((r = vc_txn_iter(t, VC_TABLE_VERSIONS, prefix, sizeof prefix, ver_cb, &c)) < 0) {
+                free(c.v);
+                return r;
+        }
+        *ret = c.v;
+        *n = c.n;
+        return 0;
+}
+
+static int local_version(VcBackend *b, const char *name, uint32_t version, VcVersionInfo *ret)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        VcParcelInfo pi;
+        uint64_t id;
+        int r = vc_txn_begin(L(b)->s, false, &t);
+        if (r < 0 || (r = info_of(t, name, &pi, &id)) < 0)
+                return r;
+        memset(ret, 0, sizeof *ret);
+        r = vc_repo_version_raw(t, id, version, ret->record, &ret->seq);
+        if (r == -ENOENT)
+                return vc_errf(-ENOENT, "parcel '%s' has no version %u%s", name, version,
+                               pi.latest == 0 ? " (it has no version yet)" : "");
+        if (r < 0)
+                return r;
+        ret->version = version;
+        ret->record_len = VC_VERSION_REC_LEN;
+        return 0;
+}
+
+static int local_create(VcBackend *b, const char *name, const char *owner, const uint8_t *rec, size_t len)
+{
+        Local *l = L(b);
+        VcParcel p;
+        uint64_t d;
+        int r = vc_parcel_unpack(rec, len, name, &p);
+        /* the domains first (they take a write transaction of their own);
+         * one left behind by a failed create is harmless */
+        if (r < 0 || (r = domain_id(l, p.node_dom, true, &d)) < 0 || (r = domain_id(l, p.data_dom, true, &d)) < 0)
+                return r;
+        VcTxn *t;
+        if ((r = vc_txn_begin(l->s, true, &t)) < 0)
+                return r;
+        VcParcelInfo cur;
+        r = info_of(t, name, &cur, NULL);
+        if (r == 0) {
+                vc_txn_abort(t);
+                return vc_errf(-EEXIST, "parcel '%s' already exists", name);
+        }
+        if (r != -ENOENT) {
+                vc_txn_abort(t);
+                return r;
+        }
+        vc_errclear();
+        snprintf(p.owner, sizeof p.owner, "%s", owner ? owner : "");
+        p.latest = 0;
+        if ((r = vc_repo_next(t, "parcel_id", &p.id)) < 0 || (r = vc_repo_parcel_put(t, &p, rec, len)) < 0) {
+                vc_txn_abort(t);
+                return r;
+        }
+        return vc_txn_commit(t);
+}
+
+/* ---- leases ------------------------------------------------------------------ */
+
+static size_t lease_key(const char *parcel, uint8_t *k)
+{
+        size_t n = strlen(parcel);
+        memcpy(k, "lease:", 6);
+        memcpy(k + 6, parcel, n);
+        return 6 + n;
+}
+
+static int lease_read(VcTxn *t, const char *parcel, VcLease *ls)
+{
+        uint8_t k[6 + VC_NAME_MAX];
+        size_t kl = lease_key(parcel, k);
+        const void *val;
+        size_t vl;
+        memset(ls, 0, sizeof *ls);
+        int r = vc_txn_get(t, VC_TABLE_META, k, kl, &val, &vl);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        const uint8_t *v = val;
+        if (vl < 1 || v[0] > VC_HOST_MAX || vl != 1u + v[0] + 8 + VC_LEASE_TOKEN_LEN)
+                return vc_errf(-EBADMSG, "the lease of parcel '%s' is malformed", parcel);
+        ls->held = true;
+        memcpy(ls->host, v + 1, v[0]);
+        ls->host[v[0]] = 0;
+        ls->since = (int64_t)vc_get64(v + 1 + v[0]);
+        memcpy(ls->token, v + 1 + v[0] + 8, VC_LEASE_TOKEN_LEN);
+        return 1;
+}
+
+static int lease_write(VcTxn *t, const char *parcel, const VcLease *ls)
+{
+        uint8_t k[6 + VC_NAME_MAX], v[1 + VC_HOST_MAX + 8 + VC_LEASE_TOKEN_LEN];
+        size_t kl = lease_key(parcel, k), hl = strlen(ls->host);
+        v[0] = (uint8_t)hl;
+        memcpy(v + 1, ls->host, hl);
+        vc_put64(v + 1 + hl, (uint64_t)ls->since);
+        memcpy(v + 1 + hl + 8, ls->token, VC_LEASE_TOKEN_LEN);
+        return vc_txn_put(t, VC_TABLE_META, k, kl, v, 1 + hl + 8 + VC_LEASE_TOKEN_LEN);
+}
+
+static int lease_del(VcTxn *t, const char *parcel)
+{
+        uint8_t k[6 + VC_NAME_MAX];
+        size_t kl = lease_key(parcel, k);
+        int r = vc_txn_del(t, VC_TABLE_META, k, kl);
+        return r == -ENOENT ? 0 : r;
+}
+
+static const char *when(int64_t t, char *buf, size_t len)
+{
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+        return buf;
+}
+
+int vc_lease_busy(const char *parcel, const VcLease *ls)
+{
+        char w[40];
+        return vc_errf(-EBUSY, "parcel '%s' is leased to host '%s' since %s: check it in there (with --release), "
+                       "or have an administrator break the lease (vmcas lease break %s)", parcel, ls->host,
+                       when(ls->since, w, sizeof w), parcel);
+}
+
+/* Checks that token (or NULL: none held) may commit to parcel now. */
+static int lease_check(VcTxn *t, const char *parcel, const uint8_t *token)
+{
+        VcLease ls;
+        int r = lease_read(t, parcel, &ls);
+        if (r < 0)
+                return r;
+        if (token) {
+                if (!ls.held || !vc_hash_eq(ls.token, token, VC_LEASE_TOKEN_LEN))
+                        return vc_errf(-ESTALE, "this host's lease on parcel '%s' was broken%s: nothing was "
+                                       "committed (check the parcel out again; changes made here since are not "
+                                       "merged)", parcel, ls.held ? " and the parcel is leased to another host" : "");
+                return 0;
+        }
+        return ls.held ? vc_lease_busy(parcel, &ls) : 0;
+}
+
+static int with_parcel(VcTxn *t, const char *parcel)
+{
+        VcParcelInfo pi;
+        return info_of(t, parcel, &pi, NULL);
+}
+
+static int local_lease_acquire(VcBackend *b, const char *parcel, const char *host, VcLease *ret)
+{
+        VcTxn *t;
+        int r = vc_txn_begin(L(b)->s, true, &t);
+        if (r < 0)
+                return r;
+        if ((r = with_parcel(t, parcel)) < 0 || (r = lease_read(t, parcel, ret)) < 0)
+                goto fail;
+        if (ret->held) {
+                vc_txn_abort(t);
+                return strcmp(ret->host, host) == 0 ? 0 : vc_lease_busy(parcel, ret);
+        }
+        ret->held = true;
+        snprintf(ret->host, sizeof ret->host, "%s", host);
+        ret->since = vc_now();
+        if ((r = vc_random(ret->token, VC_LEASE_TOKEN_LEN)) < 0 || (r = lease_write(t, parcel, ret)) < 0)
+                goto fail;
+        return vc_txn_commit(t);
+fail:
+        vc_txn_abort(t);
+        return r;
+}
+
+static int local_lease_release(VcBackend *b, const char *parcel, const uint8_t token[VC_LEASE_TOKEN_LEN])
+{
+        VcTxn *t;
+        int r = vc_txn_begin(L(b)->s, true, &t);
+        if (r < 0)
+                return r;
+        if ((r = with_parcel(t, parcel)) < 0 || (r = lease_check(t, parcel, token)) < 0 ||
+            (r = lease_del(t, parcel)) < 0) {
+                vc_txn_abort(t);
+                return r;
+        }
+        return vc_txn_commit(t);
+}
+
+static int local_lease_break(VcBackend *b, const char *parcel)
+{
+        VcTxn *t;
+        VcLease ls;
+        int r = vc_txn_begin(L(b)->s, true, &t);
+        if (r < 0)
+                return r;
+        if ((r = with_parcel(t, parcel)) < 0 || (r = lease_read(t, parcel, &ls)) < 0 ||
+            (r = lease_del(t, parcel)) < 0) {
+                vc_txn_abort(t);
+                return r;
+        }
+        r = vc_txn_commit(t);
+        return r < 0 ? r : ls.held;
+}
+
+static int local_lease_get(VcBackend *b, const char *parcel, VcLease *ret)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        int r = vc_txn_begin(L(b)->s, false, &t);
+        if (r < 0 || (r = with_parcel(t, parcel)) < 0 || (r = lease_read(t, parcel, ret)) < 0)
+                return r;
+        memset(ret->token, 0, sizeof ret->token);
+        return 0;
+}
+
+/* ---- commit --------------------------------------------------------------------- */
+
+/* Every tag of need (n of them) is indexed in domain name. */
+static int need_present(Local *l, VcTxn *t, const char *dname, const uint8_t *need, size_t n)
+{
+        if (n == 0)
+                return 0;
+        uint64_t id;
+        int r = vc_txn_domain(t, dname, &id);
+        for (size_t i = 0; i < n; i++) {
+                if (r == 0 && (r = vc_txn_has_chunk(t, id, need + 32 * i)) == 1) {
+                        r = 0;
+                        continue;
+                }
+                if (r < 0 && r != -ENOENT)
+                        return r;
+                char hex[65];
+                vc_hex(need + 32 * i, 32, hex);
+                vc_errclear();
+                return vc_errf(-EAGAIN, "chunk %s is not in the store (it vanished during the checkin: a gc ran?); "
+                               "nothing was committed, run the checkin again", hex);
+        }
+        return 0;
+}
+
+static int local_commit(VcBackend *b, const VcCommit *c)
+{
+        Local *l = L(b);
+        VcVersion v;
+        VcParcel p;
+        VcParcelInfo pi;
+        int r = vc_version_unpack(c->record, c->record_len, &v);
+        if (r < 0)
+                return r;
+        if (v.version != c->base + 1)
+                return vc_errf(-EINVAL, "a commit of version %u on top of version %u", v.version, c->base);
+        VcTxn *t;
+        if ((r = vc_txn_begin(l->s, true, &t)) < 0)
+                return r;
+        if ((r = vc_repo_parcel(t, c->parcel, &p)) < 0 || (r = info_of(t, c->parcel, &pi, NULL)) < 0)
+                goto fail;
+        if (memcmp(v.uuid, p.uuid, 16) != 0) {
+                r = vc_errf(-EINVAL, "the version record is not one of parcel '%s'", c->parcel);
+                goto fail;
+        }
+        if (p.latest != c->base) {
+                r = vc_errf(-EAGAIN, "parcel '%s' changed during the checkin (now at version %u); nothing was "
+                            "committed", c->parcel, p.latest);
+                goto fail;
+        }
+        if ((r = lease_check(t, c->parcel, c->lease)) < 0 ||
+            (r = need_present(l, t, p.node_dom, c->need_nodes, c->n_nodes)) < 0 ||
+            (r = need_present(l, t, p.data_dom, c->need_data, c->n_data)) < 0)
+                goto fail;
+        uint64_t seq;
+        if ((r = vc_repo_next(t, "commit_seq", &seq)) < 0)
+                goto fail;
+        uint8_t key[12], val[8 + VC_VERSION_REC_LEN];
+        vc_version_key(p.id, v.version, key);
+        vc_put64(val, seq);
+        memcpy(val + 8, c->record, VC_VERSION_REC_LEN);
+        p.latest = v.version;
+        if ((r = vc_txn_put(t, VC_TABLE_VERSIONS, key, sizeof key, val, sizeof val)) < 0 ||
+            (r = vc_repo_parcel_put(t, &p, pi.record, pi.record_len)) < 0)
+                goto fail;
+        add(&b->traffic.sent_meta, VC_VERSION_REC_LEN);
+        return vc_txn_commit(t);
+fail:
+        vc_txn_abort(t);
+        return r;
+}
+
+static int local_prune(VcBackend *b, const char *name, uint32_t keep)
+{
+        return vc_repo_prune(L(b)->s, name, keep);
+}
+
+/* ---- maintenance ------------------------------------------------------------------ */
+
+static int local_stat(VcBackend *b, VcStoreStat *st)
+{
+        return vc_repo_stat(L(b)->s, st);
+}
+
+static int local_verify(VcBackend *b, bool full, void (*report)(const char *msg, void *ctx), void *ctx,
+                        VcVerifyStats *st)
+{
+        return vc_repo_verify(L(b)->s, full, report, ctx, st);
+}
+
+static int local_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
+{
+        return vc_repo_gc(L(b)->s, grace, quiet, st);
+}
+
+static int local_bundle_get(VcBackend *b, uint8_t **ret, size_t *len)
+{
+        return vc_errf(-ENOTSUP, "a local store keeps no key bundle: the keys are on this host");
+}
+
+static int local_bundle_put(VcBackend *b, const uint8_t *blob, size_t len)
+{
+        return vc_errf(-ENOTSUP, "a local store keeps no key bundle: the keys are on this host");
+}
+
+static void local_free(VcBackend *b)
+{
+        Local *l = L(b);
+        vc_writer_free(l->w);
+        vc_store_free(l->s);
+        pthread_mutex_destroy(&l->lock);
+        free(l);
+}
+
+static const VcBackendOps local_ops = {
+        .kind = "local",
+        .free = local_free,
+        .missing = local_missing,
+        .put = local_put,
+        .get = local_get,
+        .flush = local_flush,
+        .parcels = local_parcels,
+        .parcel = local_parcel,
+        .versions = local_versions,
+        .version = local_version,
+        .create = local_create,
+        .commit = local_commit,
+        .prune = local_prune,
+        .lease_acquire = local_lease_acquire,
+        .lease_release = local_lease_release,
+        .lease_break = local_lease_break,
+        .lease_get = local_lease_get,
+        .stat = local_stat,
+        .verify = local_verify,
+        .gc = local_gc,
+        .bundle_get = local_bundle_get,
+        .bundle_put = local_bundle_put,
+};
+
+int vc_backend_local_open(const char *path, const VcBackendOpts *o, VcBackend **ret)
+{
+        VcStore *s;
+        int r = vc_store_open(path, &s);
+        if (r == -ENOENT && o && o->create) {
+                vc_errclear();
+                if ((r = vc_mkdir_p(path, 0700)) < 0 || (r = vc_store_create(path)) < 0 ||
+                    (r = vc_store_open(path, &s)) < 0)
+                        return r;
+        }
+        if (r < 0)
+                return r;
+        Local *l = calloc(1, sizeof *l);
+        if (!l) {
+                vc_store_free(s);
+                return -ENOMEM;
+        }
+        l->base.ops = &local_ops;
+        memcpy(l->base.uuid, vc_store_uuid(s), 16);
+        snprintf(l->base.where, sizeof l->base.where, "%s", path);
+        l->s = s;
+        l->verify = o && o->verify_puts;
+        pthread_mutex_init(&l->lock, NULL);
+        *ret = &l->base;
+        return 0;
+}
+
+VcStore *vc_backend_local_store(VcBackend *b)
+{
+        return b && b->ops == &local_ops ? L(b)->s : NULL;
+}
