@@ -463,8 +463,8 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cv, NULL);
         VcEntry *emem = NULL, *edisk = NULL, *pmem = NULL, *pdisk = NULL;
-        uint64_t npm = 0, npd = 0, cs = p->chunk_size;
-        uint64_t nmem = (p->mem_size + cs - 1) / cs, ndisk = (p->disk_size + cs - 1) / cs;
+        uint64_t npm = 0, npd = 0;
+        uint64_t nmem = vc_chunk_count(p->mem_size, p->chunk_size), ndisk = vc_chunk_count(p->disk_size, p->chunk_size);
         VcEntry rm, rd;
         uint8_t salt[8], rec[VC_VERSION_REC_LEN];
         int r;

@@ -90,7 +90,7 @@ static int got_chunk(size_t idx, const uint8_t *data, size_t len, void *ctx)
         Got *g = ctx;
         Out *o = g->o;
         uint64_t cs = o->p->chunk_size, i = g->pos[idx];
-        size_t want = (size_t)VC_MIN(cs, o->size - i * cs);
+        size_t want = vc_chunk_len(o->size, o->p->chunk_size, i);
         int r = vc_unseal(g->sl, data, len, o->e[i].tag, o->e[i].key, g->buf + (i - g->base) * cs, want, false);
         if (r < 0) {
                 char hex[65];

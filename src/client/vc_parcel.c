@@ -93,7 +93,9 @@ int sealer_for(const VcParcel *p, const Keys *k, VcSealer **ret)
         return vc_sealer_new(p->policy, p->comp, secret, ret);
 }
 
-static int keys_load(const uint8_t uuid[16], const VcParcel *p, Keys *k)
+/* The parcel's secret, checked against the record's key check (a wrong
+ * key file is told apart from a changed record). */
+static int parcel_key_load(const uint8_t uuid[16], const VcParcel *p, Keys *k)
 {
         uint8_t chk[16];
         int r = vc_key_load(uuid, "parcel", p->name, k->parcel);
@@ -103,14 +105,23 @@ static int keys_load(const uint8_t uuid[16], const VcParcel *p, Keys *k)
         if (!vc_hash_eq(chk, p->check, 16))
                 return vc_errf(-EKEYREJECTED, "the key file of parcel '%s' holds the wrong key (or the parcel's "
                                "record was changed outside vmcas)", p->name);
-        if (p->policy == VC_POLICY_GROUP) {
-                if ((r = vc_key_load(uuid, "group", p->group, k->group)) < 0)
-                        return r;
-                key_check(k->group, chk);
-                if (!vc_hash_eq(chk, p->group_check, 16))
-                        return vc_errf(-EKEYREJECTED, "the key file of group '%s' holds the wrong key", p->group);
-        }
         keys_derive(k);
+        return 0;
+}
+
+/* The group's secret, once the record that names the group is authentic. */
+static int group_key_load(const uint8_t uuid[16], const VcParcel *p, Keys *k)
+{
+        uint8_t chk[16];
+        if (p->policy != VC_POLICY_GROUP)
+                return 0;
+        int r = vc_key_load(uuid, "group", p->group, k->group);
+        if (r < 0)
+                return r;
+        key_check(k->group, chk);
+        if (!vc_hash_eq(chk, p->group_check, 16))
+                return vc_errf(-EKEYREJECTED, "the key file of group '%s' holds the wrong key for parcel '%s'",
+                               p->group, p->name);
         return 0;
 }
 
@@ -124,7 +135,7 @@ int parcel_open(VcBackend *b, const char *name, VcParcel *p, Keys *k)
                 return vc_errf(-EBADMSG, "the store answered for parcel '%s' with parcel '%s'", name, pi.name);
         if ((r = vc_parcel_unpack(pi.record, pi.record_len, name, p)) < 0)
                 return r;
-        if ((r = keys_load(vc_backend_uuid(b), p, k)) < 0) {
+        if ((r = parcel_key_load(vc_backend_uuid(b), p, k)) < 0) {
                 keys_wipe(k);
                 return r;
         }
@@ -139,6 +150,10 @@ int parcel_open(VcBackend *b, const char *name, VcParcel *p, Keys *k)
                 keys_wipe(k);
                 return vc_errf(-EBADMSG, "the record of parcel '%s' was changed outside vmcas (it fails its "
                                "authentication); nothing was written", name);
+        }
+        if ((r = group_key_load(vc_backend_uuid(b), p, k)) < 0) {
+                keys_wipe(k);
+                return r;
         }
         p->latest = pi.latest;
         snprintf(p->owner, sizeof p->owner, "%s", pi.owner);
@@ -218,9 +233,8 @@ static int nodes_get(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gc
 int read_entries(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, const VcEntry *rm,
                  const VcEntry *rd, VcEntry **mem, uint64_t *nmem, VcEntry **disk, uint64_t *ndisk)
 {
-        uint64_t cs = p->chunk_size;
-        *nmem = (v->mem_size + cs - 1) / cs;
-        *ndisk = (v->disk_size + cs - 1) / cs;
+        *nmem = vc_chunk_count(v->mem_size, p->chunk_size);
+        *ndisk = vc_chunk_count(v->disk_size, p->chunk_size);
         *mem = calloc(*nmem + 1, sizeof(VcEntry));
         *disk = calloc(*ndisk + 1, sizeof(VcEntry));
         NodesCtx nc = { b, p };
@@ -274,7 +288,7 @@ static int src_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
         SrcGot *g = ctx;
         Source *src = g->src;
         uint64_t cs = src->p->chunk_size, j = g->pos[idx];
-        size_t n = (size_t)VC_MIN(cs, src->size - j * cs);
+        size_t n = vc_chunk_len(src->size, src->p->chunk_size, j);
         int r = vc_unseal(src->sealer, data, len, src->e[j].tag, src->e[j].key, g->buf + (j * cs - g->off), n, false);
         if (r < 0) {
                 char hex[65];
@@ -304,7 +318,7 @@ int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len)
                 return -ENOMEM;
         for (uint64_t j = first; j < last; j++) {
                 if (vc_entry_is_zero(&src->e[j])) {
-                        memset(buf + (j * cs - off), 0, (size_t)VC_MIN(cs, src->size - j * cs));
+                        memset(buf + (j * cs - off), 0, vc_chunk_len(src->size, src->p->chunk_size, j));
                         continue;
                 }
                 memcpy(tags + 32 * n, src->e[j].tag, 32);
@@ -459,7 +473,7 @@ static int new_record(const VcCreateOpts *o, const VcParcel *src, const VcVersio
         p->mem_size = src ? sv->mem_size : o->mem_size;
         p->disk_size = src ? sv->disk_size : o->disk_size;
         p->created = vc_now();
-        if (p->chunk_size < VC_CHUNK_MIN || p->chunk_size > VC_CHUNK_MAX || (p->chunk_size & (p->chunk_size - 1)))
+        if (!vc_chunk_size_valid(p->chunk_size))
                 return vc_errf(-EINVAL, "chunk size %u is not a power of two from 4K to 512K", p->chunk_size);
         int r = vc_random(p->uuid, sizeof p->uuid);
         if (r < 0)
