@@ -190,6 +190,23 @@ static int local_flush(VcBackend *b)
 
 /* ---- catalog ---------------------------------------------------------------- */
 
+/* Writes a copy of a catalog change to the packs of the parcel's node
+ * domain, after the transaction that made it (vc_repo.h: catalog copies).
+ * The change is committed by then: a failure here loses only the copy. */
+static void catcopy(Local *l, const char *node_dom, const VcCatCopy *c)
+{
+        uint64_t id;
+        int r = domain_id(l, node_dom, true, &id);
+        pthread_mutex_lock(&l->lock);
+        if (r >= 0 && !l->w)
+                r = vc_writer_new(l->s, &l->w);
+        if (r >= 0)
+                r = vc_repo_catcopy_put(l->w, id, c);
+        pthread_mutex_unlock(&l->lock);
+        if (r < 0)
+                vc_errclear();
+}
+
 static int info_of(VcTxn *t, const char *name, VcParcelInfo *ret, uint64_t *id)
 {
         memset(ret, 0, sizeof *ret);
@@ -343,7 +360,13 @@ static int local_create(VcBackend *b, const char *name, const char *owner, const
                 vc_txn_abort(t);
                 return r;
         }
-        return vc_txn_commit(t);
+        if ((r = vc_txn_commit(t)) < 0)
+                return r;
+        VcCatCopy c = { .type = VC_CAT_PARCEL, .rec = rec, .rec_len = len };
+        snprintf(c.name, sizeof c.name, "%s", name);
+        snprintf(c.owner, sizeof c.owner, "%s", p.owner);
+        catcopy(l, p.node_dom, &c);
+        return 0;
 }
 
 /* ---- leases ------------------------------------------------------------------ */
@@ -567,7 +590,12 @@ static int local_commit(VcBackend *b, const VcCommit *c)
             (r = vc_repo_parcel_put(t, &p, pi.record, pi.record_len)) < 0)
                 goto fail;
         add(&b->traffic.sent_meta, VC_VERSION_REC_LEN);
-        return vc_txn_commit(t);
+        if ((r = vc_txn_commit(t)) < 0)
+                return r;
+        VcCatCopy cc = { .type = VC_CAT_VERSION, .version = v.version, .rec = c->record, .rec_len = c->record_len };
+        snprintf(cc.name, sizeof cc.name, "%s", c->parcel);
+        catcopy(l, p.node_dom, &cc);
+        return 0;
 fail:
         vc_txn_abort(t);
         return r;
@@ -575,7 +603,22 @@ fail:
 
 static int local_prune(VcBackend *b, const char *name, uint32_t keep)
 {
-        return vc_repo_prune(L(b)->s, name, keep);
+        Local *l = L(b);
+        VcParcel p;
+        int r;
+        {
+                _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+                if ((r = vc_txn_begin(l->s, false, &t)) < 0 || (r = vc_repo_parcel(t, name, &p)) < 0)
+                        return r;
+        }
+        uint32_t upto = 0;
+        int dropped = vc_repo_prune(l->s, name, keep, &upto);
+        if (dropped > 0 && upto > 0) {
+                VcCatCopy c = { .type = VC_CAT_PRUNE, .version = upto };
+                snprintf(c.name, sizeof c.name, "%s", name);
+                catcopy(l, p.node_dom, &c);
+        }
+        return dropped;
 }
 
 /* ---- maintenance ------------------------------------------------------------------ */

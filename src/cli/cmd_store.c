@@ -851,3 +851,54 @@ int vc_cmd_lease(int argc, char **argv)
                 printf("%s is not leased\n", name);
         return 0;
 }
+
+/* ---- repair ------------------------------------------------------------------------ */
+
+static void help_repair(void)
+{
+        printf("Usage: vmcas -s STORE repair\n\n"
+               "Rebuilds the store's index and catalog from the pack files alone: first the\n"
+               "chunk index (every pack record names its domain and tag; only records whose\n"
+               "bytes match their tag are indexed), then the parcels and versions from the\n"
+               "copies of their records that every create, checkin and prune writes to the\n"
+               "packs. Versions that prune dropped stay dropped; leases are not kept (check\n"
+               "the parcels out again). Then it verifies the store. The repair for a damaged\n"
+               "or lost STORE/index/. Run it with no checkin or gc running.\n");
+}
+
+int vc_cmd_repair(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { 0 } };
+        GETOPT_LOOP(argc, argv, "", opts, help_repair)
+        default: break;
+        GETOPT_END
+        if (optind != argc)
+                return vc_cli_usage("repair", "unexpected argument '%s'", argv[optind]);
+        VcStore *s;
+        int r = open_local("repair", &s);
+        if (r != 0)
+                return r;
+        r = vc_store_reindex(s);
+        if (r < 0) {
+                vc_store_free(s);
+                return vc_cli_fail(r, "repair");
+        }
+        printf("reindexed %d chunks from the packs\n", r);
+        VcRebuildStats rs;
+        r = vc_repo_rebuild_catalog(s, &rs);
+        if (r < 0) {
+                vc_store_free(s);
+                return vc_cli_fail(r, "repair: rebuilding the catalog");
+        }
+        printf("rebuilt the catalog: %" PRIu64 " parcels, %" PRIu64 " versions (%" PRIu64 " pruned ones left out%s)\n",
+               rs.parcels, rs.versions, rs.pruned, rs.damaged ? "; some damaged copies skipped" : "");
+        int lines = 0;
+        VcVerifyStats st;
+        r = vc_repo_verify(s, false, report_line, &lines, &st);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "repair: verify");
+        printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n", st.parcels,
+               st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");
+        return r == 0 ? 0 : 1;
+}

@@ -25,6 +25,7 @@ static const struct {
         { "prune",    vc_cmd_prune,    "drop old versions of a parcel" },
         { "gc",       vc_cmd_gc,       "free unreferenced chunks, compact packs" },
         { "lease",    vc_cmd_lease,    "who holds a parcel's lease; break it" },
+        { "repair",   vc_cmd_repair,   "rebuild index and catalog from the packs alone" },
         { "analyze",  vc_cmd_analyze,  "what-if analysis of a trace of VM images" },
         { "synth",    vc_cmd_synth,    "write a synthetic enterprise trace" },
 };

@@ -30,6 +30,7 @@ int vc_cmd_verify(int argc, char **argv);
 int vc_cmd_prune(int argc, char **argv);
 int vc_cmd_gc(int argc, char **argv);
 int vc_cmd_lease(int argc, char **argv);
+int vc_cmd_repair(int argc, char **argv);
 
 /* the what-if analysis (src/analyze/) */
 int vc_cmd_analyze(int argc, char **argv);

@@ -330,6 +330,8 @@ static int mark_versions(VcStore *s, VcTxn *t, uint64_t min_seq, VcTagSet *mark,
 
 static int is_live(const VcChunkInfo *ci, void *ctx)
 {
+        if (ci->kind == VC_KIND_CATALOG)
+                return 1;
         return vc_tagset_get(ctx, ci->domain, ci->tag, NULL) ? 1 : 0;
 }
 
@@ -397,7 +399,7 @@ out:
         return r < 0 ? r : 0;
 }
 
-int vc_repo_prune(VcStore *s, const char *name, uint32_t keep)
+int vc_repo_prune(VcStore *s, const char *name, uint32_t keep, uint32_t *upto)
 {
         if (keep < 1)
                 return vc_errf(-EINVAL, "--keep must be at least 1 (the latest version is always kept)");
@@ -425,6 +427,8 @@ int vc_repo_prune(VcStore *s, const char *name, uint32_t keep)
                 r = vc_txn_commit(t);
                 t = NULL;
         }
+        if (upto)
+                *upto = p.latest > keep ? p.latest - keep : 0;
 out:
         vc_txn_abort(t);
         free(vs);

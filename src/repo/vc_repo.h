@@ -150,9 +150,53 @@ typedef struct VcGcStats {
 int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st);
 
 /* Drops every version of parcel name older than the newest keep ones.
- * Returns the number of versions dropped. */
-int vc_repo_prune(VcStore *s, const char *name, uint32_t keep);
+ * Returns the number of versions dropped; *upto (if not NULL) is set to
+ * the newest version number that is gone (0: none). */
+int vc_repo_prune(VcStore *s, const char *name, uint32_t keep, uint32_t *upto);
 
+
+/* ---- catalog copies in the packs (src/repo/vc_catalog.c) --------------------
+ *
+ * Every parcel record, version record and prune is also written to the
+ * packs, as a record of kind VC_KIND_CATALOG in the parcel's node domain,
+ * right after the catalog transaction that made it commits (a crash
+ * between the two loses only that copy, which matters only if the index
+ * is lost as well). From these, vc_repo_rebuild_catalog rebuilds the
+ * catalog without the old LMDB. Layout (tag = SHA-256 of the bytes):
+ *   0 "VCAT"  4 u8 format 1  5 u8 type (1 parcel, 2 version, 3 prune)
+ *   6 u8 name length  7 the parcel's name, then
+ *   parcel:  u8 owner length ‖ owner ‖ the parcel record
+ *   version: u32 version ‖ the version record
+ *   prune:   u32 n: every version up to n was dropped
+ * Catalog copies are always live for gc (a few hundred bytes a version).
+ */
+enum { VC_CAT_PARCEL = 1, VC_CAT_VERSION = 2, VC_CAT_PRUNE = 3 };
+#define VC_CATCOPY_MAX (8 + VC_NAME_MAX + 1 + VC_USER_MAX + VC_PARCEL_REC_MAX)
+
+typedef struct VcCatCopy {
+        int type;
+        char name[VC_NAME_MAX + 1];
+        char owner[VC_USER_MAX + 1];
+        uint32_t version;
+        const uint8_t *rec;
+        size_t rec_len;
+} VcCatCopy;
+
+int vc_catcopy_pack(const VcCatCopy *c, uint8_t *buf, size_t cap, size_t *len);
+/* c->rec points into buf. -EBADMSG if malformed. */
+int vc_catcopy_unpack(const uint8_t *buf, size_t len, VcCatCopy *c);
+/* Appends copy c to domain through writer w and flushes it. */
+int vc_repo_catcopy_put(VcWriter *w, uint64_t domain, const VcCatCopy *c);
+
+typedef struct VcRebuildStats {
+        uint64_t parcels, versions, pruned, copies, damaged;
+} VcRebuildStats;
+/* Replaces the catalog (parcels, versions, leases, counters) with what the
+ * catalog copies in the index say (run after the chunk index was rebuilt
+ * from the packs). Versions a prune dropped stay dropped; a version whose
+ * record does not belong to its parcel is skipped; leases are not kept.
+ * Parcels get new local ids, versions new commit sequences in time order. */
+int vc_repo_rebuild_catalog(VcStore *s, VcRebuildStats *st);
 
 /* ---- stat and verify (src/repo/vc_inspect.c) ------------------------------- */
 

@@ -76,7 +76,7 @@ int vc_rec_hdr_decode(const uint8_t in[VC_REC_HDR_LEN], VcRecHdr *h)
 {
         if (vc_get32(in) != VC_REC_MAGIC || vc_get32(in + 52) != crc(in, 52))
                 return -EBADMSG;
-        if (in[4] > VC_KIND_META || vc_get32(in + 48) > VC_REC_DATA_MAX)
+        if (in[4] > VC_KIND_CATALOG || vc_get32(in + 48) > VC_REC_DATA_MAX)
                 return -EBADMSG;
         h->kind = in[4];
         h->domain = vc_get64(in + 8);
@@ -108,7 +108,7 @@ void vc_idx_encode(const VcIdx *x, uint8_t out[VC_IDX_VAL_LEN])
 int vc_idx_decode(const void *v, size_t vl, VcIdx *x)
 {
         const uint8_t *p = v;
-        if (vl != VC_IDX_VAL_LEN || p[16] > VC_KIND_META)
+        if (vl != VC_IDX_VAL_LEN || p[16] > VC_KIND_CATALOG)
                 return -EBADMSG;
         x->pack = vc_get32(p);
         x->off = vc_get64(p + 4);

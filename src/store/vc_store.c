@@ -861,7 +861,7 @@ static int stat_one(const VcChunkInfo *ci, void *ctx)
                 c->d = stat_find(c->v, c->n, ci->domain);
         if (!c->d)
                 return -ENOMEM;
-        if (ci->kind == VC_KIND_META) {
+        if (ci->kind != VC_KIND_DATA) {
                 c->d->meta_chunks++;
                 c->d->meta_bytes += ci->len;
         } else {

@@ -39,7 +39,15 @@ typedef struct VcTxn VcTxn;
 
 /* What a chunk is, kept in the pack record and the index, so that stat can
  * tell data from metadata without any key. */
-enum { VC_KIND_DATA = 0, VC_KIND_META = 1 };
+enum {
+        VC_KIND_DATA = 0,       /* a sealed chunk of an image */
+        VC_KIND_META = 1,       /* a keyring node */
+        /* a copy of a catalog record (parcel, version, prune), in the
+         * parcel's own domain, so that repair can rebuild the catalog from
+         * the packs alone (src/repo/vc_repo.h: catalog copies). Always live
+         * for gc. */
+        VC_KIND_CATALOG = 2,
+};
 
 /* ---- store ------------------------------------------------------------- */
 

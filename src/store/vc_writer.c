@@ -529,7 +529,7 @@ static int append(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
 
 static int check_args(uint64_t domain, int kind, size_t len)
 {
-        if (kind != VC_KIND_DATA && kind != VC_KIND_META)
+        if (kind != VC_KIND_DATA && kind != VC_KIND_META && kind != VC_KIND_CATALOG)
                 return vc_errf(-EINVAL, "invalid chunk kind %d", kind);
         if (len > VC_REC_DATA_MAX)
                 return vc_errf(-EINVAL, "chunk of %zu bytes is too large", len);
