@@ -36,11 +36,13 @@
  * compaction has something to choose from.
  *
  * Last access. The cache's catalog (table META, keys "ca:" ‖ domain id
- * BE64 ‖ tag, value i64 unix seconds) holds when a chunk was last served
- * from the cache; a chunk never served since it was stored counts from its
- * stored_at. Hits are gathered in memory and written in one transaction at
- * most once per get call: when ATIME_BATCH have gathered or ATIME_SECONDS
- * have passed since the last write, before an eviction and at close.
+ * BE64 ‖ tag, value i64 unix milliseconds) holds when a chunk was last
+ * stored or served from the cache; a chunk without an entry counts from its
+ * stored_at (whole seconds). Accesses are gathered in memory and written in
+ * one transaction at most once per call: when ATIME_BATCH have gathered or
+ * ATIME_SECONDS have passed since the last write, before an eviction and at
+ * close. An access another process has not written yet is not seen by an
+ * eviction here: LRU across processes is as fine as ATIME_SECONDS.
  *
  * Who may evict. An operation that reads the cache store (get, and put,
  * which writes it) holds a shared flock on DIR/locks/cache-use for its
@@ -88,7 +90,15 @@
 typedef struct Touch {
         uint64_t domain;
         uint8_t tag[32];
+        int64_t at;                     /* unix milliseconds */
 } Touch;
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 typedef struct Cache {
         VcBackend base;
@@ -230,10 +240,10 @@ static void touches_write(Cache *c, bool force)
         pthread_mutex_unlock(&c->lock);
         VcTxn *x;
         uint8_t k[ATIME_KEY_LEN], v[8];
-        vc_put64(v, (uint64_t)now);
         int r = vc_txn_begin(c->s, true, &x);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 atime_key(k, t[i].domain, t[i].tag);
+                vc_put64(v, (uint64_t)t[i].at);
                 r = vc_txn_put(x, VC_TABLE_META, k, sizeof k, v, sizeof v);
         }
         if (r >= 0)
@@ -279,7 +289,7 @@ static int ev_collect(const VcChunkInfo *ci, void *ctx)
         const void *val;
         size_t vl;
         atime_key(k, ci->domain, ci->tag);
-        int64_t at = ci->stored_at;
+        int64_t at = ci->stored_at * 1000;
         int r = vc_txn_get(e->t, VC_TABLE_META, k, sizeof k, &val, &vl);
         if (r == 0 && vl == 8)
                 at = VC_MAX(at, (int64_t)vc_get64(val));
@@ -437,6 +447,42 @@ static void compact(Cache *c)
         pthread_mutex_unlock(&c->use);
 }
 
+/* Drops the index entries of damaged chunks (their data does not hash to
+ * their tags) so that they can be fetched and cached again. A walk of the
+ * whole index: rare. Needs no exclusive lock: a reader that finds one
+ * gone fetches it upstream. */
+typedef struct Damaged {
+        uint64_t domain;
+        const uint8_t *tags;
+        size_t n;
+} Damaged;
+
+static int damaged_is_live(const VcChunkInfo *ci, void *ctx)
+{
+        const Damaged *d = ctx;
+        if (ci->domain != d->domain)
+                return 1;
+        for (size_t i = 0; i < d->n; i++)
+                if (memcmp(ci->tag, d->tags + 32 * i, 32) == 0)
+                        return 0;
+        return 1;
+}
+
+static void drop_damaged(Cache *c, uint64_t domain, const uint8_t *tags, size_t n)
+{
+        Damaged d = { domain, tags, n };
+        VcTxn *t;
+        int r = vc_txn_begin(c->s, true, &t);
+        if (r >= 0) {
+                if ((r = vc_txn_sweep(t, damaged_is_live, &d, INT64_MAX, NULL)) >= 0)
+                        r = vc_txn_commit(t);
+                else
+                        vc_txn_abort(t);
+        }
+        if (r < 0)
+                vc_errclear();
+}
+
 /* ---- operations in flight ------------------------------------------------------- */
 
 static void op_begin(Cache *c)
@@ -495,6 +541,8 @@ typedef struct Store {
         VcWriter *w;
         uint64_t id, bytes;
         bool failed;
+        Touch *touch;                   /* of the chunks stored */
+        size_t ntouch, cap;
 } Store;
 
 static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t *data, size_t len)
@@ -506,8 +554,23 @@ static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t 
                 if ((r = domain_id(st->c, st->domain, true, &st->id)) >= 0 && (r = vc_writer_new(st->c->s, &st->w)) >= 0)
                         vc_writer_set_pack_max(st->w, st->c->pack_max);
         }
-        if (r >= 0 && (r = vc_writer_put(st->w, st->id, kind, tag, data, len)) > 0)
+        if (r >= 0 && (r = vc_writer_put(st->w, st->id, kind, tag, data, len)) > 0) {
                 st->bytes += len;
+                if (st->ntouch == st->cap) {
+                        size_t cap = st->cap ? 2 * st->cap : 64;
+                        Touch *x = realloc(st->touch, cap * sizeof *x);
+                        if (x) {
+                                st->touch = x;
+                                st->cap = cap;
+                        }
+                }
+                if (st->ntouch < st->cap) {
+                        Touch *t = &st->touch[st->ntouch++];
+                        t->domain = st->id;
+                        memcpy(t->tag, tag, 32);
+                        t->at = now_ms();
+                }
+        }
         if (r < 0) {
                 st->failed = true;
                 vc_errclear();
@@ -516,14 +579,18 @@ static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t 
 
 static void store_done(Store *st)
 {
-        if (!st->w)
-                return;
-        if (!st->failed && vc_writer_flush(st->w) < 0)
-                vc_errclear();
-        else if (!st->failed)
-                add(&st->c->written, st->bytes);
-        vc_writer_free(st->w);
-        st->w = NULL;
+        if (st->w) {
+                if (!st->failed && vc_writer_flush(st->w) < 0)
+                        vc_errclear();
+                else if (!st->failed) {
+                        add(&st->c->written, st->bytes);
+                        touches_add(st->c, st->touch, st->ntouch);
+                }
+                vc_writer_free(st->w);
+                st->w = NULL;
+        }
+        free(st->touch);
+        st->touch = NULL;
 }
 
 static int cache_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
@@ -580,8 +647,9 @@ static int get_locked(Cache *c, const char *parcel, const char *domain, const ui
                 _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n, sizeof *locs);
                 _vc_cleanup_(vc_freep) Touch *touch = calloc(n, sizeof *touch);
                 _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
-                size_t cap = 0, len, nt = 0;
-                if (!locs || !touch)
+                _vc_cleanup_(vc_freep) uint8_t *damaged = malloc(32 * n);
+                size_t cap = 0, len, nt = 0, ndamaged = 0;
+                if (!locs || !touch || !damaged)
                         return -ENOMEM;
                 if (vc_txn_begin(c->s, false, &t) < 0)
                         vc_errclear();
@@ -594,10 +662,20 @@ static int get_locked(Cache *c, const char *parcel, const char *domain, const ui
                                         vc_errclear();  /* gone or damaged: fetch it again */
                                         continue;
                                 }
+                                /* the store checks record headers, not data: a cache on a
+                                 * disk that rots would serve bad bytes for good */
+                                uint8_t h[32];
+                                vc_sha256(buf, len, h);
+                                if (!vc_hash_eq(h, tags + 32 * i, 32)) {
+                                        if (ndamaged < n)
+                                                memcpy(damaged + 32 * ndamaged++, tags + 32 * i, 32);
+                                        continue;
+                                }
                                 hit[i] = 1;
                                 add(&c->base.traffic.cache_hits, 1);
                                 add(&c->base.traffic.cache_hit_bytes, len);
                                 touch[nt].domain = id;
+                                touch[nt].at = now_ms();
                                 memcpy(touch[nt++].tag, tags + 32 * i, 32);
                                 if ((r = fn(i, buf, len, ctx)) < 0) {
                                         touches_add(c, touch, nt);
@@ -606,6 +684,10 @@ static int get_locked(Cache *c, const char *parcel, const char *domain, const ui
                         }
                 }
                 touches_add(c, touch, nt);
+                vc_txn_abort(t);
+                t = NULL;
+                if (ndamaged)
+                        drop_damaged(c, id, damaged, ndamaged);
         }
         size_t m = 0;
         for (size_t i = 0; i < n; i++)

@@ -75,8 +75,11 @@ static int fx_setup(void **state)
         Fx *f = calloc(1, sizeof *f);
         f->t = *state;
         int r = target_open(f->t, &f->b);
-        if (r < 0)
-                fail_msg("cannot open the %s back end: %s", kind_names[f->t->kind], vc_errmsg(r));
+        if (r < 0) {
+                print_error("cannot open the %s back end: %s\n", kind_names[f->t->kind], vc_errmsg(r));
+                free(f);
+                return -1;
+        }
         *state = f;
         return 0;
 }
