@@ -83,6 +83,7 @@
 #define COMPACT_RATIO 0.75              /* rewrite packs less live than this */
 #define ATIME_BATCH 4096
 #define ATIME_SECONDS 5
+#define EVICT_SECONDS 2                 /* between evictions, unless much was stored */
 #define DOMAIN_CACHE 16
 #define ATIME_PREFIX "ca:"
 #define ATIME_KEY_LEN (3 + 8 + 32)
@@ -112,6 +113,7 @@ typedef struct Cache {
         unsigned users;                 /* operations in flight in this handle */
         uint64_t disk;                  /* pack bytes at the last look */
         uint64_t written;               /* bytes stored since (atomic) */
+        double evicted_at;              /* vc_mono() of the last eviction */
 
         pthread_mutex_t lock;           /* the domain cache and the touches */
         struct { char name[VC_DOMAIN_MAX]; uint64_t id; } dom[DOMAIN_CACHE];
@@ -405,6 +407,11 @@ static bool maybe_over(Cache *c)
         uint64_t w = __atomic_load_n(&c->written, __ATOMIC_RELAXED);
         if (c->disk + w <= c->bound && w < c->bound / 16)
                 return false;
+        /* an eviction that could not get below the bound (packs claimed by
+         * writers, compaction busy elsewhere) is not retried at once: each
+         * costs a walk of the index */
+        if (w < c->bound / 16 && vc_mono() - c->evicted_at < EVICT_SECONDS)
+                return false;
         measure(c);
         return c->disk > c->bound;
 }
@@ -423,6 +430,7 @@ static bool evict_locked(Cache *c)
         measure(c);
         bool swept = false;
         if (c->disk > c->bound) {
+                c->evicted_at = vc_mono();
                 int r = sweep_lru(c, (uint64_t)(LOW_WATER * (double)c->bound));
                 if (r < 0)
                         vc_errclear();
