@@ -32,7 +32,7 @@
  * dropped from the index until the live bytes are LOW_WATER of the bound,
  * then packs less than COMPACT_RATIO live are rewritten; every pack left is
  * then at least that full, so the packs end up below the bound again.
- * Caches' packs are kept small (bound / 16, 1 to 256 MiB) so that
+ * Caches' packs are kept small (bound / 16, 64 KiB to 256 MiB) so that
  * compaction has something to choose from.
  *
  * Last access. The cache's catalog (table META, keys "ca:" ‖ domain id
@@ -44,22 +44,26 @@
  * close. An access another process has not written yet is not seen by an
  * eviction here: LRU across processes is as fine as ATIME_SECONDS.
  *
- * Who may evict. An operation that reads the cache store (get, and put,
- * which writes it) holds a shared flock on DIR/locks/cache-use for its
- * duration (one per process: the first operation in flight takes it, the
- * last releases it). Eviction runs at the end of an operation, when this
- * process has no other operation in flight and the packs passed the bound,
- * and only if it gets the lock exclusively without waiting; otherwise it is
- * left to the end of a later operation (or a close). So no chunk leaves the
- * index between a get finding it and reading it, in any process. The
- * exclusive lock covers only the index sweep; compaction runs after, under
- * the store's "gc" lock, beside other readers (the store moves records so
- * that readers never miss them).
- *   Why per operation and not for as long as a back end is open: a host
- *   runs long-lived users (a VM's disk served for hours), and a lock held
- *   per open handle would keep the cache from ever shrinking while one of
- *   them runs. Nothing of the cache outlives an operation: a chunk evicted
- *   between two gets is simply fetched again.
+ * Who may evict. A get holds a shared flock on DIR/locks/cache-use from
+ * looking its chunks up in the cache to having delivered the hits (one per
+ * handle: the first reader in flight takes it, the last releases it), not
+ * while it fetches misses. At the end of every operation (get, put; and at
+ * open and close), if the packs passed the bound and no reader of this
+ * handle is in flight, eviction takes the lock exclusively without waiting,
+ * and if it cannot (a reader is in the cache somewhere), it is left to the
+ * end of a later operation. So no chunk leaves the index between a get
+ * finding it and reading it, in any process. The exclusive lock covers
+ * only the index sweep; compaction runs after, under the store's "gc"
+ * lock, beside readers (the store moves records so that readers never miss
+ * them; and a get that cannot read a chunk fetches it again anyway).
+ *   Why not a shared lock for as long as a back end is open: a host runs
+ *   long-lived users (a VM's disk served for hours), and a lock held per
+ *   open handle, or per operation including its network fetch, would keep
+ *   the cache from shrinking while any of them runs (the churn test sees
+ *   the bound kept only with the short hold). Nothing of the cache must
+ *   outlive a read: what a put or fetch stored may be evicted at once
+ *   (its bytes are delivered from the upstream's buffer), and a chunk
+ *   evicted between two gets is fetched again.
  */
 #include "backend/vc_backend.h"
 #include "core/vc_hash.h"
@@ -493,7 +497,9 @@ static void drop_damaged(Cache *c, uint64_t domain, const uint8_t *tags, size_t 
 
 /* ---- operations in flight ------------------------------------------------------- */
 
-static void op_begin(Cache *c)
+/* A reader of cached chunks holds the shared lock from looking them up
+ * to having read them. */
+static void use_begin(Cache *c)
 {
         pthread_mutex_lock(&c->use);
         if (c->users++ == 0)
@@ -502,29 +508,24 @@ static void op_begin(Cache *c)
         pthread_mutex_unlock(&c->use);
 }
 
-static void op_end(Cache *c)
+static void use_end(Cache *c)
 {
-        bool swept = false;
         pthread_mutex_lock(&c->use);
-        if (--c->users == 0) {
-                touches_write(c, false);
-                swept = evict_locked(c);
+        if (--c->users == 0)
                 flock(c->lockfd, LOCK_UN);
-        }
         pthread_mutex_unlock(&c->use);
-        if (swept)
-                compact(c);
 }
 
-/* Eviction when no operation is in flight (open, close). */
-static void evict_idle(Cache *c)
+/* At the end of every operation (force: at open and close): writes the
+ * access times if due, and evicts if the packs passed the bound and no
+ * reader anywhere is in the cache. */
+static void after_op(Cache *c, bool force)
 {
         bool swept = false;
         pthread_mutex_lock(&c->use);
-        if (c->users == 0) {
-                touches_write(c, true);
+        touches_write(c, force);
+        if (c->users == 0)
                 swept = evict_locked(c);
-        }
         pthread_mutex_unlock(&c->use);
         if (swept)
                 compact(c);
@@ -608,12 +609,11 @@ static int cache_put(VcBackend *b, const char *parcel, const char *domain, const
         sync_traffic(c);
         if (r < 0)
                 return r;
-        op_begin(c);
         Store st = { .c = c, .domain = domain };
         for (size_t i = 0; i < n; i++)
                 store_put(&st, items[i].kind, items[i].tag, items[i].data, items[i].len);
         store_done(&st);
-        op_end(c);
+        after_op(c, false);
         return 0;
 }
 
@@ -640,7 +640,56 @@ static int fetched(size_t j, const uint8_t *data, size_t len, void *ctx)
         return f->fn(f->idx[j], data, len, f->ctx);
 }
 
-static int get_locked(Cache *c, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
+/* Delivers what the cache holds of tags (of cache domain id) and marks it
+ * in hit[]. Damaged chunks are dropped, to be fetched again. */
+static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8_t *hit, vc_got_fn fn, void *ctx)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n, sizeof *locs);
+        _vc_cleanup_(vc_freep) Touch *touch = calloc(n, sizeof *touch);
+        _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
+        _vc_cleanup_(vc_freep) uint8_t *damaged = malloc(32 * n);
+        size_t cap = 0, len, nt = 0, ndamaged = 0;
+        int r = 0;
+        if (!locs || !touch || !damaged)
+                return -ENOMEM;
+        if (vc_txn_begin(c->s, false, &t) < 0) {
+                vc_errclear();
+                return 0;
+        }
+        vc_store_prefetch(c->s, t, id, tags, 32, n, locs);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (!locs[i].found)
+                        continue;
+                if (vc_store_get_at(c->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len) < 0) {
+                        vc_errclear();  /* gone or damaged: fetch it again */
+                        continue;
+                }
+                /* the store checks record headers, not data: a cache on a
+                 * disk that rots would serve bad bytes for good */
+                uint8_t h[32];
+                vc_sha256(buf, len, h);
+                if (!vc_hash_eq(h, tags + 32 * i, 32)) {
+                        memcpy(damaged + 32 * ndamaged++, tags + 32 * i, 32);
+                        continue;
+                }
+                hit[i] = 1;
+                add(&c->base.traffic.cache_hits, 1);
+                add(&c->base.traffic.cache_hit_bytes, len);
+                touch[nt].domain = id;
+                touch[nt].at = now_ms();
+                memcpy(touch[nt++].tag, tags + 32 * i, 32);
+                r = fn(i, buf, len, ctx);
+        }
+        touches_add(c, touch, nt);
+        vc_txn_abort(t);
+        t = NULL;
+        if (ndamaged)
+                drop_damaged(c, id, damaged, ndamaged);
+        return r;
+}
+
+static int get_chunks(Cache *c, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
                       vc_got_fn fn, void *ctx)
 {
         _vc_cleanup_(vc_freep) uint8_t *hit = calloc(n, 1);
@@ -651,51 +700,13 @@ static int get_locked(Cache *c, const char *parcel, const char *domain, const ui
         if (r < 0)
                 vc_errclear();          /* nothing of this domain cached (or unreadable): all misses */
         else {
-                _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
-                _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n, sizeof *locs);
-                _vc_cleanup_(vc_freep) Touch *touch = calloc(n, sizeof *touch);
-                _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
-                _vc_cleanup_(vc_freep) uint8_t *damaged = malloc(32 * n);
-                size_t cap = 0, len, nt = 0, ndamaged = 0;
-                if (!locs || !touch || !damaged)
-                        return -ENOMEM;
-                if (vc_txn_begin(c->s, false, &t) < 0)
-                        vc_errclear();
-                else {
-                        vc_store_prefetch(c->s, t, id, tags, 32, n, locs);
-                        for (size_t i = 0; i < n; i++) {
-                                if (!locs[i].found)
-                                        continue;
-                                if (vc_store_get_at(c->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len) < 0) {
-                                        vc_errclear();  /* gone or damaged: fetch it again */
-                                        continue;
-                                }
-                                /* the store checks record headers, not data: a cache on a
-                                 * disk that rots would serve bad bytes for good */
-                                uint8_t h[32];
-                                vc_sha256(buf, len, h);
-                                if (!vc_hash_eq(h, tags + 32 * i, 32)) {
-                                        if (ndamaged < n)
-                                                memcpy(damaged + 32 * ndamaged++, tags + 32 * i, 32);
-                                        continue;
-                                }
-                                hit[i] = 1;
-                                add(&c->base.traffic.cache_hits, 1);
-                                add(&c->base.traffic.cache_hit_bytes, len);
-                                touch[nt].domain = id;
-                                touch[nt].at = now_ms();
-                                memcpy(touch[nt++].tag, tags + 32 * i, 32);
-                                if ((r = fn(i, buf, len, ctx)) < 0) {
-                                        touches_add(c, touch, nt);
-                                        return r;
-                                }
-                        }
-                }
-                touches_add(c, touch, nt);
-                vc_txn_abort(t);
-                t = NULL;
-                if (ndamaged)
-                        drop_damaged(c, id, damaged, ndamaged);
+                /* the shared lock only while reading the cache: the fetch of
+                 * misses, which may take long, does not hold off evictions */
+                use_begin(c);
+                r = read_hits(c, id, tags, n, hit, fn, ctx);
+                use_end(c);
+                if (r < 0)
+                        return r;
         }
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
@@ -722,9 +733,8 @@ static int cache_get(VcBackend *b, const char *parcel, const char *domain, const
                      vc_got_fn fn, void *ctx)
 {
         Cache *c = C(b);
-        op_begin(c);
-        int r = get_locked(c, parcel, domain, tags, n, fn, ctx);
-        op_end(c);
+        int r = get_chunks(c, parcel, domain, tags, n, fn, ctx);
+        after_op(c, false);
         sync_traffic(c);
         return r;
 }
@@ -831,7 +841,7 @@ static int cache_bundle_put(VcBackend *b, const uint8_t *blob, size_t len)
 static void cache_free(VcBackend *b)
 {
         Cache *c = C(b);
-        evict_idle(c);
+        after_op(c, true);
         if (c->lockfd >= 0)
                 close(c->lockfd);
         vc_store_free(c->s);
@@ -923,7 +933,7 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
         c->up = upstream;
         c->s = s;
         c->bound = bound ? bound : default_bound(dir);
-        c->pack_max = VC_MIN(VC_MAX(c->bound / 16, 1ull << 20), 256ull << 20);
+        c->pack_max = VC_MIN(VC_MAX(c->bound / 16, 64ull << 10), 256ull << 20);
         vc_hex(upstream->uuid, 8, c->prefix);
         c->prefix[16] = ':';
         c->prefix[17] = 0;
@@ -942,7 +952,7 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
         }
         sync_traffic(c);
         measure(c);
-        evict_idle(c);
+        after_op(c, true);
         *ret = &c->base;
         return 0;
 }
