@@ -92,6 +92,8 @@ void vc_backend_traffic(const VcBackend *b, VcTraffic *ret)
         ret->recv_meta = __atomic_load_n(&b->traffic.recv_meta, __ATOMIC_RELAXED);
         ret->wire_sent = __atomic_load_n(&b->traffic.wire_sent, __ATOMIC_RELAXED);
         ret->wire_recv = __atomic_load_n(&b->traffic.wire_recv, __ATOMIC_RELAXED);
+        ret->cache_hits = __atomic_load_n(&b->traffic.cache_hits, __ATOMIC_RELAXED);
+        ret->cache_hit_bytes = __atomic_load_n(&b->traffic.cache_hit_bytes, __ATOMIC_RELAXED);
 }
 
 static int check_parcel(const char *name)

@@ -77,9 +77,13 @@ const char *vc_backend_where(const VcBackend *b);
 /* Bytes a back end moved, for checkin/checkout --json. Data are sealed
  * chunk payloads of kind VC_KIND_DATA, meta those of VC_KIND_META plus
  * catalog records; wire is everything on the network (HTTP included).
- * A local back end counts data/meta as written/read and wire as 0. */
+ * A local back end counts data/meta as written/read and wire as 0.
+ * A cache counts its upstream's traffic (what went over the wire, or in
+ * and out of the store behind it) as its own, and the chunks it served
+ * itself apart: cache_hits chunks of cache_hit_bytes sealed bytes. */
 typedef struct VcTraffic {
         uint64_t sent_data, sent_meta, recv_data, recv_meta, wire_sent, wire_recv;
+        uint64_t cache_hits, cache_hit_bytes;
 } VcTraffic;
 void vc_backend_traffic(const VcBackend *b, VcTraffic *ret);
 

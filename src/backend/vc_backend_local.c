@@ -336,6 +336,19 @@ static int local_create(VcBackend *b, const char *name, const char *owner, const
         VcParcel p;
         uint64_t d;
         int r = vc_parcel_unpack(rec, len, name, &p);
+        if (r < 0)
+                return r;
+        /* The record's domains must be the ones its uuid and policy give:
+         * a server decides by them which domains a parcel may read and
+         * write, and the MAC over them is checked only by the client, so a
+         * record naming another parcel's (or another group's) domain would
+         * otherwise open that domain to its creator. */
+        VcParcel want = p;
+        vc_parcel_domains(&want);
+        if (strcmp(want.node_dom, p.node_dom) != 0 || strcmp(want.data_dom, p.data_dom) != 0)
+                return vc_errf(-EBADMSG, "the record of parcel '%s' names domains %s and %s, not those of its "
+                               "uuid and policy (%s and %s)", name, p.node_dom, p.data_dom, want.node_dom,
+                               want.data_dom);
         /* the domains first (they take a write transaction of their own);
          * one left behind by a failed create is harmless */
         if (r < 0 || (r = domain_id(l, p.node_dom, true, &d)) < 0 || (r = domain_id(l, p.data_dom, true, &d)) < 0)

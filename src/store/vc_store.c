@@ -981,3 +981,8 @@ void vc_store_unlock(int fd)
         if (fd >= 0)
                 close(fd);
 }
+
+int vc_store_pack_bytes(VcStore *s, uint64_t *ret_packs, uint64_t *ret_bytes)
+{
+        return vc_store_pack_files(s, 0, ret_packs, ret_bytes);
+}

@@ -257,6 +257,11 @@ typedef struct VcDomainStat {
  * *ret_index_bytes with the size of the LMDB files. */
 int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_index_bytes);
 
+/* The number and total size of the pack files of every domain: one
+ * readdir and stat per pack, no index walk (vc_store_stat walks it). What a
+ * bounded store, such as a host cache, weighs itself with. */
+int vc_store_pack_bytes(VcStore *s, uint64_t *ret_packs, uint64_t *ret_bytes);
+
 /* Structural and full checks. For each problem calls fn with the domain and
  * tag of the damaged chunk (tag NULL for damage not tied to one chunk, such
  * as a torn record in dead space or a missing pack) and a sentence.

@@ -1,0 +1,958 @@
+/* The host cache: a local store in front of another back end (usually a
+ * remote one), shared by every parcel of the host and by every server the
+ * host talks to.
+ *
+ * What goes where:
+ *   get       hits are served from the cache store; the misses are fetched
+ *             from upstream in one batch call, re-hashed (a tag is the
+ *             SHA-256 of the sealed bytes, so a lying or broken server cannot
+ *             poison the cache: a mismatch is -EBADMSG naming the chunk, and
+ *             it is not cached), stored and delivered.
+ *   put       upstream first, then into the cache (a host that checked a
+ *             chunk in does not fetch it again).
+ *   missing, flush, the catalog, leases, maintenance, bundles: upstream
+ *             (a commit needs the chunks on the server, not here).
+ * The cache is only ever a copy: failing to store into it (disk full, a
+ * damaged cache) never fails an operation, and a chunk it cannot read back
+ * is fetched again.
+ *
+ * Domains. Chunks of upstream U's domain D live in the cache's domain
+ *   <first 16 hex digits of U's uuid>:<D>
+ * e.g. "af4218d8df05b221:all". Store domain names have at most 79
+ * characters, interface domain names up to 70 ("group:" and 64), so a name
+ * that would not fit is hashed:
+ *   <16 hex>:~<first 40 hex digits of SHA-256(D)>
+ * ('~' is in no interface domain name, so the two forms never meet; 64 bits
+ * of uuid tell apart the few servers one host talks to).
+ *
+ * Size. The bound is on the pack files (vc_store_pack_bytes), i.e. what
+ * the cache occupies on disk, not counting its LMDB index. Default: 10 GiB
+ * or a tenth of the file system holding the cache, whichever is smaller.
+ * When the packs pass the bound, the least recently used chunks are
+ * dropped from the index until the live bytes are LOW_WATER of the bound,
+ * then packs less than COMPACT_RATIO live are rewritten; every pack left is
+ * then at least that full, so the packs end up below the bound again.
+ * Caches' packs are kept small (bound / 16, 64 KiB to 256 MiB) so that
+ * compaction has something to choose from.
+ *
+ * Last access. The cache's catalog (table META, keys "ca:" ‖ domain id
+ * BE64 ‖ tag, value i64 unix milliseconds) holds when a chunk was last
+ * stored or served from the cache; a chunk without an entry counts from its
+ * stored_at (whole seconds). Accesses are gathered in memory and written in
+ * one transaction at most once per call: when ATIME_BATCH have gathered or
+ * ATIME_SECONDS have passed since the last write, before an eviction and at
+ * close. An access another process has not written yet is not seen by an
+ * eviction here: LRU across processes is as fine as ATIME_SECONDS.
+ *
+ * Who may evict. A get holds a shared flock on DIR/locks/cache-use from
+ * looking its chunks up in the cache to having delivered the hits (one per
+ * handle: the first reader in flight takes it, the last releases it), not
+ * while it fetches misses. At the end of every operation (get, put; and at
+ * open and close), if the packs passed the bound and no reader of this
+ * handle is in flight, eviction takes the lock exclusively without waiting,
+ * and if it cannot (a reader is in the cache somewhere), it is left to the
+ * end of a later operation. So no chunk leaves the index between a get
+ * finding it and reading it, in any process. The exclusive lock covers
+ * only the index sweep; compaction runs after, under the store's "gc"
+ * lock, beside readers (the store moves records so that readers never miss
+ * them; and a get that cannot read a chunk fetches it again anyway).
+ *   Why not a shared lock for as long as a back end is open: a host runs
+ *   long-lived users (a VM's disk served for hours), and a lock held per
+ *   open handle, or per operation including its network fetch, would keep
+ *   the cache from shrinking while any of them runs (the churn test sees
+ *   the bound kept only with the short hold). Nothing of the cache must
+ *   outlive a read: what a put or fetch stored may be evicted at once
+ *   (its bytes are delivered from the upstream's buffer), and a chunk
+ *   evicted between two gets is fetched again.
+ */
+#include "backend/vc_backend.h"
+#include "core/vc_hash.h"
+#include "core/vc_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CACHE_MAX_DEFAULT (10ull << 30)
+#define CACHE_FS_SHARE 10               /* percent of the file system, if smaller */
+#define LOW_WATER 0.70                  /* evict down to this share of the bound */
+#define COMPACT_RATIO 0.75              /* rewrite packs less live than this */
+#define ATIME_BATCH 4096
+#define ATIME_SECONDS 5
+#define EVICT_SECONDS 2                 /* between evictions, unless much was stored */
+#define DOMAIN_CACHE 16
+#define ATIME_PREFIX "ca:"
+#define ATIME_KEY_LEN (3 + 8 + 32)
+
+typedef struct Touch {
+        uint64_t domain;
+        uint8_t tag[32];
+        int64_t at;                     /* unix milliseconds */
+} Touch;
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct Cache {
+        VcBackend base;
+        VcBackend *up;
+        VcStore *s;
+        uint64_t bound, pack_max;
+        char prefix[18];                /* 16 hex of the upstream's uuid and ':' */
+        int lockfd;                     /* DIR/locks/cache-use */
+
+        pthread_mutex_t use;            /* users, the flock, eviction */
+        unsigned users;                 /* operations in flight in this handle */
+        uint64_t disk;                  /* pack bytes at the last look */
+        uint64_t written;               /* bytes stored since (atomic) */
+        double evicted_at;              /* vc_mono() of the last eviction */
+
+        pthread_mutex_t lock;           /* the domain cache and the touches */
+        struct { char name[VC_DOMAIN_MAX]; uint64_t id; } dom[DOMAIN_CACHE];
+        unsigned ndom;
+        Touch *touch;
+        size_t ntouch, cap_touch;
+        int64_t touched_at;             /* when touches were last written */
+} Cache;
+
+static Cache *C(VcBackend *b)
+{
+        return (Cache *)b;
+}
+
+static void add(uint64_t *c, uint64_t n)
+{
+        __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+static void store_max(uint64_t *p, uint64_t v)
+{
+        uint64_t cur = __atomic_load_n(p, __ATOMIC_RELAXED);
+        while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+                ;
+}
+
+/* The cache's traffic is its upstream's, plus its own hits. Counters only
+ * grow, so the largest value seen wins whatever order threads store in. */
+static void sync_traffic(Cache *c)
+{
+        VcTraffic t;
+        vc_backend_traffic(c->up, &t);
+        store_max(&c->base.traffic.sent_data, t.sent_data);
+        store_max(&c->base.traffic.sent_meta, t.sent_meta);
+        store_max(&c->base.traffic.recv_data, t.recv_data);
+        store_max(&c->base.traffic.recv_meta, t.recv_meta);
+        store_max(&c->base.traffic.wire_sent, t.wire_sent);
+        store_max(&c->base.traffic.wire_recv, t.wire_recv);
+}
+
+/* ---- domains ------------------------------------------------------------- */
+
+static void cache_domain_name(const Cache *c, const char *domain, char out[VC_DOMAIN_MAX])
+{
+        size_t p = strlen(c->prefix), n = strlen(domain);
+        memcpy(out, c->prefix, p);
+        if (p + n < VC_DOMAIN_MAX) {
+                memcpy(out + p, domain, n + 1);
+                return;
+        }
+        uint8_t h[32];
+        vc_sha256(domain, n, h);
+        out[p] = '~';
+        vc_hex(h, 20, out + p + 1);
+}
+
+/* The cache store's id of upstream domain `domain`; -ENOENT if it has
+ * none and create is false. Cached (ids never change). */
+static int domain_id(Cache *c, const char *domain, bool create, uint64_t *id)
+{
+        pthread_mutex_lock(&c->lock);
+        for (unsigned i = 0; i < c->ndom; i++)
+                if (strcmp(c->dom[i].name, domain) == 0) {
+                        *id = c->dom[i].id;
+                        pthread_mutex_unlock(&c->lock);
+                        return 0;
+                }
+        pthread_mutex_unlock(&c->lock);
+        char name[VC_DOMAIN_MAX];
+        cache_domain_name(c, domain, name);
+        int r = vc_store_domain(c->s, name, create, id);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&c->lock);
+        unsigned i = c->ndom < DOMAIN_CACHE ? c->ndom++ : (unsigned)(*id % DOMAIN_CACHE);
+        snprintf(c->dom[i].name, sizeof c->dom[i].name, "%s", domain);
+        c->dom[i].id = *id;
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+}
+
+/* ---- last access ----------------------------------------------------------- */
+
+static void atime_key(uint8_t k[ATIME_KEY_LEN], uint64_t domain, const uint8_t tag[32])
+{
+        memcpy(k, ATIME_PREFIX, 3);
+        vc_put64be(k + 3, domain);
+        memcpy(k + 11, tag, 32);
+}
+
+static void touches_add(Cache *c, const Touch *t, size_t n)
+{
+        if (!n)
+                return;
+        pthread_mutex_lock(&c->lock);
+        if (c->ntouch + n > c->cap_touch) {
+                size_t cap = VC_MAX(c->ntouch + n, 2 * c->cap_touch);
+                Touch *x = realloc(c->touch, cap * sizeof *x);
+                if (!x) {               /* an access time is a hint: drop it */
+                        pthread_mutex_unlock(&c->lock);
+                        return;
+                }
+                c->touch = x;
+                c->cap_touch = cap;
+        }
+        memcpy(c->touch + c->ntouch, t, n * sizeof *t);
+        c->ntouch += n;
+        pthread_mutex_unlock(&c->lock);
+}
+
+/* Writes the gathered access times in one transaction: always with force,
+ * else only once enough have gathered or enough time has passed. */
+static void touches_write(Cache *c, bool force)
+{
+        int64_t now = vc_now();
+        pthread_mutex_lock(&c->lock);
+        if (c->ntouch == 0 || (!force && c->ntouch < ATIME_BATCH && now - c->touched_at < ATIME_SECONDS)) {
+                pthread_mutex_unlock(&c->lock);
+                return;
+        }
+        Touch *t = c->touch;
+        size_t n = c->ntouch;
+        c->touch = NULL;
+        c->ntouch = c->cap_touch = 0;
+        c->touched_at = now;
+        pthread_mutex_unlock(&c->lock);
+        VcTxn *x;
+        uint8_t k[ATIME_KEY_LEN], v[8];
+        int r = vc_txn_begin(c->s, true, &x);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                atime_key(k, t[i].domain, t[i].tag);
+                vc_put64(v, (uint64_t)t[i].at);
+                r = vc_txn_put(x, VC_TABLE_META, k, sizeof k, v, sizeof v);
+        }
+        if (r >= 0)
+                r = vc_txn_commit(x);
+        else
+                vc_txn_abort(x);
+        if (r < 0)
+                vc_errclear();
+        free(t);
+}
+
+/* ---- eviction ------------------------------------------------------------------ */
+
+typedef struct Victim {
+        int64_t at;
+        uint32_t len;
+        uint32_t ord;                   /* place in index order */
+} Victim;
+
+typedef struct Evict {
+        VcTxn *t;
+        Victim *v;
+        size_t n, cap;
+        uint64_t live;
+        uint8_t *doomed;                /* bit per ord */
+        size_t pos;                     /* the sweep's place in index order */
+        uint8_t (*orphans)[ATIME_KEY_LEN];
+        size_t norphans, cap_orphans;
+} Evict;
+
+static int ev_collect(const VcChunkInfo *ci, void *ctx)
+{
+        Evict *e = ctx;
+        if (e->n == e->cap) {
+                size_t cap = e->cap ? 2 * e->cap : 4096;
+                Victim *x = realloc(e->v, cap * sizeof *x);
+                if (!x)
+                        return -ENOMEM;
+                e->v = x;
+                e->cap = cap;
+        }
+        uint8_t k[ATIME_KEY_LEN];
+        const void *val;
+        size_t vl;
+        atime_key(k, ci->domain, ci->tag);
+        int64_t at = ci->stored_at * 1000;
+        int r = vc_txn_get(e->t, VC_TABLE_META, k, sizeof k, &val, &vl);
+        if (r == 0 && vl == 8)
+                at = VC_MAX(at, (int64_t)vc_get64(val));
+        else if (r < 0)
+                vc_errclear();
+        e->v[e->n] = (Victim){ .at = at, .len = ci->len, .ord = (uint32_t)e->n };
+        e->n++;
+        e->live += ci->len;
+        return 0;
+}
+
+static int victim_cmp(const void *a, const void *b)
+{
+        const Victim *x = a, *y = b;
+        if (x->at != y->at)
+                return x->at < y->at ? -1 : 1;
+        return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static int ev_is_live(const VcChunkInfo *ci, void *ctx)
+{
+        Evict *e = ctx;
+        size_t ord = e->pos++;
+        /* the sweep walks the index in the same order, in the same
+         * transaction, as the collection did */
+        return ord < e->n && (e->doomed[ord / 8] >> (ord % 8) & 1) ? 0 : 1;
+}
+
+static int ev_orphan(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
+{
+        Evict *e = ctx;
+        if (klen != ATIME_KEY_LEN)
+                return 0;
+        const uint8_t *k = key;
+        int r = vc_txn_has_chunk(e->t, vc_get64be(k + 3), k + 11);
+        if (r < 0)
+                return r;
+        if (r == 1)
+                return 0;
+        if (e->norphans == e->cap_orphans) {
+                size_t cap = e->cap_orphans ? 2 * e->cap_orphans : 1024;
+                void *x = realloc(e->orphans, cap * ATIME_KEY_LEN);
+                if (!x)
+                        return -ENOMEM;
+                e->orphans = x;
+                e->cap_orphans = cap;
+        }
+        memcpy(e->orphans[e->norphans++], k, ATIME_KEY_LEN);
+        return 0;
+}
+
+/* Drops the least recently used chunks from the index until the live bytes
+ * are at most target, and the access times of chunks no longer indexed.
+ * One write transaction. */
+static int sweep_lru(Cache *c, uint64_t target)
+{
+        Evict e = { 0 };
+        int r = vc_txn_begin(c->s, true, &e.t);
+        if (r < 0)
+                return r;
+        if ((r = vc_txn_iter_chunks(e.t, ev_collect, &e)) < 0)
+                goto out;
+        if (e.live > target) {
+                Victim *sorted = malloc((e.n ? e.n : 1) * sizeof *sorted);
+                e.doomed = calloc(e.n / 8 + 1, 1);
+                if (!sorted || !e.doomed) {
+                        free(sorted);
+                        r = -ENOMEM;
+                        goto out;
+                }
+                memcpy(sorted, e.v, e.n * sizeof *sorted);
+                qsort(sorted, e.n, sizeof *sorted, victim_cmp);
+                uint64_t live = e.live;
+                for (size_t i = 0; i < e.n && live > target; i++) {
+                        e.doomed[sorted[i].ord / 8] |= (uint8_t)(1u << (sorted[i].ord % 8));
+                        live -= sorted[i].len;
+                }
+                free(sorted);
+                if ((r = vc_txn_sweep(e.t, ev_is_live, &e, INT64_MAX, NULL)) < 0)
+                        goto out;
+        }
+        if ((r = vc_txn_iter(e.t, VC_TABLE_META, ATIME_PREFIX, 3, ev_orphan, &e)) < 0)
+                goto out;
+        for (size_t i = 0; i < e.norphans && r >= 0; i++)
+                if ((r = vc_txn_del(e.t, VC_TABLE_META, e.orphans[i], ATIME_KEY_LEN)) == -ENOENT)
+                        r = 0;
+out:
+        if (r >= 0)
+                r = vc_txn_commit(e.t);
+        else
+                vc_txn_abort(e.t);
+        free(e.v);
+        free(e.doomed);
+        free(e.orphans);
+        return r;
+}
+
+static void measure(Cache *c)
+{
+        uint64_t packs, bytes;
+        if (vc_store_pack_bytes(c->s, &packs, &bytes) < 0) {
+                vc_errclear();
+                return;
+        }
+        c->disk = bytes;
+        __atomic_store_n(&c->written, 0, __ATOMIC_RELAXED);
+}
+
+/* Whether the packs may be past the bound: what was last measured plus
+ * what this handle stored since (others' writes are theirs to count). */
+static bool maybe_over(Cache *c)
+{
+        uint64_t w = __atomic_load_n(&c->written, __ATOMIC_RELAXED);
+        if (c->disk + w <= c->bound && w < c->bound / 16)
+                return false;
+        /* an eviction that could not get below the bound (packs claimed by
+         * writers, compaction busy elsewhere) is not retried at once: each
+         * costs a walk of the index */
+        if (w < c->bound / 16 && vc_mono() - c->evicted_at < EVICT_SECONDS)
+                return false;
+        measure(c);
+        return c->disk > c->bound;
+}
+
+/* Called with c->use held and no operation of this handle in flight, after
+ * its shared flock (if any) is given up. Returns true if the index was
+ * swept and the packs should be compacted. */
+static bool evict_locked(Cache *c)
+{
+        if (!maybe_over(c))
+                return false;
+        /* converting a shared flock drops it first: fine, we were about to */
+        if (flock(c->lockfd, LOCK_EX | LOCK_NB) < 0)
+                return false;           /* another user is in the cache: later */
+        touches_write(c, true);
+        measure(c);
+        bool swept = false;
+        if (c->disk > c->bound) {
+                c->evicted_at = vc_mono();
+                int r = sweep_lru(c, (uint64_t)(LOW_WATER * (double)c->bound));
+                if (r < 0)
+                        vc_errclear();
+                swept = r >= 0;
+        }
+        flock(c->lockfd, LOCK_UN);
+        return swept;
+}
+
+static void compact(Cache *c)
+{
+        int fd;
+        if (vc_store_lock(c->s, "gc", true, false, &fd) < 0) {
+                vc_errclear();          /* someone else compacts */
+                return;
+        }
+        if (vc_store_compact(c->s, COMPACT_RATIO, NULL) < 0)
+                vc_errclear();
+        vc_store_unlock(fd);
+        pthread_mutex_lock(&c->use);
+        measure(c);
+        pthread_mutex_unlock(&c->use);
+}
+
+/* Drops the index entries of damaged chunks (their data does not hash to
+ * their tags) so that they can be fetched and cached again. A walk of the
+ * whole index: rare. Needs no exclusive lock: a reader that finds one
+ * gone fetches it upstream. */
+typedef struct Damaged {
+        uint64_t domain;
+        const uint8_t *tags;
+        size_t n;
+} Damaged;
+
+static int damaged_is_live(const VcChunkInfo *ci, void *ctx)
+{
+        const Damaged *d = ctx;
+        if (ci->domain != d->domain)
+                return 1;
+        for (size_t i = 0; i < d->n; i++)
+                if (memcmp(ci->tag, d->tags + 32 * i, 32) == 0)
+                        return 0;
+        return 1;
+}
+
+static void drop_damaged(Cache *c, uint64_t domain, const uint8_t *tags, size_t n)
+{
+        Damaged d = { domain, tags, n };
+        VcTxn *t;
+        int r = vc_txn_begin(c->s, true, &t);
+        if (r >= 0) {
+                if ((r = vc_txn_sweep(t, damaged_is_live, &d, INT64_MAX, NULL)) >= 0)
+                        r = vc_txn_commit(t);
+                else
+                        vc_txn_abort(t);
+        }
+        if (r < 0)
+                vc_errclear();
+}
+
+/* ---- operations in flight ------------------------------------------------------- */
+
+/* A reader of cached chunks holds the shared lock from looking them up
+ * to having read them. */
+static void use_begin(Cache *c)
+{
+        pthread_mutex_lock(&c->use);
+        if (c->users++ == 0)
+                while (flock(c->lockfd, LOCK_SH) < 0 && errno == EINTR)
+                        ;
+        pthread_mutex_unlock(&c->use);
+}
+
+static void use_end(Cache *c)
+{
+        pthread_mutex_lock(&c->use);
+        if (--c->users == 0)
+                flock(c->lockfd, LOCK_UN);
+        pthread_mutex_unlock(&c->use);
+}
+
+/* At the end of every operation (force: at open and close): writes the
+ * access times if due, and evicts if the packs passed the bound and no
+ * reader anywhere is in the cache. */
+static void after_op(Cache *c, bool force)
+{
+        bool swept = false;
+        pthread_mutex_lock(&c->use);
+        touches_write(c, force);
+        if (c->users == 0)
+                swept = evict_locked(c);
+        pthread_mutex_unlock(&c->use);
+        if (swept)
+                compact(c);
+}
+
+/* ---- chunks --------------------------------------------------------------------- */
+
+static int cache_missing(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
+                         uint8_t *missing)
+{
+        Cache *c = C(b);
+        int r = vc_chunks_missing(c->up, parcel, domain, tags, n, missing);
+        sync_traffic(c);
+        return r;
+}
+
+/* A writer into the cache for one call (so that no pack stays claimed
+ * between calls, where it would keep eviction from compacting it). */
+typedef struct Store {
+        Cache *c;
+        const char *domain;
+        VcWriter *w;
+        uint64_t id, bytes;
+        bool failed;
+        Touch *touch;                   /* of the chunks stored */
+        size_t ntouch, cap;
+} Store;
+
+static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t *data, size_t len)
+{
+        if (st->failed)
+                return;
+        int r = 0;
+        if (!st->w) {
+                if ((r = domain_id(st->c, st->domain, true, &st->id)) >= 0 && (r = vc_writer_new(st->c->s, &st->w)) >= 0)
+                        vc_writer_set_pack_max(st->w, st->c->pack_max);
+        }
+        if (r >= 0 && (r = vc_writer_put(st->w, st->id, kind, tag, data, len)) > 0) {
+                st->bytes += len;
+                if (st->ntouch == st->cap) {
+                        size_t cap = st->cap ? 2 * st->cap : 64;
+                        Touch *x = realloc(st->touch, cap * sizeof *x);
+                        if (x) {
+                                st->touch = x;
+                                st->cap = cap;
+                        }
+                }
+                if (st->ntouch < st->cap) {
+                        Touch *t = &st->touch[st->ntouch++];
+                        t->domain = st->id;
+                        memcpy(t->tag, tag, 32);
+                        t->at = now_ms();
+                }
+        }
+        if (r < 0) {
+                st->failed = true;
+                vc_errclear();
+        }
+}
+
+static void store_done(Store *st)
+{
+        if (st->w) {
+                if (!st->failed && vc_writer_flush(st->w) < 0)
+                        vc_errclear();
+                else if (!st->failed) {
+                        add(&st->c->written, st->bytes);
+                        touches_add(st->c, st->touch, st->ntouch);
+                }
+                vc_writer_free(st->w);
+                st->w = NULL;
+        }
+        free(st->touch);
+        st->touch = NULL;
+}
+
+static int cache_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
+{
+        Cache *c = C(b);
+        int r = vc_chunks_put(c->up, parcel, domain, items, n);
+        sync_traffic(c);
+        if (r < 0)
+                return r;
+        Store st = { .c = c, .domain = domain };
+        for (size_t i = 0; i < n; i++)
+                store_put(&st, items[i].kind, items[i].tag, items[i].data, items[i].len);
+        store_done(&st);
+        after_op(c, false);
+        return 0;
+}
+
+typedef struct Fetch {
+        Store st;
+        const uint8_t *tags;            /* the misses */
+        const size_t *idx;              /* their places in the caller's tags */
+        vc_got_fn fn;
+        void *ctx;
+} Fetch;
+
+static int fetched(size_t j, const uint8_t *data, size_t len, void *ctx)
+{
+        Fetch *f = ctx;
+        uint8_t h[32];
+        vc_sha256(data, len, h);
+        if (!vc_hash_eq(h, f->tags + 32 * j, 32)) {
+                char hex[65];
+                vc_hex(f->tags + 32 * j, 32, hex);
+                return vc_errf(-EBADMSG, "%s sent chunk %s with bytes that do not hash to its tag (damaged on "
+                               "the way, or a server that lies): not used, not cached", f->st.c->up->where, hex);
+        }
+        store_put(&f->st, VC_KIND_DATA, f->tags + 32 * j, data, len);
+        return f->fn(f->idx[j], data, len, f->ctx);
+}
+
+/* Delivers what the cache holds of tags (of cache domain id) and marks it
+ * in hit[]. Damaged chunks are dropped, to be fetched again. */
+static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8_t *hit, vc_got_fn fn, void *ctx)
+{
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n, sizeof *locs);
+        _vc_cleanup_(vc_freep) Touch *touch = calloc(n, sizeof *touch);
+        _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
+        _vc_cleanup_(vc_freep) uint8_t *damaged = malloc(32 * n);
+        size_t cap = 0, len, nt = 0, ndamaged = 0;
+        int r = 0;
+        if (!locs || !touch || !damaged)
+                return -ENOMEM;
+        if (vc_txn_begin(c->s, false, &t) < 0) {
+                vc_errclear();
+                return 0;
+        }
+        vc_store_prefetch(c->s, t, id, tags, 32, n, locs);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                if (!locs[i].found)
+                        continue;
+                if (vc_store_get_at(c->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len) < 0) {
+                        vc_errclear();  /* gone or damaged: fetch it again */
+                        continue;
+                }
+                /* the store checks record headers, not data: a cache on a
+                 * disk that rots would serve bad bytes for good */
+                uint8_t h[32];
+                vc_sha256(buf, len, h);
+                if (!vc_hash_eq(h, tags + 32 * i, 32)) {
+                        memcpy(damaged + 32 * ndamaged++, tags + 32 * i, 32);
+                        continue;
+                }
+                hit[i] = 1;
+                add(&c->base.traffic.cache_hits, 1);
+                add(&c->base.traffic.cache_hit_bytes, len);
+                touch[nt].domain = id;
+                touch[nt].at = now_ms();
+                memcpy(touch[nt++].tag, tags + 32 * i, 32);
+                r = fn(i, buf, len, ctx);
+        }
+        touches_add(c, touch, nt);
+        vc_txn_abort(t);
+        t = NULL;
+        if (ndamaged)
+                drop_damaged(c, id, damaged, ndamaged);
+        return r;
+}
+
+static int get_chunks(Cache *c, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
+                      vc_got_fn fn, void *ctx)
+{
+        _vc_cleanup_(vc_freep) uint8_t *hit = calloc(n, 1);
+        if (!hit)
+                return -ENOMEM;
+        uint64_t id;
+        int r = domain_id(c, domain, false, &id);
+        if (r < 0)
+                vc_errclear();          /* nothing of this domain cached (or unreadable): all misses */
+        else {
+                /* the shared lock only while reading the cache: the fetch of
+                 * misses, which may take long, does not hold off evictions */
+                use_begin(c);
+                r = read_hits(c, id, tags, n, hit, fn, ctx);
+                use_end(c);
+                if (r < 0)
+                        return r;
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+                m += !hit[i];
+        if (m == 0)
+                return 0;
+        _vc_cleanup_(vc_freep) uint8_t *mtags = malloc(32 * m);
+        _vc_cleanup_(vc_freep) size_t *midx = malloc(m * sizeof *midx);
+        if (!mtags || !midx)
+                return -ENOMEM;
+        for (size_t i = 0, j = 0; i < n; i++)
+                if (!hit[i]) {
+                        memcpy(mtags + 32 * j, tags + 32 * i, 32);
+                        midx[j++] = i;
+                }
+        Fetch f = { .st = { .c = c, .domain = domain }, .tags = mtags, .idx = midx, .fn = fn, .ctx = ctx };
+        r = vc_chunks_get(c->up, parcel, domain, mtags, m, fetched, &f);
+        /* what was fetched and checked before a failure is still good */
+        store_done(&f.st);
+        return r;
+}
+
+static int cache_get(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
+                     vc_got_fn fn, void *ctx)
+{
+        Cache *c = C(b);
+        int r = get_chunks(c, parcel, domain, tags, n, fn, ctx);
+        after_op(c, false);
+        sync_traffic(c);
+        return r;
+}
+
+static int cache_flush(VcBackend *b)
+{
+        Cache *c = C(b);
+        int r = vc_chunks_flush(c->up);
+        sync_traffic(c);
+        return r;
+}
+
+/* ---- everything else goes upstream ------------------------------------------------------ */
+
+#define UP(call)                                \
+        do {                                    \
+                Cache *_c = C(b);               \
+                int _r = (call);                \
+                sync_traffic(_c);               \
+                return _r;                      \
+        } while (0)
+
+static int cache_parcels(VcBackend *b, VcParcelInfo **ret, size_t *n)
+{
+        UP(vc_cat_parcels(_c->up, ret, n));
+}
+
+static int cache_parcel(VcBackend *b, const char *name, VcParcelInfo *ret)
+{
+        UP(vc_cat_parcel(_c->up, name, ret));
+}
+
+static int cache_versions(VcBackend *b, const char *name, VcVersionInfo **ret, size_t *n)
+{
+        UP(vc_cat_versions(_c->up, name, ret, n));
+}
+
+static int cache_version(VcBackend *b, const char *name, uint32_t version, VcVersionInfo *ret)
+{
+        UP(vc_cat_version(_c->up, name, version, ret));
+}
+
+static int cache_create(VcBackend *b, const char *name, const char *owner, const uint8_t *rec, size_t len)
+{
+        UP(vc_cat_create(_c->up, name, owner, rec, len));
+}
+
+static int cache_commit(VcBackend *b, const VcCommit *cm)
+{
+        UP(vc_cat_commit(_c->up, cm));
+}
+
+static int cache_prune(VcBackend *b, const char *name, uint32_t keep)
+{
+        UP(vc_cat_prune(_c->up, name, keep));
+}
+
+static int cache_lease_acquire(VcBackend *b, const char *parcel, const char *host, VcLease *ret)
+{
+        UP(vc_lease_acquire(_c->up, parcel, host, ret));
+}
+
+static int cache_lease_release(VcBackend *b, const char *parcel, const uint8_t token[VC_LEASE_TOKEN_LEN])
+{
+        UP(vc_lease_release(_c->up, parcel, token));
+}
+
+static int cache_lease_break(VcBackend *b, const char *parcel)
+{
+        UP(vc_lease_break(_c->up, parcel));
+}
+
+static int cache_lease_get(VcBackend *b, const char *parcel, VcLease *ret)
+{
+        UP(vc_lease_get(_c->up, parcel, ret));
+}
+
+static int cache_stat(VcBackend *b, VcStoreStat *st)
+{
+        UP(vc_backend_stat(_c->up, st));
+}
+
+static int cache_verify(VcBackend *b, bool full, void (*report)(const char *msg, void *ctx), void *ctx,
+                        VcVerifyStats *st)
+{
+        UP(vc_backend_verify(_c->up, full, report, ctx, st));
+}
+
+static int cache_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
+{
+        UP(vc_backend_gc(_c->up, grace, quiet, st));
+}
+
+static int cache_bundle_get(VcBackend *b, uint8_t **ret, size_t *len)
+{
+        UP(vc_bundle_get(_c->up, ret, len));
+}
+
+static int cache_bundle_put(VcBackend *b, const uint8_t *blob, size_t len)
+{
+        UP(vc_bundle_put(_c->up, blob, len));
+}
+
+static void cache_free(VcBackend *b)
+{
+        Cache *c = C(b);
+        after_op(c, true);
+        if (c->lockfd >= 0)
+                close(c->lockfd);
+        vc_store_free(c->s);
+        vc_backend_free(c->up);
+        pthread_mutex_destroy(&c->use);
+        pthread_mutex_destroy(&c->lock);
+        free(c->touch);
+        free(c);
+}
+
+static const VcBackendOps cache_ops = {
+        .kind = "cache",
+        .free = cache_free,
+        .missing = cache_missing,
+        .put = cache_put,
+        .get = cache_get,
+        .flush = cache_flush,
+        .parcels = cache_parcels,
+        .parcel = cache_parcel,
+        .versions = cache_versions,
+        .version = cache_version,
+        .create = cache_create,
+        .commit = cache_commit,
+        .prune = cache_prune,
+        .lease_acquire = cache_lease_acquire,
+        .lease_release = cache_lease_release,
+        .lease_break = cache_lease_break,
+        .lease_get = cache_lease_get,
+        .stat = cache_stat,
+        .verify = cache_verify,
+        .gc = cache_gc,
+        .bundle_get = cache_bundle_get,
+        .bundle_put = cache_bundle_put,
+};
+
+/* Opens the store at dir, creating it if it does not exist (or is an
+ * empty directory). Several processes may start at once: one creates, the
+ * others wait for its marker. */
+static int open_or_create(const char *dir, VcStore **ret)
+{
+        int r = vc_store_open(dir, ret);
+        if (r >= 0)
+                return r;
+        vc_errclear();
+        r = vc_store_create(dir);
+        if (r < 0 && r != -EEXIST)
+                return r;
+        vc_errclear();
+        for (int i = 0;; i++) {
+                r = vc_store_open(dir, ret);
+                if (r >= 0 || i == 50)
+                        return r;
+                vc_errclear();
+                nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+        }
+}
+
+static uint64_t default_bound(const char *dir)
+{
+        struct statvfs fs;
+        uint64_t b = CACHE_MAX_DEFAULT;
+        if (statvfs(dir, &fs) == 0) {
+                uint64_t share = (uint64_t)fs.f_blocks * fs.f_frsize / 100 * CACHE_FS_SHARE;
+                if (share > 0 && share < b)
+                        b = share;
+        }
+        return b;
+}
+
+int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, VcBackend **ret)
+{
+        if (!upstream)
+                return vc_errf(-EINVAL, "a cache needs a back end to stand in front of");
+        VcStore *s;
+        int r = open_or_create(dir, &s);
+        if (r < 0) {
+                vc_backend_free(upstream);
+                return r;
+        }
+        Cache *c = calloc(1, sizeof *c);
+        if (!c) {
+                vc_store_free(s);
+                vc_backend_free(upstream);
+                return -ENOMEM;
+        }
+        c->base.ops = &cache_ops;
+        memcpy(c->base.uuid, upstream->uuid, 16);
+        snprintf(c->base.where, sizeof c->base.where, "%s", upstream->where);
+        c->up = upstream;
+        c->s = s;
+        c->bound = bound ? bound : default_bound(dir);
+        c->pack_max = VC_MIN(VC_MAX(c->bound / 16, 64ull << 10), 256ull << 20);
+        vc_hex(upstream->uuid, 8, c->prefix);
+        c->prefix[16] = ':';
+        c->prefix[17] = 0;
+        pthread_mutex_init(&c->use, NULL);
+        pthread_mutex_init(&c->lock, NULL);
+        c->touched_at = vc_now();
+        char path[4096];
+        snprintf(path, sizeof path, "%s/locks/cache-use", vc_store_path(s));
+        c->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (c->lockfd < 0) {
+                r = vc_errf(-errno, "cannot open the host cache's lock '%s': %s", path, strerror(errno));
+                c->up = NULL;
+                cache_free(&c->base);
+                vc_backend_free(upstream);
+                return r;
+        }
+        sync_traffic(c);
+        measure(c);
+        after_op(c, true);
+        *ret = &c->base;
+        return 0;
+}
