@@ -96,6 +96,15 @@ void vc_backend_traffic(const VcBackend *b, VcTraffic *ret)
         ret->cache_hit_bytes = __atomic_load_n(&b->traffic.cache_hit_bytes, __ATOMIC_RELAXED);
 }
 
+void vc_traffic_since(const VcTraffic *a, const VcTraffic *b, VcTraffic *ret)
+{
+        const uint64_t *x = (const uint64_t *)a, *y = (const uint64_t *)b;
+        uint64_t *z = (uint64_t *)ret;
+        /* VcTraffic is a row of u64 counters */
+        for (size_t i = 0; i < sizeof *ret / sizeof(uint64_t); i++)
+                z[i] = y[i] - x[i];
+}
+
 static int check_parcel(const char *name)
 {
         if (!name || !vc_name_valid(name))

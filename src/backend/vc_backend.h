@@ -86,6 +86,8 @@ typedef struct VcTraffic {
         uint64_t cache_hits, cache_hit_bytes;
 } VcTraffic;
 void vc_backend_traffic(const VcBackend *b, VcTraffic *ret);
+/* What was moved between two readings: *ret = *after - *before. */
+void vc_traffic_since(const VcTraffic *before, const VcTraffic *after, VcTraffic *ret);
 
 /* ---- chunks ------------------------------------------------------------- */
 
@@ -126,7 +128,9 @@ typedef int (*vc_got_fn)(size_t idx, const uint8_t *data, size_t len, void *ctx)
 int vc_chunks_get(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
                   vc_got_fn fn, void *ctx);
 
-/* Makes every chunk put so far durable. */
+/* Makes every chunk put so far durable. Until then a local back end may
+ * not count them in `missing` (a remote one does once put returns), and
+ * vc_backend_free drops what was not flushed. */
 int vc_chunks_flush(VcBackend *b);
 
 /* ---- catalog ------------------------------------------------------------ */

@@ -66,6 +66,7 @@ static void traffic_json(json_t *o, const VcTraffic *t)
         json_object_set_new(o, "received_data_bytes", json_integer((json_int_t)t->recv_data));
         json_object_set_new(o, "received_meta_bytes", json_integer((json_int_t)t->recv_meta));
         json_object_set_new(o, "wire_bytes", json_integer((json_int_t)(t->wire_sent + t->wire_recv)));
+        json_object_set_new(o, "cache_hit_bytes", json_integer((json_int_t)t->cache_hit_bytes));
 }
 
 /* Shared option loop: handles -h and -s; returns the option or -1. */

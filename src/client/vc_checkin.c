@@ -523,9 +523,7 @@ out:
         free(pdisk);
         VcTraffic tr1;
         vc_backend_traffic(b, &tr1);
-        st->traffic = (VcTraffic){ tr1.sent_data - tr0.sent_data, tr1.sent_meta - tr0.sent_meta,
-                                   tr1.recv_data - tr0.recv_data, tr1.recv_meta - tr0.recv_meta,
-                                   tr1.wire_sent - tr0.wire_sent, tr1.wire_recv - tr0.wire_recv };
+        vc_traffic_since(&tr0, &tr1, &st->traffic);
         return r < 0 ? r : 0;
 }
 
