@@ -39,11 +39,11 @@ static int resolve_domains(VcTxn *t, VcParcel *p)
 
 static int parcel_decode(VcTxn *t, const char *name, const uint8_t *val, size_t vlen, VcParcel *p)
 {
-        const uint8_t *rec;
-        size_t rlen;
-        uint32_t latest;
-        char owner[VC_USER_MAX + 1];
-        uint64_t id;
+        const uint8_t *rec = NULL;
+        size_t rlen = 0;
+        uint32_t latest = 0;
+        char owner[VC_USER_MAX + 1] = "";
+        uint64_t id = 0;
         int r = parcel_value(name, val, vlen, &rec, &rlen, &latest, owner, &id);
         if (r < 0 || (r = vc_parcel_unpack(rec, rlen, name, p)) < 0)
                 return r;
@@ -71,8 +71,8 @@ int vc_repo_parcel_raw(VcTxn *t, const char *name, uint8_t *out, size_t cap, siz
                        char owner[VC_USER_MAX + 1], uint64_t *id)
 {
         const void *val;
-        size_t vlen, rlen;
-        const uint8_t *rec;
+        size_t vlen, rlen = 0;
+        const uint8_t *rec = NULL;
         if (!vc_name_valid(name))
                 return vc_errf(-EINVAL, "invalid parcel name '%s' (use 1-64 letters, digits, '.', '_', '-')", name);
         int r = vc_txn_get(t, VC_TABLE_PARCELS, name, strlen(name), &val, &vlen);
