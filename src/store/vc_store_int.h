@@ -38,6 +38,10 @@
 #define VC_REC_MAGIC 0x31524356u
 #define VC_REC_HDR_LEN 56
 #define VC_REC_DATA_MAX (1u << 30)        /* no sealed chunk comes near this */
+/* The kind of a filler record: gc writes one over a stretch of dead
+ * records and punches a hole under it (docs/format-store.md). Never in
+ * the index; walks step over it. (The kinds of vc_store.h come first.) */
+#define VC_KIND_FREE 3
 
 #define VC_IDX_KEY_LEN (8 + VC_TAG_LEN)
 #define VC_IDX_VAL_LEN 25              /* without the CRC the db layer adds */
@@ -247,10 +251,11 @@ int vc_preader_get(VcPackReader *r, uint64_t off, size_t n, const uint8_t **p);
 
 /* Walks the records of a pack from start to end. For each calls fn with
  * the record's offset and header, and its data when the whole record lies
- * before end (data NULL: the record runs past end). A damaged header is
- * reported with h NULL; the walk then looks for the next valid header of
- * this domain further on (a record's header checksum makes a false match
- * a 1-in-2^32 event), so one damaged record costs only itself.
+ * before end (data NULL: the record runs past end). Fillers (VC_KIND_FREE:
+ * dead space gc punched) are stepped over without calling fn. A damaged
+ * header is reported with h NULL; the walk then looks for the next valid
+ * header of this domain further on (a record's header checksum makes a
+ * false match a 1-in-2^32 event), so one damaged record costs only itself.
  * fn returns 0 to go on, <0 to stop with that error. */
 typedef int (*vc_rec_fn)(uint64_t off, const VcRecHdr *h, const uint8_t *data, void *ctx);
 int vc_pack_walk(int fd, uint64_t domain, uint64_t start, uint64_t end, vc_rec_fn fn, void *ctx);
