@@ -280,8 +280,14 @@ int vc_store_pack_files(const VcStore *s, uint64_t domain, uint64_t *ret_packs, 
 /* Test hook: kills the process with SIGKILL here when $VMCAS_CRASH_AT
  * names this point, so tests can stop a process between any two steps of
  * a durability protocol. Points: pack-created, flush-synced,
- * compact-copied, compact-retired, compact-unlinked. */
+ * compact-copied, compact-retired, compact-unlinked, punch-marked. */
 void vc_crash_point(const char *name);
+
+/* STORE/reserve (vc_store_reserve_restore): created by the writer with a
+ * new pack if the store has none and at least four times its size is
+ * free, so that a checkin never fails for its sake. */
+#define VC_RESERVE_NAME "reserve"
+void vc_store_reserve_ensure(VcStore *s);
 
 /* ---- writer internals (vc_writer.c) ----------------------------------------- */
 
