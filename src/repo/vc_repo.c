@@ -366,7 +366,8 @@ static void compact_add(VcCompactStats *a, const VcCompactStats *b, bool first)
 /* Index entries one sweep transaction removes, given the free space:
  * each may cost a fresh 4 KiB page of the index (and LMDB reuses the
  * pages a commit frees only two commits later). All of them when there
- * is room. */
+ * is room; a commit that still runs out is cut to a quarter, down to one
+ * entry. */
 static size_t sweep_batch(VcStore *s, size_t n)
 {
         uint64_t avail = 0;
@@ -421,9 +422,9 @@ int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st)
          * the disk has little room the sweep is cut into transactions it
          * can afford; one that still runs out of space is cut smaller,
          * and then space is made by reclaiming what is swept so far. */
-        size_t batch = sweep_batch(s, nrefs);
+        size_t limit = SIZE_MAX;        /* below the last batch that ran out of space */
         for (size_t i = 0; i < nrefs;) {
-                size_t k = VC_MIN(batch, nrefs - i);
+                size_t k = VC_MIN(VC_MIN(sweep_batch(s, nrefs), limit), nrefs - i);
                 uint64_t chunks = 0, bytes = 0;
                 if ((r = vc_txn_begin(s, true, &t)) < 0)
                         goto out;
@@ -440,22 +441,20 @@ int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st)
                         st->sweep.chunks_freed += chunks;
                         st->sweep.bytes_freed += bytes;
                         i += k;
-                        if (batch < nrefs)
-                                batch = sweep_batch(s, nrefs);
                         continue;
                 }
                 vc_txn_abort(t);
                 t = NULL;
                 if (!vc_store_out_of_space(s, r))
                         goto out;
-                if (batch > 16) {
-                        batch = VC_MAX(batch / 4, (size_t)16);
-                        vc_errclear();
+                vc_errclear();
+                if (k > 1) {
+                        limit = k / 4 ? k / 4 : 1;
                         continue;
                 }
-                /* Free what the commits so far made dead (no rewriting). */
+                /* Not even one entry: free what the commits so far made
+                 * dead (no rewriting), and go on if that made room. */
                 VcCompactStats cs;
-                vc_errclear();
                 if ((r = vc_store_compact(s, 0, &cs)) < 0)
                         goto out;
                 compact_add(&st->compact, &cs, !reclaimed);
@@ -465,6 +464,7 @@ int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st)
                                     "nothing could be freed without it: free a few MiB on it and run gc again");
                         goto out;
                 }
+                limit = SIZE_MAX;
         }
         /* those a version committed meanwhile spared are kept */
         st->sweep.chunks_kept += nrefs - st->sweep.chunks_freed;
