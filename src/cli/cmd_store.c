@@ -736,9 +736,11 @@ int vc_cmd_prune(int argc, char **argv)
 static void help_gc(void)
 {
         printf("Usage: vmcas -s STORE gc [--grace SECONDS] [--json]\n\n"
-               "Frees the chunks that no version needs and compacts pack files that are more than\n"
-               "half dead. Unreferenced chunks younger than the grace period (default 3600 s) are\n"
-               "kept: they may belong to a checkin in progress. Safe to run beside checkins.\n");
+               "Frees the chunks that no version needs: deletes pack files left with nothing\n"
+               "live, punches the dead records out of the others in place, and rewrites those\n"
+               "that are more than half dead if the disk has room. Works on a full disk.\n"
+               "Unreferenced chunks younger than the grace period (default 3600 s) are kept:\n"
+               "they may belong to a checkin in progress. Safe to run beside checkins.\n");
 }
 
 int vc_cmd_gc(int argc, char **argv)
@@ -773,17 +775,34 @@ int vc_cmd_gc(int argc, char **argv)
                 json_object_set_new(o, "chunks_young", json_integer((json_int_t)st.sweep.chunks_young));
                 json_object_set_new(o, "packs_rewritten", json_integer((json_int_t)st.compact.packs_rewritten));
                 json_object_set_new(o, "packs_deleted", json_integer((json_int_t)st.compact.packs_deleted));
-                json_object_set_new(o, "disk_bytes_before", json_integer((json_int_t)st.compact.bytes_before));
-                json_object_set_new(o, "disk_bytes_after", json_integer((json_int_t)st.compact.bytes_after));
+                json_object_set_new(o, "packs_punched", json_integer((json_int_t)st.compact.packs_punched));
+                json_object_set_new(o, "bytes_punched", json_integer((json_int_t)st.compact.bytes_punched));
+                json_object_set_new(o, "tail_bytes_cut", json_integer((json_int_t)st.compact.tail_bytes));
+                json_object_set_new(o, "packs_not_compacted",
+                                    json_integer((json_int_t)st.compact.packs_not_compacted));
+                /* on disk: the blocks the pack files take (punched holes take none) */
+                json_object_set_new(o, "disk_bytes_before", json_integer((json_int_t)st.compact.disk_before));
+                json_object_set_new(o, "disk_bytes_after", json_integer((json_int_t)st.compact.disk_after));
+                json_object_set_new(o, "file_bytes_before", json_integer((json_int_t)st.compact.bytes_before));
+                json_object_set_new(o, "file_bytes_after", json_integer((json_int_t)st.compact.bytes_after));
                 print_json(o);
         } else {
-                char a[32], b[32], c[32];
+                char a[32], b[32], c[32], d[32], e[32];
+                char punched[64] = "", tails[64] = "", left[96] = "";
+                if (st.compact.packs_punched)
+                        snprintf(punched, sizeof punched, ", %" PRIu64 " punched (%s freed in place)",
+                                 st.compact.packs_punched, sz(st.compact.bytes_punched, d));
+                if (st.compact.tail_bytes)
+                        snprintf(tails, sizeof tails, "; cut %s of unindexed tails", sz(st.compact.tail_bytes, e));
+                if (st.compact.packs_not_compacted)
+                        snprintf(left, sizeof left, "; %" PRIu64 " pack%s not rewritten for lack of space",
+                                 st.compact.packs_not_compacted, st.compact.packs_not_compacted == 1 ? "" : "s");
                 printf("gc: %" PRIu64 " versions marked; freed %" PRIu64 " chunks (%s)%s; packs: %" PRIu64
-                       " rewritten, %" PRIu64 " deleted; %s -> %s on disk\n",
+                       " rewritten, %" PRIu64 " deleted%s%s%s; %s -> %s on disk\n",
                        st.versions, st.sweep.chunks_freed, sz(st.sweep.bytes_freed, a),
                        st.sweep.chunks_young ? " (some kept within the grace period)" : "",
-                       st.compact.packs_rewritten, st.compact.packs_deleted, sz(st.compact.bytes_before, b),
-                       sz(st.compact.bytes_after, c));
+                       st.compact.packs_rewritten, st.compact.packs_deleted, punched, tails, left,
+                       sz(st.compact.disk_before, b), sz(st.compact.disk_after, c));
         }
         return 0;
 }

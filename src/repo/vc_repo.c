@@ -344,6 +344,41 @@ static uint64_t current_seq(VcTxn *t)
         return 0;
 }
 
+/* Adds the stats of a reclaim pass run midway through the sweep. */
+static void compact_add(VcCompactStats *a, const VcCompactStats *b, bool first)
+{
+        if (first) {
+                *a = *b;
+                return;
+        }
+        a->packs_after = b->packs_after;
+        a->bytes_after = b->bytes_after;
+        a->disk_after = b->disk_after;
+        a->packs_rewritten += b->packs_rewritten;
+        a->packs_deleted += b->packs_deleted;
+        a->chunks_moved += b->chunks_moved;
+        a->packs_punched += b->packs_punched;
+        a->bytes_punched += b->bytes_punched;
+        a->tail_bytes += b->tail_bytes;
+        a->packs_not_compacted = b->packs_not_compacted;
+}
+
+/* Index entries one sweep transaction removes, given the free space:
+ * each may cost a fresh 4 KiB page of the index (and LMDB reuses the
+ * pages a commit frees only two commits later). All of them when there
+ * is room; a commit that still runs out is cut to a quarter, down to one
+ * entry. */
+static size_t sweep_batch(VcStore *s, size_t n)
+{
+        uint64_t avail = 0;
+        if (vc_store_free_space(s, &avail) < 0) {
+                vc_errclear();
+                return 256;
+        }
+        uint64_t k = avail / 4 / 5120;
+        return k >= n ? n : k < 64 ? 64 : (size_t)k;
+}
+
 int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st)
 {
         memset(st, 0, sizeof *st);
@@ -353,46 +388,105 @@ int vc_repo_gc(VcStore *s, int64_t grace, bool quiet, VcGcStats *st)
                 return r;
         VcTagSet *mark = NULL, *seen = NULL;
         VcTxn *t = NULL;
+        VcChunkRef *refs = NULL;
+        size_t nrefs = 0;
+        bool reclaimed = false;
         int64_t started = vc_now();
+        /* free what is at least grace seconds old: stored_at <= started - grace */
+        int64_t cutoff = started - grace + 1;
+        /* On a (nearly) full disk, the reserve makes room for the index
+         * commits below; it is made again at the end. */
+        uint64_t avail = 0;
+        if (vc_store_free_space(s, &avail) == 0 && avail < 16 * VC_STORE_RESERVE)
+                vc_store_reserve_release(s);
+        vc_errclear();
         if ((r = vc_tagset_new(&mark)) < 0 || (r = vc_tagset_new(&seen)) < 0)
                 goto out;
-        /* Mark from a snapshot, without blocking checkins... */
+        /* Mark from a snapshot, without blocking checkins, and list what
+         * it shows unreferenced... */
         if ((r = vc_txn_begin(s, false, &t)) < 0)
                 goto out;
         uint64_t seq = current_seq(t);
         r = mark_versions(s, t, 0, mark, seen, &st->versions);
+        if (r >= 0)
+                r = vc_txn_sweep_list(t, is_live, mark, cutoff, &refs, &nrefs, &st->sweep);
         vc_txn_abort(t);
         t = NULL;
         if (r < 0)
                 goto out;
-        /* ...then, holding the write lock so no version can be committed,
-         * mark what was committed meanwhile and sweep. A checkin that
-         * deduplicated against a chunk swept here finds it missing when it
-         * commits, and fails without harm. */
-        if ((r = vc_txn_begin(s, true, &t)) < 0)
-                goto out;
-        r = mark_versions(s, t, seq, mark, seen, &st->versions);
-        if (r >= 0)
-                /* free what is at least grace seconds old: stored_at <= started - grace */
-                r = vc_txn_sweep(t, is_live, mark, started - grace + 1, &st->sweep);
-        if (r >= 0) {
-                r = vc_txn_commit(t);
+        st->sweep.chunks_freed = st->sweep.bytes_freed = 0;
+        /* ...then sweep it, holding the write lock so no version can be
+         * committed: each transaction first marks what was committed
+         * since. A checkin that deduplicated against a chunk swept here
+         * finds it missing when it commits, and fails without harm. When
+         * the disk has little room the sweep is cut into transactions it
+         * can afford; one that still runs out of space is cut smaller,
+         * and then space is made by reclaiming what is swept so far. */
+        size_t limit = SIZE_MAX;        /* below the last batch that ran out of space */
+        for (size_t i = 0; i < nrefs;) {
+                size_t k = VC_MIN(VC_MIN(sweep_batch(s, nrefs), limit), nrefs - i);
+                uint64_t chunks = 0, bytes = 0;
+                if ((r = vc_txn_begin(s, true, &t)) < 0)
+                        goto out;
+                r = mark_versions(s, t, seq, mark, seen, &st->versions);
+                if (r >= 0) {
+                        seq = current_seq(t);
+                        r = vc_txn_sweep_refs(t, is_live, mark, cutoff, refs + i, k, &chunks, &bytes);
+                }
+                if (r >= 0) {
+                        r = vc_txn_commit(t);
+                        t = NULL;
+                }
+                if (r >= 0) {
+                        st->sweep.chunks_freed += chunks;
+                        st->sweep.bytes_freed += bytes;
+                        i += k;
+                        continue;
+                }
+                vc_txn_abort(t);
                 t = NULL;
+                if (!vc_store_out_of_space(s, r))
+                        goto out;
+                vc_errclear();
+                if (k > 1) {
+                        limit = k / 4 ? k / 4 : 1;
+                        continue;
+                }
+                /* Not even one entry: free what the commits so far made
+                 * dead (no rewriting), and go on if that made room. */
+                VcCompactStats cs;
+                if ((r = vc_store_compact(s, 0, &cs)) < 0)
+                        goto out;
+                compact_add(&st->compact, &cs, !reclaimed);
+                reclaimed = true;
+                if (cs.disk_after >= cs.disk_before) {
+                        r = vc_errf(-ENOSPC, "the store's disk is too full for gc to commit its work, and "
+                                    "nothing could be freed without it: free a few MiB on it and run gc again");
+                        goto out;
+                }
+                limit = SIZE_MAX;
         }
-        if (r < 0)
-                goto out;
+        /* those a version committed meanwhile spared are kept */
+        st->sweep.chunks_kept += nrefs - st->sweep.chunks_freed;
         st->referenced = vc_tagset_count(mark);
         VcProgress prog;
         vc_progress_init(&prog, "gc: compacting", 0, quiet);
         vc_store_set_progress(s, &prog);
-        r = vc_store_compact(s, 0.5, &st->compact);
+        VcCompactStats cs;
+        r = vc_store_compact(s, 0.5, &cs);
         vc_store_set_progress(s, NULL);
-        if (r >= 0 && prog.done)
-                vc_progress_end(&prog, prog.done);
+        if (r >= 0) {
+                compact_add(&st->compact, &cs, !reclaimed);
+                if (prog.done)
+                        vc_progress_end(&prog, prog.done);
+        }
 out:
         if (r < 0 && r != -EBUSY)
                 vc_errf(r, "gc stopped, nothing was deleted that any version needs: %s", vc_errmsg(r));
         vc_txn_abort(t);
+        /* Hold the reserve back again, if there is room for it now. */
+        (void)vc_store_reserve_restore(s);
+        free(refs);
         vc_tagset_free(mark);
         vc_tagset_free(seen);
         vc_store_unlock(lock);

@@ -59,7 +59,9 @@ int vc_pack_hdr_decode(const uint8_t in[VC_PACK_HDR_LEN], VcPackHdr *h)
 /* ---- record header ----------------------------------------------------------
  *  0 magic u32 "VCR1"   4 kind u8   5 reserved[3]   8 domain u64
  * 16 tag[32]           48 len u32  52 crc32 of bytes 0..51   56 data[len]
- * The data is not under the CRC: its SHA-256 is the tag.                   */
+ * The data is not under the CRC: its SHA-256 is the tag. Kind 3 is a
+ * filler that gc writes over dead records before punching a hole under
+ * them: its tag is zero and its len bytes of "data" are never read.       */
 
 void vc_rec_hdr_encode(const VcRecHdr *h, uint8_t out[VC_REC_HDR_LEN])
 {
@@ -76,7 +78,8 @@ int vc_rec_hdr_decode(const uint8_t in[VC_REC_HDR_LEN], VcRecHdr *h)
 {
         if (vc_get32(in) != VC_REC_MAGIC || vc_get32(in + 52) != crc(in, 52))
                 return -EBADMSG;
-        if (in[4] > VC_KIND_CATALOG || vc_get32(in + 48) > VC_REC_DATA_MAX)
+        /* A filler may span more than a chunk: up to 4 GiB of dead space. */
+        if (in[4] > VC_KIND_FREE || (in[4] != VC_KIND_FREE && vc_get32(in + 48) > VC_REC_DATA_MAX))
                 return -EBADMSG;
         h->kind = in[4];
         h->domain = vc_get64(in + 8);
@@ -479,6 +482,15 @@ int vc_pack_walk(int fd, uint64_t domain, uint64_t start, uint64_t end, vc_rec_f
                         break;
                 if (vc_rec_hdr_decode(p, &h) == 0 && h.domain == domain) {
                         uint64_t rend = off + VC_REC_HDR_LEN + h.len;
+                        /* Dead space that gc punched: what lies under the
+                         * filler is holes and leftovers of dead records,
+                         * and the next record starts right after it. */
+                        if (h.kind == VC_KIND_FREE && rend <= end) {
+                                off = rend;
+                                continue;
+                        }
+                        if (h.kind == VC_KIND_FREE)
+                                goto damaged;   /* a filler never crosses the end */
                         if (rend > end) {
                                 ret = fn(off, &h, NULL, ctx);
                                 break;
@@ -492,6 +504,7 @@ int vc_pack_walk(int fd, uint64_t domain, uint64_t start, uint64_t end, vc_rec_f
                         off = rend;
                         continue;
                 }
+damaged:
                 ret = fn(off, NULL, NULL, ctx);
                 if (ret < 0)
                         break;

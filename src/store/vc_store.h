@@ -220,29 +220,89 @@ typedef struct VcSweepStats {
 
 /* In write transaction t, removes every index entry for which is_live()
  * returns 0 and whose stored_at is before cutoff. The bytes stay in their
- * packs (dead space) until compaction. is_live returns 1, 0 or -errno.
+ * packs (dead space) until vc_store_compact. is_live returns 1, 0 or -errno.
  * chunks_kept/bytes_kept count every entry left, chunks_young among them
  * the unreferenced ones spared by the cutoff. st may be NULL. */
 int vc_txn_sweep(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), void *ctx,
                  int64_t cutoff, VcSweepStats *st);
 
+/* The same sweep cut into transactions as small as the caller likes, for
+ * a disk with little room (each LMDB commit needs fresh pages for what it
+ * changes). vc_txn_sweep_list lists, in any transaction t, the entries
+ * vc_txn_sweep would remove (malloc'ed, in index order; st as
+ * vc_txn_sweep's, chunks_freed/bytes_freed counting the list).
+ * vc_txn_sweep_refs then removes, in write transaction t, those of
+ * refs[0..n) that are still indexed, still unreferenced (is_live is asked
+ * again: mark in t what was committed since the list was made) and older
+ * than cutoff, adding their number and bytes to *ret_chunks and *ret_bytes. */
+typedef struct VcChunkRef {
+        uint64_t domain;
+        uint8_t tag[VC_TAG_LEN];
+} VcChunkRef;
+int vc_txn_sweep_list(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), void *ctx, int64_t cutoff,
+                      VcChunkRef **ret, size_t *ret_n, VcSweepStats *st);
+int vc_txn_sweep_refs(VcTxn *t, int (*is_live)(const VcChunkInfo *ci, void *ctx), void *ctx, int64_t cutoff,
+                      const VcChunkRef *refs, size_t n, uint64_t *ret_chunks, uint64_t *ret_bytes);
+
 typedef struct VcCompactStats {
         uint64_t packs_before, packs_after, packs_rewritten, packs_deleted;
-        uint64_t bytes_before, bytes_after;     /* pack file bytes on disk */
+        uint64_t bytes_before, bytes_after;     /* sizes of the pack files */
+        uint64_t disk_before, disk_after;       /* bytes they take on disk (allocated blocks) */
         uint64_t chunks_moved;
+        uint64_t packs_punched, bytes_punched;  /* dead records freed in place */
+        uint64_t tail_bytes;                    /* unindexed tails cut off */
+        uint64_t packs_not_compacted;           /* worth it, but no room to rewrite them */
 } VcCompactStats;
 
-/* Rewrites the live records of every pack (not claimed by a writer) whose
- * live bytes are below max_live_ratio of its record bytes (1.0 = no dead
- * record; 0.5 is a sensible setting) into new packs, moves the
- * index entries (only those still pointing at the old place), fsyncs, then
- * deletes the old packs. Packs with no live record are deleted. Crash safe
- * at every step: an old pack is removed only after the index no longer
- * points into it. Every moved record's data is hashed first; a pack with a
- * damaged live record is left in place. Refuses (-EBADMSG) to touch a
- * domain whose index has a damaged entry (it might point anywhere). Pack
- * files not listed in the packs table are never deleted. st may be NULL. */
+/* Frees the dead space of every pack not claimed by a writer, in an order
+ * that works on a full disk (docs/format-store.md, "Reclaiming space"):
+ *  1. deletes the packs with no live record (before anything allocates);
+ *  2. cuts off unindexed tails (bytes past the committed length that a
+ *     writer appended and never committed: it died, or the disk filled);
+ *  3. punches holes (FALLOC_FL_PUNCH_HOLE) under the dead records of the
+ *     other packs, behind a filler record that walks step over; not on a
+ *     file system that cannot, and not in packs step 4 will rewrite;
+ *  4. rewrites, in groups whose rewrite fits in the free space with a
+ *     margin, the packs whose live bytes are below max_live_ratio of their
+ *     record bytes (1.0 = no dead record; 0.5 is a sensible setting; 0
+ *     rewrites nothing): copies their live records into other packs,
+ *     repoints the index entries (only those still pointing at the old
+ *     place), fsyncs, then deletes the old packs. A group that does not
+ *     fit, or whose rewrite runs out of space (abandoned: nothing of it is
+ *     indexed, its new pack is cut back or deleted), is punched instead
+ *     and counted in packs_not_compacted.
+ * Crash safe at every step: a pack is removed only after the index no
+ * longer points into it, and a hole is punched only under a synced filler.
+ * Every moved record's data is hashed first; a pack with a damaged live
+ * record is left in place. Refuses (-EBADMSG) to touch a domain whose
+ * index has a damaged entry (it might point anywhere). Pack files not
+ * listed in the packs table are never deleted. st may be NULL. */
 int vc_store_compact(VcStore *s, double max_live_ratio, VcCompactStats *st);
+
+/* ---- a full disk ---------------------------------------------------------------- */
+
+/* Bytes this process may still allocate on the store's file system
+ * (statvfs: f_bavail * f_frsize). */
+int vc_store_free_space(VcStore *s, uint64_t *ret);
+/* Whether error r, from a write, a sync or an index commit, means that
+ * the store's disk is full: -ENOSPC, -EDQUOT, or -EIO while less than the
+ * reserve is free (LMDB reports a write that a full disk cut short as
+ * EIO). A writer that meets it is poisoned with a message telling the
+ * user to run prune and gc. */
+bool vc_store_out_of_space(VcStore *s, int r);
+
+/* STORE/reserve: VC_STORE_RESERVE bytes really allocated and held back,
+ * so that on a completely full disk gc still has room to commit its index
+ * transactions (LMDB writes the pages a commit changes to fresh pages, and
+ * its file grows when it has no free page to reuse). release deletes it
+ * and returns the bytes it freed (0 if there was none); restore makes it
+ * again (atomically: a temp file, fallocate, fsync, rename), 0 or -errno
+ * (-ENOSPC: no room; nothing is left behind). Neither records a message.
+ * A writer creating a pack also makes it if it is missing and the disk
+ * has plenty of room. */
+#define VC_STORE_RESERVE (4ull << 20)
+uint64_t vc_store_reserve_release(VcStore *s);
+int vc_store_reserve_restore(VcStore *s);
 
 /* What the store occupies. */
 typedef struct VcDomainStat {
@@ -269,8 +329,12 @@ int vc_store_pack_bytes(VcStore *s, uint64_t *ret_packs, uint64_t *ret_bytes);
  *    at a record whose header matches it; every catalog value's checksum.
  *  - full: also reads every record of every pack front to back up to its
  *    committed length and checks SHA-256(data) == tag, for live and dead
- *    records alike. Bytes past the committed length (a torn tail left by a
- *    crash) are not damage and are not read.
+ *    records alike, but for the dead records gc punched out (behind a
+ *    filler: they are gone). Bytes past the committed length (a torn tail
+ *    left by a crash) are not damage and are not read.
+ * A mismatch is looked at again in a fresh snapshot before it is reported,
+ * so that a gc running meanwhile (an entry swept, a record moved or
+ * punched) is not taken for damage.
  * One damaged record may be reported by both passes. Stats: chunks_checked
  * counts index entries, bytes_checked the record data hashed (full),
  * packs_checked the packs walked (full), catalog_records the values of the

@@ -38,6 +38,10 @@
 #define VC_REC_MAGIC 0x31524356u
 #define VC_REC_HDR_LEN 56
 #define VC_REC_DATA_MAX (1u << 30)        /* no sealed chunk comes near this */
+/* The kind of a filler record: gc writes one over a stretch of dead
+ * records and punches a hole under it (docs/format-store.md). Never in
+ * the index; walks step over it. (The kinds of vc_store.h come first.) */
+#define VC_KIND_FREE 3
 
 #define VC_IDX_KEY_LEN (8 + VC_TAG_LEN)
 #define VC_IDX_VAL_LEN 25              /* without the CRC the db layer adds */
@@ -247,10 +251,11 @@ int vc_preader_get(VcPackReader *r, uint64_t off, size_t n, const uint8_t **p);
 
 /* Walks the records of a pack from start to end. For each calls fn with
  * the record's offset and header, and its data when the whole record lies
- * before end (data NULL: the record runs past end). A damaged header is
- * reported with h NULL; the walk then looks for the next valid header of
- * this domain further on (a record's header checksum makes a false match
- * a 1-in-2^32 event), so one damaged record costs only itself.
+ * before end (data NULL: the record runs past end). Fillers (VC_KIND_FREE:
+ * dead space gc punched) are stepped over without calling fn. A damaged
+ * header is reported with h NULL; the walk then looks for the next valid
+ * header of this domain further on (a record's header checksum makes a
+ * false match a 1-in-2^32 event), so one damaged record costs only itself.
  * fn returns 0 to go on, <0 to stop with that error. */
 typedef int (*vc_rec_fn)(uint64_t off, const VcRecHdr *h, const uint8_t *data, void *ctx);
 int vc_pack_walk(int fd, uint64_t domain, uint64_t start, uint64_t end, vc_rec_fn fn, void *ctx);
@@ -275,8 +280,14 @@ int vc_store_pack_files(const VcStore *s, uint64_t domain, uint64_t *ret_packs, 
 /* Test hook: kills the process with SIGKILL here when $VMCAS_CRASH_AT
  * names this point, so tests can stop a process between any two steps of
  * a durability protocol. Points: pack-created, flush-synced,
- * compact-copied, compact-retired, compact-unlinked. */
+ * compact-copied, compact-retired, compact-unlinked, punch-marked. */
 void vc_crash_point(const char *name);
+
+/* STORE/reserve (vc_store_reserve_restore): created by the writer with a
+ * new pack if the store has none and at least four times its size is
+ * free, so that a checkin never fails for its sake. */
+#define VC_RESERVE_NAME "reserve"
+void vc_store_reserve_ensure(VcStore *s);
 
 /* ---- writer internals (vc_writer.c) ----------------------------------------- */
 

@@ -11,6 +11,12 @@
  * pack written since the last flush, and only then commits the index
  * entries and the packs' new committed lengths in one LMDB transaction, so
  * the index never points at bytes that are not on disk.
+ *
+ * A write that fails poisons the writer. When the disk is full the
+ * message says so and what to do, and nothing is left behind that gc
+ * cannot free: a claimed pack is cut back to its committed length and a
+ * pack this writer created and never committed anything to is deleted
+ * when the writer is freed.
  */
 #include "store/vc_store_int.h"
 #include "core/vc_util.h"
@@ -50,6 +56,7 @@ typedef struct WPack {
         size_t blen;
         bool dirty;             /* appended to since the last flush */
         bool full;              /* passed pack_max: sealed at the next flush */
+        bool created;           /* by this writer (deleted at free if still empty) */
 } WPack;
 
 typedef struct Pending {
@@ -76,6 +83,7 @@ struct VcWriter {
         uint64_t pack_max;
         uint64_t moved;
         int err;                /* a failed write poisons the writer */
+        char msg[PATH_MAX + 640]; /* and its message, for every later call */
         /* A read transaction reused by every put's index look-up (one
          * begin/abort per 4 KiB chunk cost more than the look-up); reset at
          * each flush so it sees what was committed and pins no old pages. */
@@ -109,7 +117,7 @@ uint64_t vc_writer_moved(const VcWriter *w)
         return w->moved;
 }
 
-static void wpack_free(WPack *p)
+static void wpack_free(VcWriter *w, WPack *p)
 {
         if (!p)
                 return;
@@ -118,9 +126,16 @@ static void wpack_free(WPack *p)
         if (p->fd >= 0) {
                 /* Tidy: drop what was appended but never committed, and the
                  * padding of direct writes. The next claimer would cut it
-                 * anyway; we still hold the lock. */
+                 * anyway; we still hold the lock. A pack we created and
+                 * never committed a record to goes altogether (nothing can
+                 * point into it; its packs entry, with no file, is
+                 * forgotten by the next gc). Both matter on a full disk. */
                 struct stat st;
-                if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->committed)
+                char path[PATH_MAX];
+                if (p->created && p->committed <= VC_PACK_HDR_LEN &&
+                    vc_pack_path(w->s, p->domain, p->pack, path, sizeof path) == 0)
+                        (void)unlink(path);
+                else if (fstat(p->fd, &st) == 0 && (uint64_t)st.st_size > p->committed)
                         (void)!ftruncate(p->fd, (off_t)p->committed);
                 close(p->fd);
         }
@@ -133,7 +148,7 @@ void vc_writer_free(VcWriter *w)
         if (!w)
                 return;
         for (size_t i = 0; i < w->npacks; i++)
-                wpack_free(w->packs[i]);
+                wpack_free(w, w->packs[i]);
         free(w->packs);
         free(w->pend);
         free(w->set);
@@ -196,6 +211,18 @@ static int pend_reserve(VcWriter *w)
                                 set_insert(w, (uint32_t)i);
         }
         return 0;
+}
+
+/* The disk is full: poisons the writer with a message that says what to
+ * do (replacing a lower layer's "No space left on device"). */
+static int nospace(VcWriter *w, int r, const char *what)
+{
+        w->err = r = -ENOSPC;
+        snprintf(w->msg, sizeof w->msg,
+                 "no space left on the store's disk (writing %s); nothing put since the last flush is kept. "
+                 "Run 'vmcas prune' to drop old versions and 'vmcas gc' to free their space, then try again",
+                 what);
+        return vc_errf_replace(r, "%s", w->msg);
 }
 
 /* ---- packs: claim an existing one or create a new one --------------------------- */
@@ -348,7 +375,7 @@ static int pack_create(VcWriter *w, uint64_t domain, WPack **ret)
                 return r;
         uint32_t n = 0;
         int fd = -1;
-        char dir[PATH_MAX], path[PATH_MAX];
+        char dir[PATH_MAX] = "", path[PATH_MAX] = "";
         r = vc_domain_exists(t, domain);
         if (r == 0)
                 r = vc_domain_next_pack(t, domain, &n);
@@ -371,6 +398,8 @@ static int pack_create(VcWriter *w, uint64_t domain, WPack **ret)
         }
         if (r < 0) {
                 vc_txn_abort(t);
+                if (vc_store_out_of_space(s, r))
+                        return nospace(w, r, path[0] ? path : dir);
                 return r;
         }
         uint8_t hdr[VC_PACK_HDR_LEN];
@@ -405,8 +434,15 @@ static int pack_create(VcWriter *w, uint64_t domain, WPack **ret)
                 vc_txn_abort(t);
                 unlink(path);
                 close(fd);
+                if (vc_store_out_of_space(s, r))
+                        return nospace(w, r, path);
                 return r;
         }
+        (*ret)->created = true;
+        /* Hold back the reserve that lets gc work on a full disk, if the
+         * store has none yet (a store made before it existed, or after a
+         * gc that could not restore it) and there is plenty of room. */
+        vc_store_reserve_ensure(s);
         return 0;
 }
 
@@ -478,9 +514,12 @@ static int poison(VcWriter *w, int r, const WPack *p, const char *what)
 {
         char path[PATH_MAX];
         vc_pack_path(w->s, p->domain, p->pack, path, sizeof path);
+        if (vc_store_out_of_space(w->s, r))
+                return nospace(w, r, path);
         w->err = r;
-        return vc_errf(r, "cannot %s %s: %s (the chunks put since the last flush are lost)", what, path,
-                       strerror(-r));
+        snprintf(w->msg, sizeof w->msg, "cannot %s %s: %s (the chunks put since the last flush are lost)", what,
+                 path, strerror(-r));
+        return vc_errf(r, "%s", w->msg);
 }
 
 /* Appends one record, returning where it went. */
@@ -590,7 +629,7 @@ static int put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_
                bool look)
 {
         if (w->err)
-                return w->err;
+                return vc_errf(w->err, "%s", w->msg);
         int r = check_args(domain, kind, len);
         if (r < 0)
                 return r;
@@ -618,7 +657,7 @@ int vc_writer_move(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_
                    size_t len, uint32_t from_pack, uint64_t from_off)
 {
         if (w->err)
-                return w->err;
+                return vc_errf(w->err, "%s", w->msg);
         int r = check_args(domain, kind, len);
         if (r < 0)
                 return r;
@@ -656,7 +695,7 @@ static int commit_entry(VcWriter *w, VcTxn *t, const Pending *pe, int64_t now, u
 int vc_writer_flush(VcWriter *w)
 {
         if (w->err)
-                return w->err;
+                return vc_errf(w->err, "%s", w->msg);
         bool any = w->npend > 0;
         for (size_t i = 0; i < w->npacks; i++) {
                 WPack *p = w->packs[i];
@@ -696,6 +735,10 @@ int vc_writer_flush(VcWriter *w)
                 return r;       /* everything stays pending: a retry commits it */
         }
         r = vc_txn_commit(t);
+        /* The index could not grow: on a full disk retrying is pointless,
+         * and the caller should hear why. */
+        if (r < 0 && vc_store_out_of_space(w->s, r))
+                return nospace(w, r, "the store index");
         if (r < 0)
                 return r;
 
@@ -712,7 +755,7 @@ int vc_writer_flush(VcWriter *w)
                         p->dirty = false;
                 }
                 if (p->full)
-                        wpack_free(p);  /* sealed: release it */
+                        wpack_free(w, p);  /* sealed: release it */
                 else
                         w->packs[keep++] = p;
         }
