@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libzstd-dev zlib1g-dev liblmdb-dev
       libmicrohttpd-dev libcurl4-openssl-dev nbdkit nbdkit-plugin-dev libnbd-dev
-      libnbd-bin libcmocka-dev libjansson-dev gnuplot-nox valgrind openssl perl)
+      libnbd-bin libcmocka-dev libjansson-dev gnuplot-nox valgrind openssl perl e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -788,7 +788,8 @@ static int pack_dir_sum(const char *dir, uint64_t *packs, uint64_t *bytes)
                 if (!vc_pack_name_parse(e->d_name, &n) || fstatat(dirfd(d), e->d_name, &st, 0) < 0)
                         continue;
                 (*packs)++;
-                *bytes += (uint64_t)st.st_size;
+                /* what the file takes: holes that gc punched are free */
+                *bytes += VC_MIN((uint64_t)st.st_size, (uint64_t)st.st_blocks * 512);
         }
         closedir(d);
         return 0;
