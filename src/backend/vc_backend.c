@@ -4,6 +4,7 @@
 #include "core/vc_util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

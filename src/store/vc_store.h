@@ -171,6 +171,8 @@ int vc_txn_commit(VcTxn *t);                 /* always frees t */
 /* A read transaction moves to the newest snapshot. */
 int vc_txn_refresh(VcTxn *t);
 void vc_txn_abort(VcTxn *t);                 /* frees t; NULL ok */
+/* For _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL. */
+static inline void vc_txn_abortp(VcTxn **t) { vc_txn_abort(*t); }
 
 /* *val points into the map, valid until the transaction ends or the next
  * write in it. -ENOENT if absent. */

@@ -288,7 +288,6 @@ int vc_writer_move(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_
 /* Number of moves the last flushes applied (entries repointed). */
 uint64_t vc_writer_moved(const VcWriter *w);
 
-static inline void vc_txn_abortp(VcTxn **t) { vc_txn_abort(*t); }
 static inline void vc_db_cursor_closep(VcDbCursor **c) { vc_db_cursor_close(*c); }
 
 /* A read transaction kept for many look-ups: reset releases its snapshot
