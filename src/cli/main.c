@@ -24,6 +24,9 @@ static const struct {
         { "verify",   vc_cmd_verify,   "check the store's structure (--full: every chunk)" },
         { "prune",    vc_cmd_prune,    "drop old versions of a parcel" },
         { "gc",       vc_cmd_gc,       "free unreferenced chunks, compact packs" },
+        { "serve",    vc_cmd_serve,    "serve the store over HTTP(S) to remote clients" },
+        { "user",     vc_cmd_user,     "add, list or remove the users of a server" },
+        { "login",    vc_cmd_login,    "fetch your key bundle from a server" },
         { "analyze",  vc_cmd_analyze,  "what-if analysis of a trace of VM images" },
         { "synth",    vc_cmd_synth,    "write a synthetic enterprise trace" },
 };
