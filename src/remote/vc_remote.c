@@ -109,7 +109,8 @@ static size_t read_cb(char *dst, size_t size, size_t nmemb, void *ctx)
         while (n < want && x->iv < x->niov) {
                 const struct iovec *v = &x->iov[x->iv];
                 size_t k = VC_MIN(want - n, v->iov_len - x->ivoff);
-                memcpy(dst + n, (const uint8_t *)v->iov_base + x->ivoff, k);
+                if (k)
+                        memcpy(dst + n, (const uint8_t *)v->iov_base + x->ivoff, k);
                 n += k;
                 x->ivoff += k;
                 if (x->ivoff == v->iov_len) {

@@ -201,7 +201,8 @@ static int gs_record(GetStream *g, uint8_t kind, const uint8_t *tag, const uint8
                 memcpy(p + 5, tag, 32);
         else
                 memset(p + 5, 0, 32);
-        memcpy(p + VC_WIRE_REC_HDR, data, len);
+        if (len)
+                memcpy(p + VC_WIRE_REC_HDR, data, len);
         g->len += VC_WIRE_REC_HDR + len;
         return 0;
 }
