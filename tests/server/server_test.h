@@ -61,7 +61,7 @@ typedef struct TestServer {
 
 /* Starts `vmcas -s store serve --listen 127.0.0.1:0 extra...` and waits
  * (at most 30 s) for its "listening" line. */
-static inline void server_start(TestServer *ts, const char *store, const char *extra)
+static inline void server_start_on(TestServer *ts, const char *store, unsigned port, const char *extra)
 {
         int p[2];
         assert_int_equal(pipe(p), 0);
@@ -72,8 +72,8 @@ static inline void server_start(TestServer *ts, const char *store, const char *e
                 dup2(p[1], 2);
                 close(p[0]);
                 char cmd[4096];
-                snprintf(cmd, sizeof cmd, "exec '%s' -s '%s' serve --listen 127.0.0.1:0 %s", vmcas_bin(), store,
-                         extra ? extra : "");
+                snprintf(cmd, sizeof cmd, "exec '%s' -s '%s' serve --listen 127.0.0.1:%u %s", vmcas_bin(), store,
+                         port, extra ? extra : "");
                 execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
                 _exit(127);
         }
@@ -110,6 +110,11 @@ static inline void server_start(TestServer *ts, const char *store, const char *e
         }
         close(p[0]);
         snprintf(ts->url, sizeof ts->url, "http://127.0.0.1:%u", ts->port);
+}
+
+static inline void server_start(TestServer *ts, const char *store, const char *extra)
+{
+        server_start_on(ts, store, 0, extra);
 }
 
 /* SIGTERM, and the server's exit status (0 after a clean shutdown). */

@@ -461,6 +461,27 @@ static void test_threads(void **state)
         }
 }
 
+/* A server that restarts: the back end's kept connections are dead, the
+ * next call reconnects; while it is down, calls fail clearly. */
+static void test_reconnect(void **state)
+{
+        uint8_t tag[32], miss[1];
+        free(make_chunk(4242, 100, tag));
+        assert_int_equal(vc_chunks_missing(alice, "a1", pa.node_dom, tag, 1, miss), 0);
+        unsigned port = srv.port;
+        assert_int_equal(server_stop(&srv), 0);
+        vc_errclear();
+        int r = vc_chunks_missing(alice, "a1", pa.node_dom, tag, 1, miss);
+        assert_true(r == -ECONNREFUSED || r == -EIO);
+        assert_non_null(strstr(vc_errmsg(r), srv.url));
+        vc_errclear();
+        server_start_on(&srv, store, port, "--threads 2");
+        assert_int_equal(vc_chunks_missing(alice, "a1", pa.node_dom, tag, 1, miss), 0);
+        assert_int_equal(miss[0], 1);
+        VcParcelInfo pi;
+        assert_int_equal(vc_cat_parcel(alice, "a1", &pi), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -472,6 +493,7 @@ int main(void)
                 cmocka_unit_test(test_no_oracle),
                 cmocka_unit_test(test_bundle),
                 cmocka_unit_test(test_threads),
+                cmocka_unit_test(test_reconnect),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
