@@ -8,7 +8,8 @@
  * their connection is suspended, so they hold up no other client.
  *
  * Shutdown (SIGTERM, SIGINT): stop accepting, wait for requests in
- * progress (at most DRAIN_SECONDS), close the rest, flush the store. */
+ * progress (at most DRAIN_SECONDS; a verify or gc until it ends), close
+ * the rest, flush the store. */
 #include "server/vc_server_int.h"
 #include "core/vc_util.h"
 
@@ -30,6 +31,7 @@
 typedef struct Glue {
         VcServer *s;
         unsigned active;                 /* requests begun and not completed (atomic) */
+        unsigned slow;                   /* of them, verify or gc running in their thread */
 } Glue;
 
 /* One request as the glue holds it. */
@@ -110,9 +112,11 @@ static int64_t content_length(struct MHD_Connection *c)
 static void *slow_op(void *arg)
 {
         Conn *k = arg;
+        Glue *g = k->g;                  /* k may be freed once resumed */
         vc_req_finish(k->q, &k->resp);
         __atomic_store_n(&k->async, 2, __ATOMIC_RELEASE);
         MHD_resume_connection(k->c);
+        __atomic_fetch_sub(&g->slow, 1, __ATOMIC_RELAXED);
         return NULL;
 }
 
@@ -160,12 +164,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *c, const char
         if (vc_req_slow(k->q)) {
                 pthread_t t;
                 k->async = 1;
+                __atomic_fetch_add(&g->slow, 1, __ATOMIC_RELAXED);
                 MHD_suspend_connection(c);
                 if (pthread_create(&t, NULL, slow_op, k) == 0) {
                         pthread_detach(t);
                         return MHD_YES;
                 }
                 MHD_resume_connection(c);
+                __atomic_fetch_sub(&g->slow, 1, __ATOMIC_RELAXED);
                 k->async = 0;
         }
         VcResp r;
@@ -347,7 +353,10 @@ int vc_server_run(const VcServerOpts *o)
         if (ls != MHD_INVALID_SOCKET)
                 close(ls);
         double t0 = vc_mono();
-        while (__atomic_load_n(&g.active, __ATOMIC_RELAXED) && vc_mono() - t0 < DRAIN_SECONDS) {
+        /* a verify or gc is waited for however long it takes: its connection
+         * is suspended, and the daemon must not stop under it */
+        while (__atomic_load_n(&g.active, __ATOMIC_RELAXED) &&
+               (vc_mono() - t0 < DRAIN_SECONDS || __atomic_load_n(&g.slow, __ATOMIC_RELAXED))) {
                 struct timespec ts = { 0, 20 * 1000 * 1000 };
                 nanosleep(&ts, NULL);
         }
