@@ -69,7 +69,7 @@ typedef struct Seg {
 
 typedef struct Slot {
         uint8_t *buf;
-        uint8_t (*h[MAX_LEVELS])[VC_KEY_LEN];
+        uint8_t (*h[MAX_LEVELS])[VC_CT_KEY_LEN];
         uint32_t *ids[VC_AN_CHUNK_SIZES_MAX];
         Seg seg;
         bool ready;
@@ -293,14 +293,14 @@ static bool plan_next(const Engine *e, Seg *cur, Seg *out)
         return false;
 }
 
-static bool sha16(Worker *w, const void *p, size_t n, uint8_t out[VC_KEY_LEN])
+static bool sha16(Worker *w, const void *p, size_t n, uint8_t out[VC_CT_KEY_LEN])
 {
         unsigned char d[EVP_MAX_MD_SIZE];
         unsigned int dl;
         if (!EVP_DigestInit_ex(w->md, w->e->sha, NULL) || !EVP_DigestUpdate(w->md, p, n) ||
             !EVP_DigestFinal_ex(w->md, d, &dl))
                 return false;
-        memcpy(out, d, VC_KEY_LEN);
+        memcpy(out, d, VC_CT_KEY_LEN);
         return true;
 }
 
@@ -336,7 +336,7 @@ static int read_and_hash(Worker *w, Slot *s)
                 uint64_t nprev = n;
                 n = (nprev + 1) / 2;
                 for (uint64_t j = 0; j < n; j++)
-                        if (!sha16(w, s->h[l - 1][2 * j], (2 * j + 1 < nprev ? 2 : 1) * VC_KEY_LEN, s->h[l][j]))
+                        if (!sha16(w, s->h[l - 1][2 * j], (2 * j + 1 < nprev ? 2 : 1) * VC_CT_KEY_LEN, s->h[l][j]))
                                 goto fail;
         }
         return 0;
@@ -755,7 +755,7 @@ static int engine_init(Engine *e, const VcTrace *t, VcAnalysis *a, unsigned thre
         for (unsigned i = 0; i < e->nslots; i++) {
                 Slot *s = &e->slots[i];
                 s->buf = malloc(e->seg);
-                s->h[0] = malloc(nh * VC_KEY_LEN);
+                s->h[0] = malloc(nh * VC_CT_KEY_LEN);
                 s->ids[0] = malloc(nid * sizeof(uint32_t));
                 if (!s->buf || !s->h[0] || !s->ids[0])
                         return -ENOMEM;

@@ -53,7 +53,7 @@ static int tab_grow_slots(VcChunkTab *t)
         return 0;
 }
 
-int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_KEY_LEN], uint32_t len, uint32_t *id, bool *isnew)
+int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_CT_KEY_LEN], uint32_t len, uint32_t *id, bool *isnew)
 {
         /* Keep the load at most 3/4: linear probing stays short, and the
          * 4-byte tag in the slot spares reading entries that do not match. */
@@ -69,7 +69,7 @@ int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_KEY_LEN], uint32_t len, 
                         break;
                 if ((s & 0xffffffff00000000ull) == tag) {
                         uint32_t i = (uint32_t)s - 1;
-                        if (memcmp(t->ents[i].key, key, VC_KEY_LEN) == 0) {
+                        if (memcmp(t->ents[i].key, key, VC_CT_KEY_LEN) == 0) {
                                 *id = i;
                                 *isnew = false;
                                 return 0;
@@ -89,7 +89,7 @@ int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_KEY_LEN], uint32_t len, 
         }
         uint32_t i = t->n++;
         VcChunkEnt *e = &t->ents[i];
-        memcpy(e->key, key, VC_KEY_LEN);
+        memcpy(e->key, key, VC_CT_KEY_LEN);
         e->len = len;
         e->minday = UINT32_MAX;
         e->cost[0] = e->cost[1] = len;

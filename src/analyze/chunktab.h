@@ -16,10 +16,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define VC_KEY_LEN 16
+#define VC_CT_KEY_LEN 16
 
 typedef struct VcChunkEnt {
-        uint8_t key[VC_KEY_LEN];
+        uint8_t key[VC_CT_KEY_LEN];
         uint32_t len;
         uint32_t minday;     /* first day any parcel held it (ALL storage) */
         uint32_t cost[2];    /* c(x) for gzip and zstd, when computed */
@@ -35,7 +35,7 @@ typedef struct VcChunkTab {
 void vc_chunktab_done(VcChunkTab *t);
 /* Finds key or inserts it with length len; *id its id, *isnew whether it
  * was inserted now. -ENOMEM, or -E2BIG past 2^32 - 2 chunks. */
-int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_KEY_LEN], uint32_t len, uint32_t *id, bool *isnew);
+int vc_chunktab_get(VcChunkTab *t, const uint8_t key[VC_CT_KEY_LEN], uint32_t len, uint32_t *id, bool *isnew);
 /* Bytes of memory used (for the report of memory use). */
 uint64_t vc_chunktab_bytes(const VcChunkTab *t);
 

@@ -32,6 +32,9 @@ static int cache_dir(const VcBackendOpts *o, char *buf, size_t len)
         return n < len ? 0 : -ENAMETOOLONG;
 }
 
+/* Until the cache back end is in the tree. */
+int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, VcBackend **ret) __attribute__((weak));
+
 int vc_backend_open(const char *locator, const VcBackendOpts *o, VcBackend **ret)
 {
         if (!locator || !*locator)
@@ -42,6 +45,9 @@ int vc_backend_open(const char *locator, const VcBackendOpts *o, VcBackend **ret
                 return vc_backend_local_open(locator, o, ret);
         }
         VcBackend *remote;
+        if (!(o && o->no_cache) && !vc_backend_cache_open)
+                return vc_errf(-ENOTSUP, "this vmcas has no host chunk cache yet: use the server without one "
+                               "(no_cache)");
         int r = vc_backend_remote_open(locator, o, &remote);
         if (r < 0)
                 return r;

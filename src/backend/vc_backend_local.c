@@ -128,7 +128,7 @@ static int local_put(VcBackend *b, const char *parcel, const char *domain, const
         for (size_t i = 0; i < n && r >= 0; i++) {
                 if (have[i])
                         continue;
-                r = vc_writer_put(l->w, id, items[i].kind, items[i].tag, items[i].data, items[i].len);
+                r = vc_writer_put_fresh(l->w, id, items[i].kind, items[i].tag, items[i].data, items[i].len);
                 if (r == 1)
                         add(items[i].kind == VC_KIND_DATA ? &b->traffic.sent_data : &b->traffic.sent_meta,
                             items[i].len);

@@ -1,4 +1,5 @@
 /* The store and parcel commands of vmcas. */
+#include "backend/vc_backend.h"
 #include "cli/vc_cli.h"
 #include "client/vc_client.h"
 #include "client/vc_keystore.h"
@@ -32,14 +33,39 @@ static const char *sz(uint64_t n, char *buf)
         return vc_fmt_size(n, buf, 32);
 }
 
-static int open_store(const char *cmd, VcStore **s)
+/* Opens the back end of -s (a path or a URL) with the global options. */
+static int open_backend(const char *cmd, VcBackend **b)
+{
+        if (!vc_global.store || !*vc_global.store)
+                return vc_cli_usage(cmd, "no store given: use -s PATH or URL, or set VMCAS_STORE");
+        VcBackendOpts o = { .cache_dir = vc_global.cache_dir, .cache_size = vc_global.cache_size,
+                            .no_cache = vc_global.no_cache };
+        int r = vc_backend_open(vc_global.store, &o, b);
+        if (r < 0)
+                return vc_cli_fail(r, NULL);
+        return 0;
+}
+
+/* Commands that work on a store directory only (init, verify --reindex). */
+static int open_local(const char *cmd, VcStore **s)
 {
         if (!vc_global.store || !*vc_global.store)
                 return vc_cli_usage(cmd, "no store given: use -s PATH or set VMCAS_STORE");
+        if (strstr(vc_global.store, "://"))
+                return vc_cli_usage(cmd, "this works on a store directory only, not on a server (%s)", vc_global.store);
         int r = vc_store_open(vc_global.store, s);
         if (r < 0)
                 return vc_cli_fail(r, NULL);
         return 0;
+}
+
+static void traffic_json(json_t *o, const VcTraffic *t)
+{
+        json_object_set_new(o, "sent_data_bytes", json_integer((json_int_t)t->sent_data));
+        json_object_set_new(o, "sent_meta_bytes", json_integer((json_int_t)t->sent_meta));
+        json_object_set_new(o, "received_data_bytes", json_integer((json_int_t)t->recv_data));
+        json_object_set_new(o, "received_meta_bytes", json_integer((json_int_t)t->recv_meta));
+        json_object_set_new(o, "wire_bytes", json_integer((json_int_t)(t->wire_sent + t->wire_recv)));
 }
 
 /* Shared option loop: handles -h and -s; returns the option or -1. */
@@ -69,6 +95,8 @@ int vc_cmd_init(int argc, char **argv)
                 return vc_cli_usage("init", "unexpected argument '%s'", argv[optind]);
         if (!vc_global.store)
                 return vc_cli_usage("init", "no store given: use -s PATH or set VMCAS_STORE");
+        if (strstr(vc_global.store, "://"))
+                return vc_cli_usage("init", "init makes a store directory; a server's store is made on its host");
         int r = vc_store_create(vc_global.store);
         if (r < 0)
                 return vc_cli_fail(r, "init");
@@ -129,6 +157,7 @@ static json_t *checkin_json(const VcCheckinStats *st)
         json_object_set_new(o, "meta_bytes", json_integer((json_int_t)st->meta_bytes));
         json_object_set_new(o, "bytes_in", json_integer((json_int_t)st->bytes_in));
         json_object_set_new(o, "seconds", json_real(st->seconds));
+        traffic_json(o, &st->traffic);
         return o;
 }
 
@@ -153,6 +182,7 @@ static int parcel_create(int argc, char **argv)
                 { "disk-size", required_argument, NULL, 'd' },
                 { "from", required_argument, NULL, 'f' },
                 { "json", no_argument, NULL, 'j' },
+                { "owner", required_argument, NULL, 'o' },
                 { 0 }
         };
         VcCreateOpts o = { .comp = VC_COMP_ZSTD };
@@ -185,6 +215,7 @@ static int parcel_create(int argc, char **argv)
                 break;
         case 'f': from = optarg; break;
         case 'j': json = true; break;
+        case 'o': o.owner = optarg; break;
         GETOPT_END
         if (optind + 1 != argc)
                 return vc_cli_usage("parcel", optind >= argc ? "parcel create needs a NAME"
@@ -213,13 +244,13 @@ static int parcel_create(int argc, char **argv)
                 }
                 o.from = fromname;
         }
-        VcStore *s;
-        if ((r = open_store("parcel", &s)) != 0)
+        VcBackend *s;
+        if ((r = open_backend("parcel", &s)) != 0)
                 return r;
         VcCheckinStats st;
         r = vc_parcel_create(s, &o, vc_global.quiet || json, &st);
         if (r < 0) {
-                vc_store_free(s);
+                vc_backend_free(s);
                 return vc_cli_fail(r, "parcel create %s", o.name);
         }
         if (json) {
@@ -231,7 +262,7 @@ static int parcel_create(int argc, char **argv)
                 checkin_text(o.name, &st);
         } else
                 printf("Created parcel %s (%s); its first checkin will be version 1.\n", o.name, policy);
-        vc_store_free(s);
+        vc_backend_free(s);
         return 0;
 }
 
@@ -242,18 +273,25 @@ static int parcel_list(int argc, char **argv)
         GETOPT_LOOP(argc, argv, "", opts, help_parcel)
         case 'j': json = true; break;
         GETOPT_END
-        VcStore *s;
-        int r = open_store("parcel", &s);
+        VcBackend *s;
+        int r = open_backend("parcel", &s);
         if (r != 0)
                 return r;
-        VcTxn *t = NULL;
-        VcParcel *ps = NULL;
+        VcParcelInfo *pi = NULL;
         size_t n = 0;
-        if ((r = vc_txn_begin(s, false, &t)) >= 0)
-                r = vc_repo_parcels(t, &ps, &n);
-        vc_txn_abort(t);
+        r = vc_cat_parcels(s, &pi, &n);
+        VcParcel *ps = r >= 0 ? calloc(n + 1, sizeof *ps) : NULL;
+        if (r >= 0 && !ps)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                /* shown as the store has them: listing needs no key */
+                r = vc_parcel_unpack(pi[i].record, pi[i].record_len, pi[i].name, &ps[i]);
+                ps[i].latest = pi[i].latest;
+        }
+        free(pi);
         if (r < 0) {
-                vc_store_free(s);
+                free(ps);
+                vc_backend_free(s);
                 return vc_cli_fail(r, "parcel list");
         }
         json_t *arr = json_array();
@@ -277,7 +315,7 @@ static int parcel_list(int argc, char **argv)
         else
                 json_decref(arr);
         free(ps);
-        vc_store_free(s);
+        vc_backend_free(s);
         return 0;
 }
 
@@ -300,9 +338,14 @@ int vc_cmd_parcel(int argc, char **argv)
 
 static void help_checkin(void)
 {
-        printf("Usage: vmcas -s STORE checkin NAME --memory FILE --disk FILE [--json]\n\n"
+        printf("Usage: vmcas -s STORE|URL checkin NAME --memory FILE --disk FILE [--keep-lease] [--json]\n\n"
                "Stores the two images as the next version of parcel NAME. Only chunks the store\n"
-               "does not hold yet (within the parcel's policy) are written.\n");
+               "does not hold yet (within the parcel's policy) are sent and written.\n\n"
+               "The parcel must be leased to this host (a checkout took it; the host's name is\n"
+               "$VMCAS_HOST or the system's) or to nobody. A checkin from a host whose lease was\n"
+               "broken is refused. After the commit the lease is given up, unless --keep-lease.\n\n"
+               "  --json   the counts, and the bytes moved: sent_data_bytes, sent_meta_bytes,\n"
+               "           received_data_bytes, received_meta_bytes, wire_bytes\n");
 }
 
 int vc_cmd_checkin(int argc, char **argv)
@@ -312,26 +355,30 @@ int vc_cmd_checkin(int argc, char **argv)
                 { "memory", required_argument, NULL, 'm' },
                 { "disk", required_argument, NULL, 'd' },
                 { "json", no_argument, NULL, 'j' },
+                { "keep-lease", no_argument, NULL, 'k' },
                 { 0 }
         };
         const char *mem = NULL, *disk = NULL;
         bool json = false;
+        VcCheckinOpts co = { 0 };
         GETOPT_LOOP(argc, argv, "", opts, help_checkin)
         case 'm': mem = optarg; break;
         case 'd': disk = optarg; break;
         case 'j': json = true; break;
+        case 'k': co.keep_lease = true; break;
         GETOPT_END
         if (optind + 1 != argc)
                 return vc_cli_usage("checkin", optind >= argc ? "checkin needs a parcel NAME" : "unexpected argument");
         if (!mem || !disk)
                 return vc_cli_usage("checkin", "--memory FILE and --disk FILE are required");
-        VcStore *s;
-        int r = open_store("checkin", &s);
+        VcBackend *s;
+        int r = open_backend("checkin", &s);
         if (r != 0)
                 return r;
         VcCheckinStats st;
-        r = vc_checkin(s, argv[optind], mem, disk, vc_global.quiet || json, &st);
-        vc_store_free(s);
+        co.quiet = vc_global.quiet || json;
+        r = vc_checkin(s, argv[optind], mem, disk, &co, &st);
+        vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "checkin %s", argv[optind]);
         if (json)
@@ -343,9 +390,14 @@ int vc_cmd_checkin(int argc, char **argv)
 
 static void help_checkout(void)
 {
-        printf("Usage: vmcas -s STORE checkout NAME [--version N] --memory FILE --disk FILE\n\n"
+        printf("Usage: vmcas -s STORE|URL checkout NAME [--version N] --memory FILE --disk FILE\n"
+               "                                  [--no-lease] [--json]\n\n"
                "Writes version N (default: the latest) of parcel NAME, byte for byte. Each file is\n"
-               "written beside its target and renamed into place only when both are complete.\n");
+               "written beside its target and renamed into place only when both are complete.\n"
+               "From a server, only the chunks the host cache lacks are fetched.\n\n"
+               "The parcel is leased to this host until it checks in; a parcel leased to another\n"
+               "host is refused. --no-lease reads without taking the lease (nothing to check in).\n\n"
+               "  --json   the counts, and the bytes moved (as for checkin)\n");
 }
 
 int vc_cmd_checkout(int argc, char **argv)
@@ -355,12 +407,18 @@ int vc_cmd_checkout(int argc, char **argv)
                 { "memory", required_argument, NULL, 'm' },
                 { "disk", required_argument, NULL, 'd' },
                 { "version", required_argument, NULL, 'v' },
+                { "no-lease", no_argument, NULL, 'n' },
+                { "json", no_argument, NULL, 'j' },
                 { 0 }
         };
         const char *mem = NULL, *disk = NULL;
         uint64_t version = 0;
+        bool json = false;
+        VcCheckoutOpts co = { 0 };
         int r;
         GETOPT_LOOP(argc, argv, "", opts, help_checkout)
+        case 'n': co.no_lease = true; break;
+        case 'j': json = true; break;
         case 'm': mem = optarg; break;
         case 'd': disk = optarg; break;
         case 'v':
@@ -372,13 +430,26 @@ int vc_cmd_checkout(int argc, char **argv)
                 return vc_cli_usage("checkout", optind >= argc ? "checkout needs a parcel NAME" : "unexpected argument");
         if (!mem || !disk)
                 return vc_cli_usage("checkout", "--memory FILE and --disk FILE are required");
-        VcStore *s;
-        if ((r = open_store("checkout", &s)) != 0)
+        VcBackend *s;
+        if ((r = open_backend("checkout", &s)) != 0)
                 return r;
-        r = vc_checkout(s, argv[optind], (uint32_t)version, mem, disk, vc_global.quiet);
-        vc_store_free(s);
+        VcCheckoutStats st;
+        co.quiet = vc_global.quiet || json;
+        r = vc_checkout(s, argv[optind], (uint32_t)version, mem, disk, &co, &st);
+        vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "checkout %s", argv[optind]);
+        if (json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "parcel", json_string(argv[optind]));
+                json_object_set_new(o, "version", json_integer(st.version));
+                json_object_set_new(o, "chunks", json_integer((json_int_t)st.chunks));
+                json_object_set_new(o, "zero_chunks", json_integer((json_int_t)st.zero_chunks));
+                json_object_set_new(o, "bytes_out", json_integer((json_int_t)st.bytes_out));
+                json_object_set_new(o, "seconds", json_real(st.seconds));
+                traffic_json(o, &st.traffic);
+                print_json(o);
+        }
         return 0;
 }
 
@@ -406,18 +477,20 @@ int vc_cmd_log(int argc, char **argv)
         GETOPT_END
         if (optind + 1 != argc)
                 return vc_cli_usage("log", optind >= argc ? "log needs a parcel NAME" : "unexpected argument");
-        VcStore *s;
-        int r = open_store("log", &s);
+        VcBackend *s;
+        int r = open_backend("log", &s);
         if (r != 0)
                 return r;
-        VcTxn *t = NULL;
         VcParcel p;
         VcVersion *vs = NULL;
         size_t n = 0;
-        if ((r = vc_txn_begin(s, false, &t)) >= 0 && (r = vc_repo_parcel(t, argv[optind], &p)) >= 0)
-                r = vc_repo_versions(t, &p, &vs, &n);
-        vc_txn_abort(t);
-        vc_store_free(s);
+        /* as the store lists them: a log needs no key */
+        if ((r = vc_parcel_peek(s, argv[optind], &p)) >= 0)
+                r = vc_versions_peek(s, argv[optind], &vs, &n);
+        VcLease ls = { 0 };
+        if (r >= 0 && vc_lease_get(s, argv[optind], &ls) < 0)
+                vc_errclear();
+        vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "log %s", argv[optind]);
         if (json) {
@@ -435,6 +508,7 @@ int vc_cmd_log(int argc, char **argv)
                         json_array_append_new(arr, v);
                 }
                 json_object_set_new(o, "versions", arr);
+                json_object_set_new(o, "leased_to", ls.held ? json_string(ls.host) : json_null());
                 print_json(o);
         } else {
                 char a[32], b[32];
@@ -450,6 +524,11 @@ int vc_cmd_log(int argc, char **argv)
                 }
                 if (n == 0)
                         printf("(no version yet)\n");
+                if (ls.held) {
+                        char since[40];
+                        fmt_time(ls.since, since, sizeof since);
+                        printf("leased to host %s since %s\n", ls.host, since);
+                }
         }
         free(vs);
         return 0;
@@ -475,13 +554,13 @@ int vc_cmd_stat(int argc, char **argv)
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("stat", "unexpected argument '%s'", argv[optind]);
-        VcStore *s;
-        int r = open_store("stat", &s);
+        VcBackend *s;
+        int r = open_backend("stat", &s);
         if (r != 0)
                 return r;
         VcStoreStat st;
-        r = vc_repo_stat(s, &st);
-        vc_store_free(s);
+        r = vc_backend_stat(s, &st);
+        vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "stat");
         if (json) {
@@ -580,25 +659,28 @@ int vc_cmd_verify(int argc, char **argv)
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("verify", "unexpected argument '%s'", argv[optind]);
-        VcStore *s;
-        int r = open_store("verify", &s);
-        if (r != 0)
-                return r;
+        int r;
         if (reindex) {
-                r = vc_store_reindex(s);
-                if (r < 0) {
-                        vc_store_free(s);
+                VcStore *ls;
+                if ((r = open_local("verify", &ls)) != 0)
+                        return r;
+                r = vc_store_reindex(ls);
+                vc_store_free(ls);
+                if (r < 0)
                         return vc_cli_fail(r, "verify --reindex");
-                }
                 printf("reindexed %d chunks from the packs\n", r);
         }
+        VcBackend *s;
+        if ((r = open_backend("verify", &s)) != 0)
+                return r;
         int lines = 0;
         VcVerifyStats st;
         VcProgress prog;
         vc_progress_init(&prog, "verify", 0, vc_global.quiet);
-        vc_store_set_progress(s, &prog);
-        r = vc_repo_verify(s, full, report_line, &lines, &st);
-        vc_store_free(s);
+        if (vc_backend_local_store(s))
+                vc_store_set_progress(vc_backend_local_store(s), &prog);
+        r = vc_backend_verify(s, full, report_line, &lines, &st);
+        vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "verify");
         char a[32];
@@ -639,11 +721,11 @@ int vc_cmd_prune(int argc, char **argv)
                 return vc_cli_usage("prune", optind >= argc ? "prune needs a parcel NAME" : "unexpected argument");
         if (!have)
                 return vc_cli_usage("prune", "--keep N is required");
-        VcStore *s;
-        if ((r = open_store("prune", &s)) != 0)
+        VcBackend *s;
+        if ((r = open_backend("prune", &s)) != 0)
                 return r;
-        r = vc_repo_prune(s, argv[optind], (uint32_t)keep);
-        vc_store_free(s);
+        r = vc_cat_prune(s, argv[optind], (uint32_t)keep);
+        vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "prune %s", argv[optind]);
         printf("dropped %d version%s of %s; run 'vmcas gc' to free their chunks\n", r, r == 1 ? "" : "s", argv[optind]);
@@ -674,12 +756,12 @@ int vc_cmd_gc(int argc, char **argv)
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("gc", "unexpected argument '%s'", argv[optind]);
-        VcStore *s;
-        if ((r = open_store("gc", &s)) != 0)
+        VcBackend *s;
+        if ((r = open_backend("gc", &s)) != 0)
                 return r;
         VcGcStats st;
-        r = vc_repo_gc(s, (int64_t)grace, vc_global.quiet, &st);
-        vc_store_free(s);
+        r = vc_backend_gc(s, (int64_t)grace, vc_global.quiet, &st);
+        vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "gc");
         if (json) {
@@ -702,5 +784,70 @@ int vc_cmd_gc(int argc, char **argv)
                        st.compact.packs_rewritten, st.compact.packs_deleted, sz(st.compact.bytes_before, b),
                        sz(st.compact.bytes_after, c));
         }
+        return 0;
+}
+
+/* ---- lease ------------------------------------------------------------------------ */
+
+static void help_lease(void)
+{
+        printf("Usage: vmcas -s STORE|URL lease show NAME [--json]\n"
+               "       vmcas -s STORE|URL lease break NAME\n\n"
+               "A parcel is leased to the host that checked it out, until that host checks it\n"
+               "in. show says who holds it; break takes it away (an administrator's call, for a\n"
+               "host that is lost): the old holder's next checkin is then refused, never merged.\n");
+}
+
+int vc_cmd_lease(int argc, char **argv)
+{
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool json = false;
+        if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                help_lease();
+                return 0;
+        }
+        if (argc < 2 || (strcmp(argv[1], "show") != 0 && strcmp(argv[1], "break") != 0))
+                return vc_cli_usage("lease", argc < 2 ? "missing subcommand (show or break)"
+                                                      : "unknown subcommand '%s' (expected show or break)", argv[1]);
+        const char *sub = argv[1];
+        argc--, argv++;
+        GETOPT_LOOP(argc, argv, "", opts, help_lease)
+        case 'j': json = true; break;
+        GETOPT_END
+        if (optind + 1 != argc)
+                return vc_cli_usage("lease", optind >= argc ? "lease %s needs a parcel NAME" : "unexpected argument", sub);
+        VcBackend *s;
+        int r = open_backend("lease", &s);
+        if (r != 0)
+                return r;
+        const char *name = argv[optind];
+        if (strcmp(sub, "break") == 0) {
+                r = vc_lease_break(s, name);
+                vc_backend_free(s);
+                if (r < 0)
+                        return vc_cli_fail(r, "lease break %s", name);
+                printf(r ? "broke the lease on %s: its holder's next checkin will be refused\n"
+                         : "%s was not leased\n", name);
+                return 0;
+        }
+        VcLease ls;
+        r = vc_lease_get(s, name, &ls);
+        vc_backend_free(s);
+        if (r < 0)
+                return vc_cli_fail(r, "lease show %s", name);
+        char since[40] = "";
+        if (ls.held)
+                fmt_time(ls.since, since, sizeof since);
+        if (json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "parcel", json_string(name));
+                json_object_set_new(o, "held", json_boolean(ls.held));
+                json_object_set_new(o, "host", ls.held ? json_string(ls.host) : json_null());
+                json_object_set_new(o, "since", ls.held ? json_integer(ls.since) : json_null());
+                print_json(o);
+        } else if (ls.held)
+                printf("%s is leased to host %s since %s\n", name, ls.host, since);
+        else
+                printf("%s is not leased\n", name);
         return 0;
 }

@@ -24,6 +24,7 @@ static const struct {
         { "verify",   vc_cmd_verify,   "check the store's structure (--full: every chunk)" },
         { "prune",    vc_cmd_prune,    "drop old versions of a parcel" },
         { "gc",       vc_cmd_gc,       "free unreferenced chunks, compact packs" },
+        { "lease",    vc_cmd_lease,    "who holds a parcel's lease; break it" },
         { "serve",    vc_cmd_serve,    "serve the store over HTTP(S) to remote clients" },
         { "user",     vc_cmd_user,     "add, list or remove the users of a server" },
         { "login",    vc_cmd_login,    "fetch your key bundle from a server" },
@@ -33,10 +34,15 @@ static const struct {
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: vmcas [-s STORE] [-q] COMMAND [ARGS...]\n\n"
+        fprintf(f, "Usage: vmcas [-s STORE|URL] [-q] [--cache DIR] [--cache-size SIZE] [--no-cache] COMMAND [ARGS...]\n\n"
                    "Content-addressable storage for the state of virtual machines.\n\n"
                    "Options:\n"
-                   "  -s, --store PATH   the store (default: $VMCAS_STORE)\n"
+                   "  -s, --store PATH|URL  the store: a directory, or a server's http(s):// URL\n"
+                   "                     (default: $VMCAS_STORE)\n"
+                   "      --cache DIR    the host chunk cache in front of a server (default:\n"
+                   "                     $VMCAS_CACHE, or ~/.cache/vmcas)\n"
+                   "      --cache-size SIZE  its bound, least recently used chunks go first\n"
+                   "      --no-cache     talk to the server directly\n"
                    "  -q, --quiet        no progress output\n"
                    "  -h, --help         this help\n"
                    "      --version      print the version\n\n"
@@ -79,8 +85,12 @@ int main(int argc, char **argv)
                 { "quiet", no_argument, NULL, 'q' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "cache", required_argument, NULL, 'C' },
+                { "cache-size", required_argument, NULL, 'Z' },
+                { "no-cache", no_argument, NULL, 'N' },
                 { 0 }
         };
+        int r;
         vc_global.store = getenv("VMCAS_STORE");
         int c;
         while ((c = getopt_long(argc, argv, "+s:qh", opts, NULL)) != -1) {
@@ -88,7 +98,15 @@ int main(int argc, char **argv)
                 case 's': vc_global.store = optarg; break;
                 case 'q': vc_global.quiet = true; break;
                 case 'h': usage(stdout); return 0;
-                case 'V': printf("vmcas 0.1\n"); return 0;
+                case 'V': printf("vmcas 0.2\n"); return 0;
+                case 'C': vc_global.cache_dir = optarg; break;
+                case 'N': vc_global.no_cache = true; break;
+                case 'Z':
+                        if ((r = vc_parse_size(optarg, "--cache-size", &vc_global.cache_size)) < 0) {
+                                fprintf(stderr, "vmcas: %s\n", vc_errmsg(r));
+                                return 2;
+                        }
+                        break;
                 default: usage(stderr); return 2;
                 }
         }

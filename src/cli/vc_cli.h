@@ -7,9 +7,14 @@
 
 #include <stdbool.h>
 
+#include <stdint.h>
+
 typedef struct VcGlobal {
-        const char *store;   /* -s/--store or $VMCAS_STORE, may be NULL */
+        const char *store;      /* -s/--store or $VMCAS_STORE, may be NULL */
         bool quiet;
+        const char *cache_dir;  /* --cache DIR (a server's host cache) */
+        uint64_t cache_size;    /* --cache-size */
+        bool no_cache;          /* --no-cache */
 } VcGlobal;
 
 extern VcGlobal vc_global;
@@ -24,6 +29,7 @@ int vc_cmd_stat(int argc, char **argv);
 int vc_cmd_verify(int argc, char **argv);
 int vc_cmd_prune(int argc, char **argv);
 int vc_cmd_gc(int argc, char **argv);
+int vc_cmd_lease(int argc, char **argv);
 
 /* the server and its users, and logging in to one (src/cli/cmd_serve.c) */
 int vc_cmd_serve(int argc, char **argv);

@@ -117,6 +117,57 @@ typedef struct {
         VcEntry *out;
 } ReadCtx;
 
+/* Opens the node of entry e, at level, covering span entries, from its
+ * sealed bytes: checks tag, shape and key, and writes its children to ent
+ * (*count of them). */
+static int open_node(const uint8_t *secret, const VcEntry *e, unsigned level, uint64_t span, const uint8_t *sealed,
+                     size_t len, VcEntry ent[VC_FANOUT], uint32_t *ret_count)
+{
+        char hex[65];
+        vc_hex(e->tag, 32, hex);
+        uint8_t h[32];
+        vc_sha256(sealed, len, h);
+        if (!vc_hash_eq(h, e->tag, 32))
+                return vc_errf(-EBADMSG, "keyring node %s is damaged (its bytes do not match its tag)", hex);
+        unsigned lv = 0;
+        uint32_t count = 0;
+        const uint8_t *tags = NULL;
+        if (vc_node_parse(sealed, len, &lv, &count, &tags) < 0)
+                return vc_errf_replace(-EBADMSG, "keyring node %s is malformed", hex);
+        uint64_t child_span = 1;
+        for (unsigned i = 0; i < level; i++)
+                child_span *= VC_FANOUT;
+        uint64_t want = (span + child_span - 1) / child_span;
+        if (lv != level || count != want)
+                return vc_errf(-EBADMSG, "keyring node %s has the wrong shape", hex);
+        uint8_t keys[VC_FANOUT * 32];
+        static const uint8_t iv[16];
+        int r = vc_ctr(e->key, iv, tags + 32 * count, keys, 32 * (size_t)count);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < count; i++) {
+                memcpy(ent[i].tag, tags + 32 * i, 32);
+                memcpy(ent[i].key, keys + 32 * i, 32);
+        }
+        vc_wipe(keys, sizeof keys);
+        uint8_t k[32];
+        node_key(secret, sealed, ent, count, k);
+        if (!vc_hash_eq(k, e->key, 32)) {
+                vc_wipe(ent, sizeof(VcEntry) * VC_FANOUT);
+                return vc_errf(-EKEYREJECTED, "keyring node %s does not open with this parcel's key (wrong key?)", hex);
+        }
+        *ret_count = count;
+        return 0;
+}
+
+static uint64_t span_of(unsigned level)
+{
+        uint64_t s = 1;
+        for (unsigned i = 0; i < level; i++)
+                s *= VC_FANOUT;
+        return s;
+}
+
 /* Reads the subtree of entry e at `level` covering entries [first, first+span). */
 static int read_sub(ReadCtx *rc, const VcEntry *e, unsigned level, uint64_t first, uint64_t span)
 {
@@ -125,42 +176,14 @@ static int read_sub(ReadCtx *rc, const VcEntry *e, unsigned level, uint64_t firs
                 return 0;
         }
         size_t len;
-        char hex[65];
         int r = rc->get(e->tag, &rc->buf, &rc->cap, &len, rc->ctx);
         if (r < 0)
                 return r;
-        vc_hex(e->tag, 32, hex);
-        uint8_t h[32];
-        vc_sha256(rc->buf, len, h);
-        if (!vc_hash_eq(h, e->tag, 32))
-                return vc_errf(-EBADMSG, "keyring node %s is damaged (its bytes do not match its tag)", hex);
-        unsigned lv = 0;
-        uint32_t count = 0;
-        const uint8_t *tags = NULL;
-        if (vc_node_parse(rc->buf, len, &lv, &count, &tags) < 0)
-                return vc_errf_replace(-EBADMSG, "keyring node %s is malformed", hex);
-        uint64_t child_span = 1;
-        for (unsigned i = 0; i < level; i++)
-                child_span *= VC_FANOUT;
-        uint64_t want = (span + child_span - 1) / child_span;
-        if (lv != level || count != want)
-                return vc_errf(-EBADMSG, "keyring node %s has the wrong shape", hex);
         VcEntry ent[VC_FANOUT];
-        uint8_t keys[VC_FANOUT * 32];
-        static const uint8_t iv[16];
-        r = vc_ctr(e->key, iv, tags + 32 * count, keys, 32 * (size_t)count);
-        if (r < 0)
+        uint32_t count;
+        if ((r = open_node(rc->secret, e, level, span, rc->buf, len, ent, &count)) < 0)
                 return r;
-        for (uint32_t i = 0; i < count; i++) {
-                memcpy(ent[i].tag, tags + 32 * i, 32);
-                memcpy(ent[i].key, keys + 32 * i, 32);
-        }
-        uint8_t k[32];
-        node_key(rc->secret, rc->buf, ent, count, k);
-        if (!vc_hash_eq(k, e->key, 32)) {
-                vc_wipe(ent, sizeof ent);
-                return vc_errf(-EKEYREJECTED, "keyring node %s does not open with this parcel's key (wrong key?)", hex);
-        }
+        uint64_t child_span = span_of(level);
         if (level == 0) {
                 memcpy(rc->out + first, ent, count * sizeof(VcEntry));
         } else {
@@ -170,7 +193,114 @@ static int read_sub(ReadCtx *rc, const VcEntry *e, unsigned level, uint64_t firs
                 }
         }
         vc_wipe(ent, sizeof ent);
-        vc_wipe(keys, sizeof keys);
+        return r;
+}
+
+/* ---- level by level, in batches ------------------------------------------- */
+
+typedef struct Front {
+        VcEntry e;
+        uint64_t first, span;
+} Front;
+
+typedef struct {
+        const uint8_t *secret;
+        unsigned level;
+        const Front *cur;          /* this level's non-zero entries */
+        const size_t *idx;         /* batch position -> index into cur */
+        Front *next;               /* the level below, at 32 * position */
+        uint32_t *counts;
+        VcEntry *out;
+} LevelCtx;
+
+static int got_node(size_t i, const uint8_t *sealed, size_t len, void *ctx)
+{
+        LevelCtx *lc = ctx;
+        size_t at = lc->idx[i];
+        const Front *f = &lc->cur[at];
+        VcEntry ent[VC_FANOUT];
+        uint32_t count;
+        int r = open_node(lc->secret, &f->e, lc->level, f->span, sealed, len, ent, &count);
+        if (r < 0)
+                return r;
+        uint64_t cs = span_of(lc->level);
+        if (lc->level == 0)
+                memcpy(lc->out + f->first, ent, count * sizeof(VcEntry));
+        else
+                for (uint32_t c = 0; c < count; c++) {
+                        Front *n = &lc->next[at * VC_FANOUT + c];
+                        n->e = ent[c];
+                        n->first = f->first + c * cs;
+                        n->span = VC_MIN(cs, f->first + f->span - n->first);
+                }
+        lc->counts[at] = count;
+        vc_wipe(ent, sizeof ent);
+        return 0;
+}
+
+#define LEVEL_BATCH 4096
+
+int vc_tree_read_levels(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
+                        vc_nodes_get_fn get, void *ctx, VcEntry *out)
+{
+        if (n == 0)
+                return 0;
+        unsigned level = vc_tree_height(n) - 1;
+        Front *cur = malloc(sizeof *cur);
+        if (!cur)
+                return -ENOMEM;
+        cur[0] = (Front){ *root, 0, n };
+        size_t ncur = 1;
+        int r = 0;
+        for (;;) {
+                /* zero entries stand for all-zero stretches: no node */
+                size_t live = 0;
+                for (size_t i = 0; i < ncur; i++) {
+                        if (vc_entry_is_zero(&cur[i].e))
+                                memset(out + cur[i].first, 0, cur[i].span * sizeof(VcEntry));
+                        else
+                                cur[live++] = cur[i];
+                }
+                ncur = live;
+                Front *next = level ? calloc(ncur * VC_FANOUT + 1, sizeof *next) : NULL;
+                uint32_t *counts = calloc(ncur + 1, sizeof *counts);
+                size_t *idx = malloc(LEVEL_BATCH * sizeof *idx);
+                uint8_t *tags = malloc(LEVEL_BATCH * 32);
+                if ((level && !next) || !counts || !idx || !tags)
+                        r = -ENOMEM;
+                LevelCtx lc = { node_secret, level, cur, idx, next, counts, out };
+                for (size_t b = 0; r == 0 && b < ncur; b += LEVEL_BATCH) {
+                        size_t m = VC_MIN((size_t)LEVEL_BATCH, ncur - b);
+                        for (size_t i = 0; i < m; i++) {
+                                idx[i] = b + i;
+                                memcpy(tags + 32 * i, cur[b + i].e.tag, 32);
+                        }
+                        r = get(tags, m, got_node, &lc, ctx);
+                }
+                /* a back end that skipped a node would leave a hole */
+                for (size_t i = 0; r == 0 && i < ncur; i++)
+                        if (counts[i] == 0)
+                                r = vc_errf(-EIO, "a keyring node was not delivered");
+                size_t nnext = 0;
+                if (r == 0 && level)
+                        for (size_t i = 0; i < ncur; i++)
+                                for (uint32_t c = 0; c < counts[i]; c++)
+                                        next[nnext++] = next[i * VC_FANOUT + c];
+                vc_wipe(cur, ncur * sizeof *cur);
+                free(cur);
+                free(counts);
+                free(idx);
+                free(tags);
+                cur = next;
+                ncur = nnext;
+                if (r < 0 || level == 0)
+                        break;
+                level--;
+        }
+        if (cur) {
+                vc_wipe(cur, ncur * sizeof *cur);
+                free(cur);
+        }
         return r;
 }
 

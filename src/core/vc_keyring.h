@@ -52,6 +52,16 @@ int vc_tree_build(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *e, uint6
 int vc_tree_read(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
                  vc_node_get_fn get, void *ctx, VcEntry *out);
 
+/* The same, level by level: all the nodes of one level are fetched in
+ * batches of up to 4096 with one get call each, so a remote back end makes
+ * (height × nodes / 4096) requests rather than one per node. get must call
+ * got(i, sealed, len, gctx) once for each tags[i] (i < n), in any order,
+ * and return got's first error. */
+typedef int (*vc_node_got_fn)(size_t i, const uint8_t *sealed, size_t len, void *gctx);
+typedef int (*vc_nodes_get_fn)(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gctx, void *ctx);
+int vc_tree_read_levels(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
+                        vc_nodes_get_fn get, void *ctx, VcEntry *out);
+
 /* Parses a sealed node without a key: its level, count and tags (pointing
  * into sealed). -EBADMSG if malformed. */
 int vc_node_parse(const uint8_t *sealed, size_t len, unsigned *level, uint32_t *count, const uint8_t **tags);

@@ -32,14 +32,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/vc_chunk.h"
 #include "core/vc_compress.h"
 #include "core/vc_hash.h"
 
 #define VC_KEY_LEN 32
 #define VC_SEAL_HDR 8
 #define VC_SEAL_NONCE 16
-#define VC_CHUNK_MIN (4u << 10)
-#define VC_CHUNK_MAX (512u << 10)
 
 typedef enum { VC_POLICY_DELTA = 0, VC_POLICY_IP = 1, VC_POLICY_GROUP = 2, VC_POLICY_ALL = 3 } VcPolicy;
 

@@ -403,12 +403,8 @@ int vc_repo_prune(VcStore *s, const char *name, uint32_t keep)
                 return vc_errf(-EINVAL, "--keep must be at least 1 (the latest version is always kept)");
         if (!vc_name_valid(name))
                 return vc_errf(-EINVAL, "invalid parcel name '%s'", name);
-        char lockname[VC_NAME_MAX + 16];
-        snprintf(lockname, sizeof lockname, "parcel-%s", name);
-        int lock = -1;
-        int r = vc_store_lock(s, lockname, true, false, &lock);
-        if (r < 0)
-                return r;
+        /* one write transaction: a commit beside it is before or after */
+        int r;
         VcTxn *t = NULL;
         VcParcel p;
         VcVersion *vs = NULL;
@@ -432,6 +428,5 @@ int vc_repo_prune(VcStore *s, const char *name, uint32_t keep)
 out:
         vc_txn_abort(t);
         free(vs);
-        vc_store_unlock(lock);
         return r < 0 ? r : dropped;
 }

@@ -76,7 +76,7 @@ int vc_rec_hdr_decode(const uint8_t in[VC_REC_HDR_LEN], VcRecHdr *h)
 {
         if (vc_get32(in) != VC_REC_MAGIC || vc_get32(in + 52) != crc(in, 52))
                 return -EBADMSG;
-        if (in[4] > VC_KIND_META || vc_get32(in + 48) > VC_CHUNK_MAX)
+        if (in[4] > VC_KIND_META || vc_get32(in + 48) > VC_REC_DATA_MAX)
                 return -EBADMSG;
         h->kind = in[4];
         h->domain = vc_get64(in + 8);

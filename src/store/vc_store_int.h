@@ -37,7 +37,7 @@
 /* "VCR1" on disk: version 1 of the record layout. */
 #define VC_REC_MAGIC 0x31524356u
 #define VC_REC_HDR_LEN 56
-#define VC_CHUNK_MAX (1u << 30)        /* no sealed chunk comes near this */
+#define VC_REC_DATA_MAX (1u << 30)        /* no sealed chunk comes near this */
 
 #define VC_IDX_KEY_LEN (8 + VC_TAG_LEN)
 #define VC_IDX_VAL_LEN 25              /* without the CRC the db layer adds */

@@ -531,7 +531,7 @@ static int check_args(uint64_t domain, int kind, size_t len)
 {
         if (kind != VC_KIND_DATA && kind != VC_KIND_META)
                 return vc_errf(-EINVAL, "invalid chunk kind %d", kind);
-        if (len > VC_CHUNK_MAX)
+        if (len > VC_REC_DATA_MAX)
                 return vc_errf(-EINVAL, "chunk of %zu bytes is too large", len);
         if (domain == 0)
                 return vc_errf(-EINVAL, "invalid domain 0");

@@ -63,13 +63,20 @@ static void test_create_open_errors(void **state)
         flip_byte(p, 20);
         vc_errclear();
         assert_int_equal(vc_store_open(path, &s), -EBADMSG);
-        const char *body = "vmcas-store\nformat 2\nuuid 00112233445566778899aabbccddeeff\n";
+        const char *body = "vmcas-store\nformat 3\nuuid 00112233445566778899aabbccddeeff\n";
         char text[256];
         snprintf(text, sizeof text, "%scrc32 %08lx\n", body, crc32(0, (const Bytef *)body, (uInt)strlen(body)));
         write_text(p, text);
         vc_errclear();
         assert_int_equal(vc_store_open(path, &s), -EPROTO);
-        assert_non_null(strstr(vc_errmsg(-EPROTO), "format 2"));
+        assert_non_null(strstr(vc_errmsg(-EPROTO), "format 3"));
+        /* a store of vmcas 0.1 (format 1) is refused with the way out */
+        body = "vmcas-store\nformat 1\nuuid 00112233445566778899aabbccddeeff\n";
+        snprintf(text, sizeof text, "%scrc32 %08lx\n", body, crc32(0, (const Bytef *)body, (uInt)strlen(body)));
+        write_text(p, text);
+        vc_errclear();
+        assert_int_equal(vc_store_open(path, &s), -EPROTO);
+        assert_non_null(strstr(vc_errmsg(-EPROTO), "not authenticated"));
         assert_int_equal(vc_write_file_atomic(p, orig, len, 0644), 0);
         free(orig);
         assert_int_equal(vc_store_open(path, &s), 0);
@@ -107,7 +114,7 @@ static void test_domains(void **state)
         assert_int_equal(vc_store_domain_name(s, b, name, 3), -ERANGE);
         assert_int_equal(vc_store_domain(s, "", true, &c), -EINVAL);
         assert_int_equal(vc_store_domain(s, "has space", true, &c), -EINVAL);
-        assert_int_equal(vc_store_domain(s, "0123456789012345678901234567890123456789012345678901234567890123",
+        assert_int_equal(vc_store_domain(s, "01234567890123456789012345678901234567890123456789012345678901234567890123456789",
                                          true, &c), -EINVAL);
         /* A second handle in the same process shares the environment. */
         assert_int_equal(vc_store_open(path, &s2), 0);

@@ -1,0 +1,565 @@
+/* Checkin: read, hash, seal on every core; ask the back end which sealed
+ * chunks it lacks and send those, a batch at a time, on a put thread;
+ * build the keyrings; commit the version in one atomic call. */
+#include "client/vc_client_int.h"
+#include "client/vc_keystore.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BATCH (8u << 20)        /* bytes read and sealed per round */
+#define NODE_BATCH 2048         /* keyring nodes sent per call */
+
+enum { SLOT_ZERO, SLOT_REUSED, SLOT_NEW };
+
+/* One round of BATCH bytes: the data, each chunk's fate and sealed bytes. */
+typedef struct Batch {
+        uint8_t *buf, *slots, *kind;
+        size_t *slen;
+        VcEntry *out;              /* entries of this batch, in place */
+        uint64_t first, len;       /* first chunk index, bytes */
+        VcPutItem *items;          /* the put thread's scratch */
+        uint8_t *tags, *missing;
+        uint64_t *at;
+} Batch;
+
+/* A growing list of tags: what the commit must find stored. */
+typedef struct Need {
+        uint8_t *tags;
+        size_t n, cap;
+        VcTagSet *seen;
+} Need;
+
+typedef struct Checkin {
+        VcBackend *b;
+        VcParcel *p;
+        const Keys *k;
+        int nthreads;
+        VcSealer *sealers[VC_MAX_THREADS];
+        VcTagSet *prevmap;         /* key -> index into prev (ip/group/all) */
+        VcEntry *prev_all;         /* previous memory entries, then disk */
+        Need need_data, need_nodes;
+        VcCheckinStats *st;
+        VcProgress prog;
+        uint64_t done;
+        /* Two batches: while the workers seal one, the put thread sends
+         * the other to the back end. */
+        Batch bt[2], *cur;
+        size_t slot_size;
+        const VcEntry *prev;       /* previous entries of this image, or NULL */
+        uint64_t prev_n;
+        uint64_t seal_base;        /* nonce index of position 0 of this image */
+        Source *src;               /* the image the workers read, at src_off */
+        uint64_t src_off;
+        int err;                   /* the first worker error and its message */
+        char errmsg[1024];
+        pthread_mutex_t lock;
+        /* the put thread */
+        pthread_t putter;
+        bool putter_started, quit;
+        Batch *todo;               /* handed to the put thread, NULL when idle */
+        int put_err;
+        char put_errmsg[1024];
+        pthread_cond_t cv;
+        /* keyring nodes waiting to be sent */
+        uint8_t *nodes;
+        VcPutItem nitems[NODE_BATCH];
+        uint8_t ntags[NODE_BATCH * 32], nmissing[NODE_BATCH];
+        size_t nnodes, nodes_used;
+} Checkin;
+
+typedef struct { Checkin *c; int tid; } Worker;
+
+/* Keeps the first error of a worker with its message, which lives in the
+ * worker's thread: the caller re-raises it in its own (keep_raise). */
+static void keep_err(Checkin *c, int *slot, char *msg, int r)
+{
+        pthread_mutex_lock(&c->lock);
+        if (!*slot) {
+                *slot = r;
+                snprintf(msg, 1024, "%s", vc_errmsg(r));
+        }
+        pthread_mutex_unlock(&c->lock);
+}
+
+static int keep_raise(int r, const char *msg)
+{
+        return r < 0 ? vc_errf_replace(r, "%s", msg) : r;
+}
+
+static int need_add(Need *nd, const uint8_t tag[32])
+{
+        int r = vc_tagset_add(nd->seen, 0, tag, 0);
+        if (r <= 0)
+                return r;
+        if (nd->n == nd->cap) {
+                size_t cap = nd->cap ? 2 * nd->cap : 1024;
+                uint8_t *x = realloc(nd->tags, cap * 32);
+                if (!x)
+                        return -ENOMEM;
+                nd->tags = x;
+                nd->cap = cap;
+        }
+        memcpy(nd->tags + 32 * nd->n++, tag, 32);
+        return 0;
+}
+
+static void *work(void *arg)
+{
+        Worker *wk = arg;
+        Checkin *c = wk->c;
+        Batch *b = c->cur;
+        VcSealer *sl = c->sealers[wk->tid];
+        uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
+        /* Each worker takes a contiguous slice of the batch and, from a
+         * file, reads it itself: reading is then as parallel as sealing. */
+        uint64_t lo = n * (uint64_t)wk->tid / (uint64_t)c->nthreads;
+        uint64_t hi = n * (uint64_t)(wk->tid + 1) / (uint64_t)c->nthreads;
+        if (c->src && c->src->fd >= 0 && hi > lo) {
+                uint64_t from = lo * cs, to = VC_MIN(hi * cs, b->len);
+                int r = source_read(c->src, c->src_off + from, b->buf + from, (size_t)(to - from));
+                if (r < 0) {
+                        keep_err(c, &c->err, c->errmsg, r);
+                        return NULL;
+                }
+        }
+        for (uint64_t i = lo; i < hi; i++) {
+                const uint8_t *d = b->buf + i * cs;
+                size_t len = (size_t)VC_MIN(cs, b->len - i * cs);
+                uint64_t idx = b->first + i;
+                VcEntry *e = &b->out[i];
+                if (vc_is_zero(d, len)) {
+                        memset(e, 0, sizeof *e);
+                        b->kind[i] = SLOT_ZERO;
+                        continue;
+                }
+                vc_chunk_key(sl, d, len, e->key);
+                uint64_t at;
+                if (c->prev && idx < c->prev_n && !vc_entry_is_zero(&c->prev[idx]) &&
+                    memcmp(c->prev[idx].key, e->key, VC_KEY_LEN) == 0) {
+                        memcpy(e->tag, c->prev[idx].tag, 32);
+                        b->kind[i] = SLOT_REUSED;
+                        continue;
+                }
+                if (c->prevmap && vc_tagset_get(c->prevmap, 0, e->key, &at)) {
+                        memcpy(e->tag, c->prev_all[at].tag, 32);
+                        b->kind[i] = SLOT_REUSED;
+                        continue;
+                }
+                int r = vc_seal(sl, d, len, e->key, c->seal_base + idx, b->slots + i * c->slot_size, c->slot_size,
+                                &b->slen[i], e->tag);
+                if (r < 0) {
+                        keep_err(c, &c->err, c->errmsg, r);
+                        break;
+                }
+                b->kind[i] = SLOT_NEW;
+        }
+        return NULL;
+}
+
+static int run_workers(Checkin *c)
+{
+        Worker wk[VC_MAX_THREADS];
+        c->err = 0;
+        for (int t = 0; t < c->nthreads; t++)
+                wk[t] = (Worker){ c, t };
+        run_threads(c->nthreads, work, wk, sizeof wk[0]);
+        return keep_raise(c->err, c->errmsg);
+}
+
+/* Sends the new chunks of batch b that the back end lacks (the put
+ * thread): one `missing` and one `put` call per batch. */
+static int put_batch(Checkin *c, Batch *b)
+{
+        uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
+        size_t m = 0;
+        int r;
+        for (uint64_t i = 0; i < n; i++) {
+                c->st->chunks++;
+                if (b->kind[i] == SLOT_ZERO) {
+                        c->st->zero_chunks++;
+                } else if (b->kind[i] == SLOT_REUSED) {
+                        c->st->reused_chunks++;
+                } else {
+                        memcpy(b->tags + 32 * m, b->out[i].tag, 32);
+                        b->at[m++] = i;
+                }
+        }
+        if (m && (r = vc_chunks_missing(c->b, c->p->name, c->p->data_dom, b->tags, m, b->missing)) < 0)
+                return r;
+        size_t k = 0;
+        for (size_t j = 0; j < m; j++) {
+                uint64_t i = b->at[j];
+                if ((r = need_add(&c->need_data, b->out[i].tag)) < 0)
+                        return r;
+                if (!b->missing[j])
+                        continue;
+                /* the same content twice in a batch is sent once */
+                if (vc_tagset_get(c->need_data.seen, 1, b->out[i].tag, NULL))
+                        continue;
+                VcPutItem *it = &b->items[k++];
+                memcpy(it->tag, b->out[i].tag, 32);
+                it->kind = VC_KIND_DATA;
+                it->len = (uint32_t)b->slen[i];
+                it->data = b->slots + i * c->slot_size;
+                if ((r = vc_tagset_add(c->need_data.seen, 1, it->tag, 0)) < 0)
+                        return r;
+                c->st->new_chunks++;
+                c->st->new_bytes += b->slen[i];
+        }
+        if (k && (r = vc_chunks_put(c->b, c->p->name, c->p->data_dom, b->items, k)) < 0)
+                return r;
+        c->done += b->len;
+        c->st->bytes_in += b->len;
+        vc_progress(&c->prog, c->done);
+        return 0;
+}
+
+static void *put_main(void *arg)
+{
+        Checkin *c = arg;
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                while (!c->todo && !c->quit)
+                        pthread_cond_wait(&c->cv, &c->lock);
+                if (!c->todo)
+                        break;
+                Batch *b = c->todo;
+                bool failed = c->put_err != 0;
+                pthread_mutex_unlock(&c->lock);
+                int r = failed ? 0 : put_batch(c, b);
+                if (r < 0)
+                        keep_err(c, &c->put_err, c->put_errmsg, r);
+                pthread_mutex_lock(&c->lock);
+                c->todo = NULL;
+                pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+/* Waits until the put thread is idle; hands it b if not NULL. Returns the
+ * put thread's first error, with its message. */
+static int hand_over(Checkin *c, Batch *b)
+{
+        pthread_mutex_lock(&c->lock);
+        while (c->todo)
+                pthread_cond_wait(&c->cv, &c->lock);
+        int r = c->put_err;
+        if (b && !r) {
+                c->todo = b;
+                pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return keep_raise(r, c->put_errmsg);
+}
+
+static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t prev_n, VcEntry *out,
+                         uint64_t seal_base)
+{
+        uint64_t cs = c->p->chunk_size;
+        int k = 0;
+        /* the workers read prev and seal_base: the put thread never does */
+        c->seal_base = seal_base;
+        c->prev = prev;
+        c->prev_n = prev_n;
+        for (uint64_t off = 0; off < src->size; off += BATCH, k ^= 1) {
+                /* b's previous contents were handed over two rounds ago and
+                 * the last hand_over waited for them to be put */
+                Batch *b = &c->bt[k];
+                b->len = VC_MIN((uint64_t)BATCH, src->size - off);
+                b->first = off / cs;
+                b->out = out + b->first;
+                int r = 0;
+                c->src = src;
+                c->src_off = off;
+                /* a version (--from) is read here, in one batch call; the
+                 * workers read a file themselves */
+                if (src->fd < 0 && (r = source_read(src, off, b->buf, (size_t)b->len)) < 0)
+                        return r;
+                c->cur = b;
+                if ((r = run_workers(c)) < 0 || (r = hand_over(c, b)) < 0)
+                        return r;
+        }
+        return hand_over(c, NULL);
+}
+
+/* ---- keyring nodes ------------------------------------------------------------- */
+
+static int flush_nodes(Checkin *c)
+{
+        size_t n = c->nnodes, k = 0;
+        int r;
+        if (!n)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                memcpy(c->ntags + 32 * i, c->nitems[i].tag, 32);
+        if ((r = vc_chunks_missing(c->b, c->p->name, c->p->node_dom, c->ntags, n, c->nmissing)) < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if ((r = need_add(&c->need_nodes, c->nitems[i].tag)) < 0)
+                        return r;
+                if (c->nmissing[i]) {
+                        c->st->meta_bytes += c->nitems[i].len;
+                        c->nitems[k++] = c->nitems[i];
+                }
+        }
+        if (k && (r = vc_chunks_put(c->b, c->p->name, c->p->node_dom, c->nitems, k)) < 0)
+                return r;
+        c->nnodes = c->nodes_used = 0;
+        return 0;
+}
+
+static int node_put(const uint8_t tag[32], const uint8_t *sealed, size_t len, void *ctx)
+{
+        Checkin *c = ctx;
+        int r;
+        /* a node already queued (the same subtree twice) is sent once */
+        if (vc_tagset_get(c->need_nodes.seen, 1, tag, NULL))
+                return 0;
+        if ((r = vc_tagset_add(c->need_nodes.seen, 1, tag, 0)) < 0)
+                return r;
+        if (c->nnodes == NODE_BATCH && (r = flush_nodes(c)) < 0)
+                return r;
+        VcPutItem *it = &c->nitems[c->nnodes++];
+        memcpy(c->nodes + c->nodes_used, sealed, len);
+        memcpy(it->tag, tag, 32);
+        it->kind = VC_KIND_META;
+        it->len = (uint32_t)len;
+        it->data = c->nodes + c->nodes_used;
+        c->nodes_used += len;
+        return 0;
+}
+
+/* ---- the whole checkin ------------------------------------------------------------- */
+
+static void version_aad(const VcVersion *v, uint8_t aad[VC_VERSION_AAD_LEN])
+{
+        uint8_t rec[VC_VERSION_REC_LEN];
+        vc_version_pack(v, rec);
+        memcpy(aad, rec, VC_VERSION_AAD_LEN);
+}
+
+static int load_prev(Checkin *c, VcEntry **pmem, uint64_t *npm, VcEntry **pdisk, uint64_t *npd)
+{
+        VcVersion pv;
+        VcEntry rm, rd;
+        int r = version_open(c->b, c->p, c->k, c->p->latest, &pv, &rm, &rd);
+        if (r >= 0)
+                r = read_entries(c->b, c->p, c->k, &pv, &rm, &rd, pmem, npm, pdisk, npd);
+        vc_wipe(&rm, sizeof rm);
+        vc_wipe(&rd, sizeof rd);
+        if (r < 0 || c->p->policy == VC_POLICY_DELTA)
+                return r;
+        /* one table over both images: memory pages often reappear on disk
+         * and back (page cache, swap) */
+        c->prev_all = malloc((*npm + *npd + 1) * sizeof(VcEntry));
+        if (!c->prev_all || vc_tagset_new(&c->prevmap) < 0)
+                return -ENOMEM;
+        memcpy(c->prev_all, *pmem, *npm * sizeof(VcEntry));
+        memcpy(c->prev_all + *npm, *pdisk, *npd * sizeof(VcEntry));
+        for (uint64_t i = 0; i < *npm + *npd; i++)
+                if (!vc_entry_is_zero(&c->prev_all[i]) && (r = vc_tagset_add(c->prevmap, 0, c->prev_all[i].key, i)) < 0)
+                        return r;
+        return 0;
+}
+
+static int alloc_batches(Checkin *c)
+{
+        uint64_t cs = c->p->chunk_size, per = BATCH / cs;
+        c->slot_size = vc_seal_bound(cs);
+        for (int i = 0; i < 2; i++) {
+                Batch *b = &c->bt[i];
+                b->buf = malloc(BATCH);
+                b->slots = malloc(per * c->slot_size);
+                b->kind = malloc(per);
+                b->slen = malloc(per * sizeof(size_t));
+                b->items = malloc(per * sizeof(VcPutItem));
+                b->tags = malloc(per * 32);
+                b->missing = malloc(per);
+                b->at = malloc(per * sizeof(uint64_t));
+                if (!b->buf || !b->slots || !b->kind || !b->slen || !b->items || !b->tags || !b->missing || !b->at)
+                        return -ENOMEM;
+        }
+        c->nodes = malloc((size_t)NODE_BATCH * VC_NODE_MAX);
+        if (!c->nodes || vc_tagset_new(&c->need_data.seen) < 0 || vc_tagset_new(&c->need_nodes.seen) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void free_checkin(Checkin *c)
+{
+        for (int i = 0; i < VC_MAX_THREADS; i++)
+                vc_sealer_free(c->sealers[i]);
+        vc_tagset_free(c->prevmap);
+        free(c->prev_all);
+        if (c->putter_started) {
+                pthread_mutex_lock(&c->lock);
+                c->quit = true;
+                pthread_cond_broadcast(&c->cv);
+                pthread_mutex_unlock(&c->lock);
+                pthread_join(c->putter, NULL);
+        }
+        for (int i = 0; i < 2; i++) {
+                Batch *b = &c->bt[i];
+                free(b->buf);
+                free(b->slots);
+                free(b->kind);
+                free(b->slen);
+                free(b->items);
+                free(b->tags);
+                free(b->missing);
+                free(b->at);
+        }
+        free(c->nodes);
+        free(c->need_data.tags);
+        free(c->need_nodes.tags);
+        vc_tagset_free(c->need_data.seen);
+        vc_tagset_free(c->need_nodes.seen);
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->lock);
+}
+
+/* The version record of the new version, its roots' keys sealed. */
+static int make_record(Checkin *c, const VcEntry *rm, const VcEntry *rd, uint8_t rec[VC_VERSION_REC_LEN])
+{
+        VcCheckinStats *st = c->st;
+        VcVersion v = { .version = c->p->latest + 1, .timestamp = vc_now(), .mem_size = c->p->mem_size,
+                        .disk_size = c->p->disk_size };
+        memcpy(v.uuid, c->p->uuid, 16);
+        memcpy(v.mem_root, rm->tag, 32);
+        memcpy(v.disk_root, rd->tag, 32);
+        st->meta_bytes += VC_VERSION_REC_LEN;
+        v.new_chunks = st->new_chunks;
+        v.new_bytes = st->new_bytes;
+        v.meta_bytes = st->meta_bytes;
+        uint8_t aad[VC_VERSION_AAD_LEN], roots[64];
+        version_aad(&v, aad);
+        memcpy(roots, rm->key, 32);
+        memcpy(roots + 32, rd->key, 32);
+        int r = vc_gcm_seal(c->k->wrap, aad, sizeof aad, roots, sizeof roots, v.wrapped);
+        vc_wipe(roots, sizeof roots);
+        if (r < 0)
+                return r;
+        vc_version_pack(&v, rec);
+        return 0;
+}
+
+int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const uint8_t *lease, bool quiet,
+               VcCheckinStats *st)
+{
+        memset(st, 0, sizeof *st);
+        double t0 = vc_mono();
+        VcTraffic tr0;
+        vc_backend_traffic(b, &tr0);
+        Checkin *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        *c = (Checkin){ .b = b, .p = p, .k = k, .st = st, .nthreads = vc_threads() };
+        pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->cv, NULL);
+        VcEntry *emem = NULL, *edisk = NULL, *pmem = NULL, *pdisk = NULL;
+        uint64_t npm = 0, npd = 0;
+        uint64_t nmem = vc_chunk_count(p->mem_size, p->chunk_size), ndisk = vc_chunk_count(p->disk_size, p->chunk_size);
+        VcEntry rm, rd;
+        uint8_t salt[8], rec[VC_VERSION_REC_LEN];
+        int r;
+        /* the previous version, whose chunks need no sealing */
+        if (p->latest > 0 && (r = load_prev(c, &pmem, &npm, &pdisk, &npd)) < 0)
+                goto out;
+        emem = calloc(nmem + 1, sizeof(VcEntry));
+        edisk = calloc(ndisk + 1, sizeof(VcEntry));
+        if (!emem || !edisk || (r = alloc_batches(c)) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = vc_random(salt, sizeof salt)) < 0)
+                goto out;
+        for (int i = 0; i < c->nthreads; i++) {
+                if ((r = sealer_for(p, k, &c->sealers[i])) < 0)
+                        goto out;
+                vc_sealer_set_salt(c->sealers[i], salt);
+        }
+        vc_progress_init(&c->prog, "checkin", p->mem_size + p->disk_size, quiet);
+        if (pthread_create(&c->putter, NULL, put_main, c) != 0) {
+                r = vc_errf(-EAGAIN, "cannot start a thread");
+                goto out;
+        }
+        c->putter_started = true;
+        /* memory and disk positions get distinct delta nonces */
+        if ((r = checkin_image(c, mem, pmem, npm, emem, 0)) < 0 ||
+            (r = checkin_image(c, disk, pdisk, npd, edisk, 1ULL << 43)) < 0)
+                goto out;
+        vc_progress_end(&c->prog, c->done);
+
+        /* keyrings */
+        if ((r = vc_tree_build(k->node, emem, nmem, node_put, c, &rm)) < 0 ||
+            (r = vc_tree_build(k->node, edisk, ndisk, node_put, c, &rd)) < 0 || (r = flush_nodes(c)) < 0)
+                goto out;
+        /* chunks ▸ version: everything durable before the version names it */
+        if ((r = vc_chunks_flush(b)) < 0 || (r = make_record(c, &rm, &rd, rec)) < 0)
+                goto out;
+        test_hold("VMCAS_TEST_HOLD_COMMIT");
+        VcCommit cm = { .parcel = p->name, .base = p->latest, .record = rec, .record_len = sizeof rec,
+                        .lease = lease, .need_nodes = c->need_nodes.tags, .n_nodes = c->need_nodes.n,
+                        .need_data = c->need_data.tags, .n_data = c->need_data.n };
+        if ((r = vc_cat_commit(b, &cm)) < 0)
+                goto out;
+        p->latest++;
+        st->version = p->latest;
+        st->seconds = vc_mono() - t0;
+out:
+        vc_wipe(&rm, sizeof rm);
+        vc_wipe(&rd, sizeof rd);
+        free_checkin(c);
+        free(c);
+        free(emem);
+        free(edisk);
+        free(pmem);
+        free(pdisk);
+        VcTraffic tr1;
+        vc_backend_traffic(b, &tr1);
+        st->traffic = (VcTraffic){ tr1.sent_data - tr0.sent_data, tr1.sent_meta - tr0.sent_meta,
+                                   tr1.recv_data - tr0.recv_data, tr1.recv_meta - tr0.recv_meta,
+                                   tr1.wire_sent - tr0.wire_sent, tr1.wire_recv - tr0.wire_recv };
+        return r < 0 ? r : 0;
+}
+
+int vc_checkin(VcBackend *b, const char *name, const char *mem_path, const char *disk_path, const VcCheckinOpts *o,
+               VcCheckinStats *st)
+{
+        VcParcel p;
+        Keys k = { 0 };
+        Source mem = { .fd = -1 }, disk = { .fd = -1 };
+        uint8_t token[VC_LEASE_TOKEN_LEN];
+        memset(st, 0, sizeof *st);
+        int r = parcel_open(b, name, &p, &k);
+        if (r < 0)
+                return r;
+        if ((r = source_open_file(mem_path, "memory", p.mem_size, &mem)) < 0 ||
+            (r = source_open_file(disk_path, "disk", p.disk_size, &disk)) < 0 ||
+            (r = lease_for_checkin(b, name, token)) < 0)
+                goto out;
+        r = do_checkin(b, &p, &k, &mem, &disk, token, o->quiet, st);
+        if (r == -ESTALE)
+                lease_token_forget(vc_backend_uuid(b), name);
+        if (r >= 0 && !o->keep_lease) {
+                /* the version is in: giving the lease up can only fail if
+                 * it was broken meanwhile, which the commit would have seen */
+                if (vc_lease_release(b, name, token) < 0)
+                        vc_errclear();
+                lease_token_forget(vc_backend_uuid(b), name);
+        }
+out:
+        vc_wipe(token, sizeof token);
+        keys_wipe(&k);
+        if (mem.fd >= 0)
+                close(mem.fd);
+        if (disk.fd >= 0)
+                close(disk.fd);
+        return r;
+}
