@@ -32,10 +32,6 @@ static int cache_dir(const VcBackendOpts *o, char *buf, size_t len)
         return n < len ? 0 : -ENAMETOOLONG;
 }
 
-/* Until the remote and cache back ends are in the tree. */
-int vc_backend_remote_open(const char *url, const VcBackendOpts *o, VcBackend **ret) __attribute__((weak));
-int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, VcBackend **ret) __attribute__((weak));
-
 int vc_backend_open(const char *locator, const VcBackendOpts *o, VcBackend **ret)
 {
         if (!locator || !*locator)
@@ -46,8 +42,6 @@ int vc_backend_open(const char *locator, const VcBackendOpts *o, VcBackend **ret
                 return vc_backend_local_open(locator, o, ret);
         }
         VcBackend *remote;
-        if (!vc_backend_remote_open || !vc_backend_cache_open)
-                return vc_errf(-ENOTSUP, "this vmcas has no remote back end yet");
         int r = vc_backend_remote_open(locator, o, &remote);
         if (r < 0)
                 return r;

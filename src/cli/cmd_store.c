@@ -1,6 +1,7 @@
 /* The store and parcel commands of vmcas. */
 #include "backend/vc_backend.h"
 #include "cli/vc_cli.h"
+#include "client/vc_bundle.h"
 #include "client/vc_client.h"
 #include "client/vc_keystore.h"
 #include "core/vc_util.h"
@@ -57,6 +58,20 @@ static int open_local(const char *cmd, VcStore **s)
         if (r < 0)
                 return vc_cli_fail(r, NULL);
         return 0;
+}
+
+/* Over a server, the user's key bundle follows new keys (and keys this
+ * host has that the bundle lacks): sealed under $VMCAS_PASSPHRASE. A
+ * failure is a warning: what was stored stays stored. */
+static void sync_bundle(VcBackend *b, bool always)
+{
+        if (vc_backend_local_store(b) || (!always && !getenv("VMCAS_PASSPHRASE")))
+                return;
+        int r = vc_bundle_sync(b, vc_backend_uuid(b));
+        if (r < 0) {
+                fprintf(stderr, "vmcas: warning: the key bundle on the server was not updated: %s\n", vc_errmsg(r));
+                vc_errclear();
+        }
 }
 
 static void traffic_json(json_t *o, const VcTraffic *t)
@@ -263,6 +278,7 @@ static int parcel_create(int argc, char **argv)
                 checkin_text(o.name, &st);
         } else
                 printf("Created parcel %s (%s); its first checkin will be version 1.\n", o.name, policy);
+        sync_bundle(s, true);
         vc_backend_free(s);
         return 0;
 }
@@ -379,6 +395,8 @@ int vc_cmd_checkin(int argc, char **argv)
         VcCheckinStats st;
         co.quiet = vc_global.quiet || json;
         r = vc_checkin(s, argv[optind], mem, disk, &co, &st);
+        if (r >= 0)
+                sync_bundle(s, false);
         vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "checkin %s", argv[optind]);

@@ -26,6 +26,9 @@ static const struct {
         { "gc",       vc_cmd_gc,       "free unreferenced chunks, compact packs" },
         { "lease",    vc_cmd_lease,    "who holds a parcel's lease; break it" },
         { "repair",   vc_cmd_repair,   "rebuild index and catalog from the packs alone" },
+        { "serve",    vc_cmd_serve,    "serve the store over HTTP(S) to remote clients" },
+        { "user",     vc_cmd_user,     "add, list or remove the users of a server" },
+        { "login",    vc_cmd_login,    "fetch your key bundle from a server" },
         { "analyze",  vc_cmd_analyze,  "what-if analysis of a trace of VM images" },
         { "synth",    vc_cmd_synth,    "write a synthetic enterprise trace" },
 };

@@ -32,6 +32,11 @@ int vc_cmd_gc(int argc, char **argv);
 int vc_cmd_lease(int argc, char **argv);
 int vc_cmd_repair(int argc, char **argv);
 
+/* the server and its users, and logging in to one (src/cli/cmd_serve.c) */
+int vc_cmd_serve(int argc, char **argv);
+int vc_cmd_user(int argc, char **argv);
+int vc_cmd_login(int argc, char **argv);
+
 /* the what-if analysis (src/analyze/) */
 int vc_cmd_analyze(int argc, char **argv);
 int vc_cmd_synth(int argc, char **argv);
