@@ -139,6 +139,7 @@ if [ $PENDING_CLIENT = 1 ]; then
 else
   ok "after a failed parcel create, no key of it is left behind" \
     create g3 --policy group:staff --memory-size 1M --disk-size 1M
+  start=$(snapshot "$S")
   keyfile "$K/group-new.key"
   refused "a planted key for a group the store has no parcel of is not adopted" \
     "a key file for group 'new' already exists .* but this store has no parcel of that group.*never adopts" \
