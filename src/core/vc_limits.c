@@ -22,7 +22,7 @@ static const char *size_str(uint64_t n, char *buf, size_t len)
 
 int vc_chunk_size_check(uint32_t chunk_size)
 {
-        if (chunk_size < VC_CHUNK_MIN || chunk_size > VC_CHUNK_MAX || (chunk_size & (chunk_size - 1)))
+        if (!vc_chunk_size_valid(chunk_size))
                 return vc_errf(-EINVAL, "chunk size %" PRIu32 " is not a power of two from 4 KiB to 512 KiB",
                                chunk_size);
         return 0;
@@ -37,12 +37,12 @@ int vc_image_size_check(const char *what, uint64_t size, uint32_t chunk_size)
         if (size > VC_IMAGE_MAX)
                 return vc_errf(-EINVAL, "%s %" PRIu64 " bytes (%s) is too large: vmcas accepts images of at most %s",
                                what, size, size_str(size, a, sizeof a), size_str(VC_IMAGE_MAX, b, sizeof b));
-        uint64_t n = vc_image_chunks(size, chunk_size);
+        uint64_t n = vc_chunk_count(size, chunk_size);     /* size <= VC_IMAGE_MAX: no overflow */
         if (n > VC_IMAGE_CHUNKS_MAX) {
                 /* the smallest chunk size that fits; one exists because
                  * VC_IMAGE_MAX fits VC_IMAGE_CHUNKS_MAX chunks of VC_CHUNK_MAX */
                 uint32_t cs = chunk_size;
-                while (cs < VC_CHUNK_MAX && vc_image_chunks(size, cs) > VC_IMAGE_CHUNKS_MAX)
+                while (cs < VC_CHUNK_MAX && vc_chunk_count(size, cs) > VC_IMAGE_CHUNKS_MAX)
                         cs <<= 1;
                 char c[32], d[32];
                 return vc_errf(-EINVAL, "%s %s in chunks of %s is %" PRIu64 " chunks, more than the %" PRIu64

@@ -28,16 +28,17 @@
  *     fits the 64-bit counter, so no nonce is ever used twice.
  *
  * Everything else: chunk sizes are a power of two from VC_CHUNK_MIN to
- * VC_CHUNK_MAX (vc_seal.h); at most VC_THREADS_MAX worker threads
+ * VC_CHUNK_MAX (vc_chunk.h); at most VC_THREADS_MAX worker threads
  * (VMCAS_THREADS); version numbers, --keep and --from's version fit 32
  * bits (a version record holds a u32); gc --grace is at most VC_GRACE_MAX
  * seconds (it is subtracted from the time). */
 #ifndef VC_LIMITS_H
 #define VC_LIMITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#include "core/vc_seal.h"
+#include "core/vc_chunk.h"
 
 #define VC_IMAGE_MAX (4ULL << 40)             /* bytes of one image */
 #define VC_IMAGE_CHUNKS_MAX (1ULL << 24)      /* chunks of one image */
@@ -63,11 +64,7 @@ int vc_chunk_size_check(uint32_t chunk_size);
  * user, and sizes read from the store. */
 int vc_image_size_check(const char *what, uint64_t size, uint32_t chunk_size);
 
-/* The number of chunks of an image (the last one may be short); only for
- * sizes that passed vc_image_size_check. */
-static inline uint64_t vc_image_chunks(uint64_t size, uint32_t chunk_size)
-{
-        return size / chunk_size + (size % chunk_size != 0);
-}
+/* After vc_image_size_check, vc_chunk_count (vc_chunk.h) of the size is
+ * at most VC_IMAGE_CHUNKS_MAX and cannot overflow. */
 
 #endif

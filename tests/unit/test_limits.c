@@ -74,11 +74,11 @@ static void test_image_size(void **state)
         assert_true(VC_IMAGE_CHUNKS_MAX <= VC_DELTA_DISK_BASE);
         assert_true(((VC_DELTA_DISK_BASE + VC_IMAGE_CHUNKS_MAX) << 20) >> 20 ==
                     VC_DELTA_DISK_BASE + VC_IMAGE_CHUNKS_MAX);
-        assert_int_equal(vc_image_chunks(0, 4096), 0);
-        assert_int_equal(vc_image_chunks(1, 4096), 1);
-        assert_int_equal(vc_image_chunks(4096, 4096), 1);
-        assert_int_equal(vc_image_chunks(4097, 4096), 2);
-        assert_true(vc_image_chunks(VC_IMAGE_MAX, VC_CHUNK_MIN) == 1ULL << 30);
+        assert_int_equal(vc_chunk_count(0, 4096), 0);
+        assert_int_equal(vc_chunk_count(1, 4096), 1);
+        assert_int_equal(vc_chunk_count(4096, 4096), 1);
+        assert_int_equal(vc_chunk_count(4097, 4096), 2);
+        assert_true(vc_chunk_count(VC_IMAGE_MAX, VC_CHUNK_MIN) == 1ULL << 30);
 }
 
 int main(void)
