@@ -4,6 +4,7 @@
 #include "client/vc_bundle.h"
 #include "client/vc_client.h"
 #include "client/vc_keystore.h"
+#include "core/vc_limits.h"
 #include "core/vc_util.h"
 #include "repo/vc_repo.h"
 #include "store/vc_store.h"
@@ -245,6 +246,14 @@ static int parcel_create(int argc, char **argv)
                 return vc_cli_usage("parcel", "give either --from or --memory-size and --disk-size, not both");
         if (!from && !(have_mem && have_disk))
                 return vc_cli_usage("parcel", "give --memory-size and --disk-size, or --from PARCEL[@VERSION]");
+        if (!from) {
+                /* refused here, before the store is opened: sizes beyond
+                 * the limits of core/vc_limits.h would size allocations */
+                uint32_t cs = o.chunk_size ? o.chunk_size : VC_CHUNK_DEFAULT;
+                if ((r = vc_image_size_check("memory size", o.mem_size, cs)) < 0 ||
+                    (r = vc_image_size_check("disk size", o.disk_size, cs)) < 0)
+                        return vc_cli_usage("parcel", "%s", vc_errmsg(r));
+        }
         char fromname[VC_NAME_MAX + 1];
         if (from) {
                 const char *at = strchr(from, '@');

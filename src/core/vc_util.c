@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static _Thread_local char errbuf[1024];
+static _Thread_local char errbuf[VC_ERRMSG_MAX];
 static _Thread_local bool errset;
 
 static int verrf(bool replace, int err, const char *fmt, va_list ap)
@@ -42,6 +44,21 @@ int vc_errf_replace(int err, const char *fmt, ...)
         return err;
 }
 
+int vc_errf_prefix(int err, const char *fmt, ...)
+{
+        char ctx[VC_ERRMSG_MAX], old[VC_ERRMSG_MAX];
+        snprintf(old, sizeof old, "%s", vc_errmsg(err));
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx, sizeof ctx, fmt, ap);
+        va_end(ap);
+        /* cut, like any message, at VC_ERRMSG_MAX - 1 bytes */
+        if (snprintf(errbuf, sizeof errbuf, "%s: %s", ctx, old) < 0)
+                snprintf(errbuf, sizeof errbuf, "%s", old);
+        errset = true;
+        return err;
+}
+
 const char *vc_errmsg(int err)
 {
         if (errset)
@@ -53,6 +70,52 @@ void vc_errclear(void)
 {
         errset = false;
         errbuf[0] = 0;
+}
+
+int vc_err_save(VcErr *e, int r)
+{
+        if (r >= 0)
+                return r;
+        int empty = 0;
+        if (!atomic_compare_exchange_strong_explicit(&e->state_, &empty, 1, memory_order_acquire,
+                                                     memory_order_relaxed))
+                return r;     /* an earlier error wins */
+        e->code = r;
+        if (errset)
+                memcpy(e->msg, errbuf, strlen(errbuf) + 1);
+        else
+                e->msg[0] = 0;
+        atomic_store_explicit(&e->state_, 2, memory_order_release);
+        return r;
+}
+
+int vc_err_raise(const VcErr *e)
+{
+        int st;
+        /* a save in progress is a copy of at most VC_ERRMSG_MAX bytes */
+        while ((st = atomic_load_explicit(&e->state_, memory_order_acquire)) == 1)
+                sched_yield();
+        if (st == 0)
+                return 0;
+        if (e->msg[0]) {
+                memcpy(errbuf, e->msg, strnlen(e->msg, sizeof e->msg - 1));
+                errbuf[strnlen(e->msg, sizeof e->msg - 1)] = 0;
+                errset = true;
+        } else
+                vc_errclear();
+        return e->code;
+}
+
+bool vc_err_failed(const VcErr *e)
+{
+        return atomic_load_explicit(&e->state_, memory_order_acquire) != 0;
+}
+
+void vc_err_clear(VcErr *e)
+{
+        e->code = 0;
+        e->msg[0] = 0;
+        atomic_store_explicit(&e->state_, 0, memory_order_relaxed);
 }
 
 int vc_parse_u64(const char *s, const char *what, uint64_t *ret)

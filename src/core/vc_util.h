@@ -10,6 +10,12 @@
  *   -ENOKEY    the key is missing from the key store
  * A function that fails may leave a sentence for the user with vc_errf();
  * only the command prints it (vc_errmsg()).
+ *
+ * The sentence belongs to the thread that set it. Work done on other
+ * threads hands its error back as a VcErr value (below): the worker saves
+ * its code and sentence into it, and the thread that reports raises it
+ * again. vc_pool (core/vc_pool.h) does both for a pool of workers, so
+ * whoever calls it gets the first failing worker's sentence.
  */
 #ifndef VC_UTIL_H
 #define VC_UTIL_H
@@ -31,9 +37,46 @@
 int vc_errf(int err, const char *fmt, ...) _vc_printf_(2, 3);
 /* Same, but replaces any earlier message. */
 int vc_errf_replace(int err, const char *fmt, ...) _vc_printf_(2, 3);
+/* Puts context in front of this thread's message (or of strerror(err) if
+ * it has none): "CONTEXT: message". For a caller that knows what its callee
+ * did not (the parcel, version, image or chunk): the innermost cause stays,
+ * and says where it happened. */
+int vc_errf_prefix(int err, const char *fmt, ...) _vc_printf_(2, 3);
 /* The message recorded for this thread, or strerror(-err) if none. */
 const char *vc_errmsg(int err);
+/* Forgets this thread's message. A thread that starts a new piece of work
+ * (a request of a server, a job of a pool) calls it first. */
 void vc_errclear(void);
+
+/* An error with its message, as a value that can cross threads.
+ *
+ *   VcErr e = VC_ERR_INIT;       (shared by the workers, or one's own)
+ *   worker:  return vc_err_save(&e, r);        keeps the first error only
+ *   worker:  if (vc_err_failed(&e)) stop;      another worker has failed
+ *   after joining them:  return vc_err_raise(&e);  code and message here
+ *
+ * Several threads may save into one VcErr at once: the first error saved
+ * wins, with its own message, and later ones are dropped (an atomic flag,
+ * no lock). vc_err_failed may be called at any time. Read code and msg,
+ * copy or clear the value only when no thread can still save into it
+ * (vc_err_raise also waits for a save in progress to finish). */
+#define VC_ERRMSG_MAX 1024
+typedef struct VcErr {
+        int code;                     /* 0, or the first error saved (negative) */
+        char msg[VC_ERRMSG_MAX];      /* its message; "" if its thread had none */
+        _Atomic int state_;           /* private: 0 empty, 1 being saved, 2 saved */
+} VcErr;
+#define VC_ERR_INIT { 0 }
+/* If r < 0 and e holds no error yet, saves r and this thread's message (a
+ * copy: the thread keeps its own). Returns r, whatever it is. */
+int vc_err_save(VcErr *e, int r);
+/* If e holds an error, makes its message this thread's message (replacing
+ * any) or, if it had none, clears this thread's; returns its code. Returns
+ * 0 and changes nothing if e holds no error. */
+int vc_err_raise(const VcErr *e);
+/* Whether an error was saved into e (or is being saved). */
+bool vc_err_failed(const VcErr *e);
+void vc_err_clear(VcErr *e);
 
 /* Parses "4096", "4K", "4KiB", "64k", "1M", "2G", "1T" (binary units).
  * Returns -EINVAL (with a message naming `what`) on anything else,
