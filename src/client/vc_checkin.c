@@ -3,6 +3,8 @@
  * build the keyrings; commit the version in one atomic call. */
 #include "client/vc_client_int.h"
 #include "client/vc_keystore.h"
+#include "core/vc_limits.h"
+#include "core/vc_pool.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -55,15 +57,12 @@ typedef struct Checkin {
         uint64_t seal_base;        /* nonce index of position 0 of this image */
         Source *src;               /* the image the workers read, at src_off */
         uint64_t src_off;
-        int err;                   /* the first worker error and its message */
-        char errmsg[1024];
         pthread_mutex_t lock;
         /* the put thread */
         pthread_t putter;
         bool putter_started, quit;
         Batch *todo;               /* handed to the put thread, NULL when idle */
-        int put_err;
-        char put_errmsg[1024];
+        VcErr put_err;             /* the put thread's first error, with its message */
         pthread_cond_t cv;
         /* keyring nodes waiting to be sent */
         uint8_t *nodes;
@@ -72,24 +71,6 @@ typedef struct Checkin {
         size_t nnodes, nodes_used;
 } Checkin;
 
-typedef struct { Checkin *c; int tid; } Worker;
-
-/* Keeps the first error of a worker with its message, which lives in the
- * worker's thread: the caller re-raises it in its own (keep_raise). */
-static void keep_err(Checkin *c, int *slot, char *msg, int r)
-{
-        pthread_mutex_lock(&c->lock);
-        if (!*slot) {
-                *slot = r;
-                snprintf(msg, 1024, "%s", vc_errmsg(r));
-        }
-        pthread_mutex_unlock(&c->lock);
-}
-
-static int keep_raise(int r, const char *msg)
-{
-        return r < 0 ? vc_errf_replace(r, "%s", msg) : r;
-}
 
 static int need_add(Need *nd, const uint8_t tag[32])
 {
@@ -108,26 +89,25 @@ static int need_add(Need *nd, const uint8_t tag[32])
         return 0;
 }
 
-static void *work(void *arg)
+/* A worker of vc_pool_run: its error, with its message, reaches the
+ * caller's thread. */
+static int work(void *arg, int tid)
 {
-        Worker *wk = arg;
-        Checkin *c = wk->c;
+        Checkin *c = arg;
         Batch *b = c->cur;
-        VcSealer *sl = c->sealers[wk->tid];
+        VcSealer *sl = c->sealers[tid];
         uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
         /* Each worker takes a contiguous slice of the batch and, from a
          * file, reads it itself: reading is then as parallel as sealing. */
-        uint64_t lo = n * (uint64_t)wk->tid / (uint64_t)c->nthreads;
-        uint64_t hi = n * (uint64_t)(wk->tid + 1) / (uint64_t)c->nthreads;
+        uint64_t lo = n * (uint64_t)tid / (uint64_t)c->nthreads;
+        uint64_t hi = n * (uint64_t)(tid + 1) / (uint64_t)c->nthreads;
         if (c->src && c->src->fd >= 0 && hi > lo) {
                 uint64_t from = lo * cs, to = VC_MIN(hi * cs, b->len);
                 int r = source_read(c->src, c->src_off + from, b->buf + from, (size_t)(to - from));
-                if (r < 0) {
-                        keep_err(c, &c->err, c->errmsg, r);
-                        return NULL;
-                }
+                if (r < 0)
+                        return r;
         }
-        for (uint64_t i = lo; i < hi; i++) {
+        for (uint64_t i = lo; i < hi && !vc_pool_stopping(); i++) {
                 const uint8_t *d = b->buf + i * cs;
                 size_t len = (size_t)VC_MIN(cs, b->len - i * cs);
                 uint64_t idx = b->first + i;
@@ -152,23 +132,16 @@ static void *work(void *arg)
                 }
                 int r = vc_seal(sl, d, len, e->key, c->seal_base + idx, b->slots + i * c->slot_size, c->slot_size,
                                 &b->slen[i], e->tag);
-                if (r < 0) {
-                        keep_err(c, &c->err, c->errmsg, r);
-                        break;
-                }
+                if (r < 0)
+                        return vc_errf_prefix(r, "sealing chunk %" PRIu64 " of the %s image", idx, c->src->what);
                 b->kind[i] = SLOT_NEW;
         }
-        return NULL;
+        return 0;
 }
 
 static int run_workers(Checkin *c)
 {
-        Worker wk[VC_MAX_THREADS];
-        c->err = 0;
-        for (int t = 0; t < c->nthreads; t++)
-                wk[t] = (Worker){ c, t };
-        run_threads(c->nthreads, work, wk, sizeof wk[0]);
-        return keep_raise(c->err, c->errmsg);
+        return vc_pool_run(c->nthreads, work, c);
 }
 
 /* Sends the new chunks of batch b that the back end lacks (the put
@@ -229,11 +202,10 @@ static void *put_main(void *arg)
                 if (!c->todo)
                         break;
                 Batch *b = c->todo;
-                bool failed = c->put_err != 0;
+                bool failed = vc_err_failed(&c->put_err);
                 pthread_mutex_unlock(&c->lock);
-                int r = failed ? 0 : put_batch(c, b);
-                if (r < 0)
-                        keep_err(c, &c->put_err, c->put_errmsg, r);
+                vc_errclear();
+                vc_err_save(&c->put_err, failed ? 0 : put_batch(c, b));
                 pthread_mutex_lock(&c->lock);
                 c->todo = NULL;
                 pthread_cond_broadcast(&c->cv);
@@ -249,13 +221,13 @@ static int hand_over(Checkin *c, Batch *b)
         pthread_mutex_lock(&c->lock);
         while (c->todo)
                 pthread_cond_wait(&c->cv, &c->lock);
-        int r = c->put_err;
+        int r = vc_err_raise(&c->put_err);
         if (b && !r) {
                 c->todo = b;
                 pthread_cond_broadcast(&c->cv);
         }
         pthread_mutex_unlock(&c->lock);
-        return keep_raise(r, c->put_errmsg);
+        return r;
 }
 
 static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t prev_n, VcEntry *out,
@@ -460,14 +432,26 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         if (!c)
                 return -ENOMEM;
         *c = (Checkin){ .b = b, .p = p, .k = k, .st = st, .nthreads = vc_threads() };
+        if (c->nthreads < 0) {
+                int e = c->nthreads;
+                free(c);
+                return e;
+        }
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cv, NULL);
         VcEntry *emem = NULL, *edisk = NULL, *pmem = NULL, *pdisk = NULL;
         uint64_t npm = 0, npd = 0;
-        uint64_t nmem = vc_chunk_count(p->mem_size, p->chunk_size), ndisk = vc_chunk_count(p->disk_size, p->chunk_size);
+        uint64_t nmem = 0, ndisk = 0;
         VcEntry rm, rd;
         uint8_t salt[8], rec[VC_VERSION_REC_LEN];
         int r;
+        if ((r = vc_image_size_check("the memory image", p->mem_size, p->chunk_size)) < 0 ||
+            (r = vc_image_size_check("the disk image", p->disk_size, p->chunk_size)) < 0) {
+                r = vc_errf_prefix(r, "parcel '%s'", p->name);
+                goto out;
+        }
+        nmem = vc_chunk_count(p->mem_size, p->chunk_size);
+        ndisk = vc_chunk_count(p->disk_size, p->chunk_size);
         /* the previous version, whose chunks need no sealing */
         if (p->latest > 0 && (r = load_prev(c, &pmem, &npm, &pdisk, &npd)) < 0)
                 goto out;
@@ -492,7 +476,7 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         c->putter_started = true;
         /* memory and disk positions get distinct delta nonces */
         if ((r = checkin_image(c, mem, pmem, npm, emem, 0)) < 0 ||
-            (r = checkin_image(c, disk, pdisk, npd, edisk, 1ULL << 43)) < 0)
+            (r = checkin_image(c, disk, pdisk, npd, edisk, VC_DELTA_DISK_BASE)) < 0)
                 goto out;
         vc_progress_end(&c->prog, c->done);
 
@@ -535,8 +519,9 @@ int vc_checkin(VcBackend *b, const char *name, const char *mem_path, const char 
         Source mem = { .fd = -1 }, disk = { .fd = -1 };
         uint8_t token[VC_LEASE_TOKEN_LEN];
         memset(st, 0, sizeof *st);
-        int r = parcel_open(b, name, &p, &k);
-        if (r < 0)
+        /* a bad VMCAS_THREADS is refused before the lease is taken */
+        int r = vc_threads();
+        if (r < 0 || (r = parcel_open(b, name, &p, &k)) < 0)
                 return r;
         if ((r = source_open_file(mem_path, "memory", p.mem_size, &mem)) < 0 ||
             (r = source_open_file(disk_path, "disk", p.disk_size, &disk)) < 0 ||

@@ -2,6 +2,8 @@
  * core fetch runs of chunks in one batch call each, open them into a
  * buffer and write each stretch of non-zero chunks with one call. */
 #include "client/vc_client_int.h"
+#include "core/vc_limits.h"
+#include "core/vc_pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,8 +27,6 @@ typedef struct Out {
         int nthreads;
         uint64_t run;              /* chunks per batch call */
         VcSealer *sealers[VC_MAX_THREADS];
-        int err;
-        char errmsg[1024];
         uint64_t done, zero;
         VcProgress *prog;
         pthread_mutex_t lock;
@@ -34,15 +34,6 @@ typedef struct Out {
 
 typedef struct { Out *o; int tid; } OutWorker;
 
-static void keep_err(Out *o, int r)
-{
-        pthread_mutex_lock(&o->lock);
-        if (!o->err) {
-                o->err = r;
-                snprintf(o->errmsg, sizeof o->errmsg, "%s", vc_errmsg(r));
-        }
-        pthread_mutex_unlock(&o->lock);
-}
 
 /* Writes buf, holding chunks [from, to) of the image, in one call. */
 static int out_flush(Out *o, const uint8_t *buf, uint64_t from, uint64_t to)
@@ -95,8 +86,8 @@ static int got_chunk(size_t idx, const uint8_t *data, size_t len, void *ctx)
         if (r < 0) {
                 char hex[65];
                 vc_hex(o->e[i].tag, 32, hex);
-                return vc_errf(r, "chunk %s (%s image of parcel '%s' version %u, chunk %" PRIu64 ", offset %" PRIu64
-                               ") is unusable: %s", hex, o->what, o->p->name, o->version, i, i * cs, vc_errmsg(r));
+                return vc_errf_prefix(r, "chunk %s (chunk %" PRIu64 ", offset %" PRIu64 " of the image)", hex, i,
+                                      i * cs);
         }
         return 0;
 }
@@ -114,8 +105,7 @@ static int out_run(Out *o, VcSealer *sl, uint8_t *buf, uint8_t *tags, uint64_t *
         Got g = { o, sl, buf, b, pos };
         int r = vc_chunks_get(o->b, o->p->name, o->p->data_dom, tags, n, got_chunk, &g);
         if (r < 0)
-                return vc_errf(r, "checkout of the %s image of parcel '%s' version %u (chunks %" PRIu64 "-%" PRIu64
-                               "): %s", o->what, o->p->name, o->version, b, end - 1, vc_errmsg(r));
+                return vc_errf_prefix(r, "the %s image of parcel '%s' version %u", o->what, o->p->name, o->version);
         /* all-zero chunks are left as holes */
         uint64_t from = b;
         for (uint64_t i = b; i < end && r == 0; i++)
@@ -128,9 +118,11 @@ static int out_run(Out *o, VcSealer *sl, uint8_t *buf, uint8_t *tags, uint64_t *
         return r;
 }
 
-static void *out_work(void *arg)
+/* A worker of vc_pool_run: its error, with its message, reaches the
+ * caller's thread. */
+static int out_work(void *arg, int tid)
 {
-        OutWorker *w = arg;
+        OutWorker w0 = { arg, tid }, *w = &w0;
         Out *o = w->o;
         uint64_t cs = o->p->chunk_size, run = o->run;
         /* Threads take runs in turn: one batch call per run. */
@@ -141,11 +133,9 @@ static void *out_work(void *arg)
                 buf = NULL;
         int r = buf && tags && pos ? 0 : -ENOMEM;
         const uint64_t step = run * (uint64_t)o->nthreads;
-        for (uint64_t b = (uint64_t)w->tid * run; r == 0 && b < o->n && !__atomic_load_n(&o->err, __ATOMIC_RELAXED); b += step)
+        for (uint64_t b = (uint64_t)w->tid * run; r == 0 && b < o->n && !vc_pool_stopping(); b += step)
                 r = out_run(o, o->sealers[w->tid], buf, tags, pos, b, VC_MIN(b + run, o->n));
-        if (r < 0)
-                keep_err(o, r);
-        return NULL;
+        return r;
 }
 
 /* A second descriptor of a file for direct I/O; -1 where the file system
@@ -174,18 +164,15 @@ static int tmp_beside(const char *path, char *tmp, size_t len, int *fd)
 
 static int write_image(Out *o, const VcParcel *p, const Keys *k)
 {
-        OutWorker w[VC_MAX_THREADS];
         int r;
         if (ftruncate(o->fd, (off_t)o->size) < 0)
                 return vc_errf(-errno, "cannot size the %s image: %s", o->what, strerror(errno));
         for (int i = 0; i < o->nthreads; i++) {
                 if ((r = sealer_for(p, k, &o->sealers[i])) < 0)
                         return r;
-                w[i] = (OutWorker){ o, i };
         }
-        run_threads(o->nthreads, out_work, w, sizeof w[0]);
-        if (o->err)
-                return vc_errf_replace(o->err, "%s", o->errmsg);
+        if ((r = vc_pool_run(o->nthreads, out_work, o)) < 0)
+                return r;
         if ((o->dfd >= 0 && fsync(o->dfd) < 0) || fsync(o->fd) < 0)
                 return vc_errf(-errno, "fsync of the %s image: %s", o->what, strerror(errno));
         return 0;
@@ -226,6 +213,10 @@ int vc_checkout(VcBackend *b, const char *name, uint32_t version, const char *me
         double t0 = vc_mono();
         Out om = { .dfd = -1 }, od = { .dfd = -1 };
         memset(st, 0, sizeof *st);
+        /* a bad VMCAS_THREADS is refused before anything is read or written */
+        int nth = vc_threads();
+        if (nth < 0)
+                return nth;
         vc_backend_traffic(b, &tr0);
         int r = parcel_open(b, name, &p, &k);
         if (r < 0)
@@ -246,7 +237,8 @@ int vc_checkout(VcBackend *b, const char *name, uint32_t version, const char *me
          * link busy while chunks are opened */
         bool local = strcmp(vc_backend_kind(b), "local") == 0;
         uint64_t run = VC_MAX(1, (local ? 1u << 20 : 8u << 20) / p.chunk_size);
-        int nth = local ? vc_threads() : VC_MAX(4, vc_threads());
+        if (!local)
+                nth = VC_MIN(VC_THREADS_MAX, VC_MAX(4, nth));
         om = (Out){ .b = b, .p = &p, .e = em, .n = nm, .size = v.mem_size, .fd = fm, .what = "memory",
                     .version = v.version, .nthreads = nth, .run = run, .prog = &prog, .dfd = open_direct(tm) };
         od = (Out){ .b = b, .p = &p, .e = ed, .n = nd, .size = v.disk_size, .fd = fdd, .what = "disk",

@@ -85,7 +85,5 @@ int lease_for_checkin(VcBackend *b, const char *name, uint8_t token[VC_LEASE_TOK
  * minute) until the test removes it. */
 void test_hold(const char *env);
 
-/* Runs fn(ctx, tid) on n threads (the caller's one of them) and joins. */
-void run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size);
 
 #endif

@@ -1,6 +1,8 @@
 /* Keys, authenticated records and parcel creation. */
 #include "client/vc_client_int.h"
 #include "client/vc_keystore.h"
+#include "core/vc_limits.h"
+#include "core/vc_pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,24 +16,7 @@
 
 int vc_threads(void)
 {
-        const char *e = getenv("VMCAS_THREADS");
-        long n = e ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
-        return (int)VC_MAX(1, VC_MIN(n, VC_MAX_THREADS));
-}
-
-void run_threads(int n, void *(*fn)(void *), void *args, size_t arg_size)
-{
-        pthread_t th[VC_MAX_THREADS];
-        bool started[VC_MAX_THREADS] = { false };
-        for (int t = 1; t < n; t++)
-                started[t] = pthread_create(&th[t], NULL, fn, (uint8_t *)args + arg_size * (size_t)t) == 0;
-        for (int t = 1; t < n; t++)
-                if (!started[t])      /* could not start it: do its share here */
-                        fn((uint8_t *)args + arg_size * (size_t)t);
-        fn(args);
-        for (int t = 1; t < n; t++)
-                if (started[t])
-                        pthread_join(th[t], NULL);
+        return vc_pool_threads();
 }
 
 const char *vc_host_name(void)
@@ -61,10 +46,7 @@ void keys_wipe(Keys *k)
 
 void key_check(const uint8_t secret[VC_KEY_LEN], uint8_t out[16])
 {
-        uint8_t h[VC_KEY_LEN];
-        vc_derive(secret, "check", h);
-        memcpy(out, h, 16);
-        vc_wipe(h, sizeof h);
+        vc_key_check(secret, out);
 }
 
 void keys_derive(Keys *k)
@@ -226,23 +208,29 @@ static int nodes_get(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gc
         NodeFwd f = { got, gctx };
         int r = vc_chunks_get(nc->b, nc->p->name, nc->p->node_dom, tags, n, node_fwd, &f);
         if (r < 0)
-                return vc_errf(r, "the keyrings of parcel '%s': %s", nc->p->name, vc_errmsg(r));
+                return vc_errf_prefix(r, "the keyrings of parcel '%s'", nc->p->name);
         return 0;
 }
 
 int read_entries(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, const VcEntry *rm,
                  const VcEntry *rd, VcEntry **mem, uint64_t *nmem, VcEntry **disk, uint64_t *ndisk)
 {
+        /* sizes from the store: checked before they size anything */
+        int r;
+        if ((r = vc_image_size_check("the memory image", v->mem_size, p->chunk_size)) < 0 ||
+            (r = vc_image_size_check("the disk image", v->disk_size, p->chunk_size)) < 0)
+                return vc_errf_prefix(r, "version %u of parcel '%s'", v->version, p->name);
         *nmem = vc_chunk_count(v->mem_size, p->chunk_size);
         *ndisk = vc_chunk_count(v->disk_size, p->chunk_size);
         *mem = calloc(*nmem + 1, sizeof(VcEntry));
         *disk = calloc(*ndisk + 1, sizeof(VcEntry));
         NodesCtx nc = { b, p };
-        int r;
         if (!*mem || !*disk)
                 r = -ENOMEM;
         else if ((r = vc_tree_read_levels(k->node, rm, *nmem, nodes_get, &nc, *mem)) >= 0)
                 r = vc_tree_read_levels(k->node, rd, *ndisk, nodes_get, &nc, *disk);
+        if (r < 0)
+                vc_errf_prefix(r, "version %u", v->version);
         if (r < 0) {
                 free(*mem);
                 free(*disk);
@@ -293,8 +281,8 @@ static int src_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
         if (r < 0) {
                 char hex[65];
                 vc_hex(src->e[j].tag, 32, hex);
-                return vc_errf(r, "chunk %s (%s image of '%s', chunk %" PRIu64 "): %s", hex, src->what, src->p->name,
-                               j, vc_errmsg(r));
+                return vc_errf_prefix(r, "chunk %s (%s image of '%s', chunk %" PRIu64 ")", hex, src->what,
+                                      src->p->name, j);
         }
         return 0;
 }
@@ -405,8 +393,8 @@ int lease_token_save(const uint8_t uuid[16], const char *name, const uint8_t tok
         int r = vc_keystore_dir(uuid, dir, sizeof dir);
         if (r < 0 || (r = lease_path(uuid, name, path, sizeof path)) < 0)
                 return r;
-        if ((r = vc_mkdir_p(dir, 0700)) < 0)
-                return vc_errf(r, "cannot create the key directory %s: %s", dir, strerror(-r));
+        if ((r = vc_keystore_mkdir(uuid, NULL, 0)) < 0)
+                return r;
         vc_hex(token, VC_LEASE_TOKEN_LEN, body);
         strcat(body, "\n");
         r = vc_write_file_atomic(path, body, strlen(body), 0600);
@@ -446,20 +434,64 @@ void test_hold(const char *env)
 
 /* ---- create --------------------------------------------------------------------------- */
 
-static int make_keys(const uint8_t uuid[16], VcParcel *p, Keys *k)
+/* The key check of group's secret that a parcel of the group in the
+ * store holds; 0 if the store has no parcel of the group. */
+static int group_check_of(VcBackend *b, const char *group, uint8_t chk[16])
 {
-        int created;
-        int r = vc_key_load_or_create(uuid, "parcel", p->name, k->parcel, &created);
+        VcParcelInfo *pi = NULL;
+        size_t n = 0;
+        int r = vc_cat_parcels(b, &pi, &n), found = 0;
+        for (size_t i = 0; r >= 0 && i < n && !found; i++) {
+                VcParcel q;
+                if (vc_parcel_unpack(pi[i].record, pi[i].record_len, pi[i].name, &q) < 0) {
+                        vc_errclear();      /* not ours to judge here */
+                        continue;
+                }
+                if (q.policy == VC_POLICY_GROUP && strcmp(q.group, group) == 0) {
+                        memcpy(chk, q.group_check, 16);
+                        found = 1;
+                }
+        }
+        free(pi);
+        return r < 0 ? r : found;
+}
+
+/* A new parcel's key, always new; its group's key, made for the group's
+ * first parcel and otherwise loaded and checked against the group's
+ * parcels. Sets what it made, for make_keys_undo. */
+static int make_keys(VcBackend *b, VcParcel *p, Keys *k, bool *made_parcel, bool *made_group)
+{
+        const uint8_t *uuid = vc_backend_uuid(b);
+        *made_parcel = *made_group = false;
+        int r = vc_key_create(uuid, "parcel", p->name, k->parcel);
         if (r < 0)
                 return r;
+        *made_parcel = true;
         key_check(k->parcel, p->check);
         if (p->policy == VC_POLICY_GROUP) {
-                if ((r = vc_key_load_or_create(uuid, "group", p->group, k->group, &created)) < 0)
+                uint8_t chk[16];
+                int created;
+                if ((r = group_check_of(b, p->group, chk)) < 0 ||
+                    (r = vc_key_create_or_load_group(uuid, p->group, r ? chk : NULL, k->group, &created)) < 0)
                         return r;
+                *made_group = created;
                 key_check(k->group, p->group_check);
         }
         keys_derive(k);
         return 0;
+}
+
+/* Removes the keys make_keys made for a parcel that never reached the
+ * store, keeping the error and its message. */
+static void make_keys_undo(VcBackend *b, const VcParcel *p, const Keys *k, bool made_parcel, bool made_group, int r)
+{
+        VcErr e = VC_ERR_INIT;
+        vc_err_save(&e, r);
+        if (made_parcel)
+                vc_key_discard(vc_backend_uuid(b), "parcel", p->name, k->parcel);
+        if (made_group)
+                vc_key_discard(vc_backend_uuid(b), "group", p->group, k->group);
+        vc_err_raise(&e);
 }
 
 static int new_record(const VcCreateOpts *o, const VcParcel *src, const VcVersion *sv, VcParcel *p)
@@ -473,9 +505,11 @@ static int new_record(const VcCreateOpts *o, const VcParcel *src, const VcVersio
         p->mem_size = src ? sv->mem_size : o->mem_size;
         p->disk_size = src ? sv->disk_size : o->disk_size;
         p->created = vc_now();
-        if (!vc_chunk_size_valid(p->chunk_size))
-                return vc_errf(-EINVAL, "chunk size %u is not a power of two from 4K to 512K", p->chunk_size);
-        int r = vc_random(p->uuid, sizeof p->uuid);
+        int r;
+        if ((r = vc_image_size_check("memory size", p->mem_size, p->chunk_size)) < 0 ||
+            (r = vc_image_size_check("disk size", p->disk_size, p->chunk_size)) < 0)
+                return r;
+        r = vc_random(p->uuid, sizeof p->uuid);
         if (r < 0)
                 return r;
         vc_parcel_domains(p);
@@ -497,7 +531,7 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
         Source mem = { .fd = -1 }, disk = { .fd = -1 };
         uint8_t rec[VC_PARCEL_REC_MAX];
         size_t rlen;
-        bool resume = false;
+        bool resume = false, made_parcel = false, made_group = false;
         int r = vc_cat_parcel(b, o->name, &cur);
         if (r == 0 && !(o->from && cur.latest == 0))
                 return vc_errf(-EEXIST, "parcel '%s' already exists", o->name);
@@ -530,12 +564,20 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
                 if ((r = new_record(o, o->from ? &src : NULL, &sv, &p)) < 0)
                         goto out;
                 /* keys first: a parcel in the catalog without its key would be lost */
-                if ((r = make_keys(vc_backend_uuid(b), &p, &k)) < 0 ||
+                if ((r = make_keys(b, &p, &k, &made_parcel, &made_group)) < 0 ||
                     (r = vc_parcel_pack(&p, rec, sizeof rec, &rlen)) < 0)
-                        goto out;
+                        goto undo;
                 record_mac(&k, p.name, rec, rlen, p.mac);
                 memcpy(rec + rlen - VC_RECORD_MAC_LEN, p.mac, VC_RECORD_MAC_LEN);
-                if ((r = vc_cat_create(b, p.name, o->owner, rec, rlen)) < 0 || !o->from)
+                if ((r = vc_cat_create(b, p.name, o->owner, rec, rlen)) < 0) {
+                        /* undo only when the record surely is not there:
+                         * a server may have made it before the link broke */
+                        if (r == -EEXIST || strcmp(vc_backend_kind(b), "local") == 0)
+                                goto undo;
+                        goto out;
+                }
+                /* the record is in the store: from now on the keys stay */
+                if (!o->from)
                         goto out;
         }
         /* version 1 is a copy of the gold image */
@@ -551,6 +593,9 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
                 vc_errf_replace(r, "%s; parcel '%s' exists without a version: run the same `parcel create` "
                                 "again to finish it", msg, o->name);
         }
+        goto out;
+undo:
+        make_keys_undo(b, &p, &k, made_parcel, made_group, r);
 out:
         vc_wipe(&srm, sizeof srm);
         vc_wipe(&srd, sizeof srd);

@@ -11,7 +11,7 @@ vmcas -s "$S" parcel create p --policy delta --chunk-size 4K --memory-size 20000
 vmcas -q -s "$S" checkin p --memory m --disk d >/dev/null
 # Checks that need the client to call the new functions (vc_pool_threads,
 # vc_image_size_check on --from): set to 0 once it does.
-PENDING_CLIENT=1
+PENDING_CLIENT=0
 pending() { _n=$((_n+1)); echo "ok $_n - $1 # SKIP until the client calls vc_pool_threads and vc_image_size_check"; }
 before=$(snapshot "$S")
 # usage NAME PATTERN CMD...: a usage error (exit 2) whose stderr matches.

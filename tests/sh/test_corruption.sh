@@ -29,6 +29,17 @@ fails "checkout of the broken version fails naming the chunk" "(chunk|keyring no
 check "and writes no file" '[ ! -e o.m ] && [ ! -e o.d ] && [ -z "$(ls | grep vmcas-)" ]'
 restore
 
+# 1b. a byte in a data chunk of the all pool: the message of the worker
+# that found it reaches the user whatever the number of threads
+all_dir=$(dirname "$(grep -lx "name all" "$S"/packs/*/domain)")
+img flip "$(ls "$all_dir"/*.pack | head -1)" 4000
+for t in 1 2 4; do
+  VMCAS_THREADS=$t fails "with $t worker threads, checkout names the parcel, version, chunk and offset" \
+    "parcel 'q' version 1:.*chunk [0-9a-f]{64} \(chunk [0-9]+, offset [0-9]+ of the image\)" \
+    vmcas -q -s "$S" checkout q --no-lease --memory o.m --disk o.d
+done
+restore
+
 # 2. a byte in a record header
 img flip "$pack" 100
 fails "verify finds a damaged record header" "DAMAGE" vmcas -s "$S" verify

@@ -16,7 +16,7 @@ NOBODY=$(id -u nobody 2>/dev/null || echo 65534)
 # Checks that need the client to call the new key store functions
 # (vc_key_create_or_load_group with the group's check, vc_key_discard):
 # set to 0 once it does.
-PENDING_CLIENT=1
+PENDING_CLIENT=0
 pending() { _n=$((_n+1)); echo "ok $_n - $1 # SKIP until the client calls the new key store functions"; }
 
 # refused NAME PATTERN CMD...: CMD exits with exactly 1, its stderr matches
