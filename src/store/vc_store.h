@@ -48,8 +48,18 @@ enum { VC_KIND_DATA = 0, VC_KIND_META = 1 };
 int vc_store_create(const char *path);
 
 /* Opens a store. -ENOENT / -EINVAL with a clear message when path does not
- * exist or is not a vmcas store; -EPROTO for an unknown format version. */
+ * exist or is not a vmcas store; -EPROTO for an unknown format version.
+ * The index is checked before LMDB may touch it (src/store/vc_store_db.c):
+ * -EBADMSG if it is damaged, -ENODATA if index/data.mdb is missing or
+ * empty, each with a message naming the file and saying to run 'vmcas
+ * verify --reindex'. A fault inside LMDB later on is -EBADMSG too. */
 int vc_store_open(const char *path, VcStore **ret);
+/* Opens a store to repair its index. As vc_store_open, but a damaged index
+ * does not stop it: then vc_store_reindex (which replaces the index) and
+ * vc_store_free are all that work, anything else fails with the message
+ * vc_store_open gives. A missing or empty index is made anew, empty (so
+ * reindex finds no catalog to keep). */
+int vc_store_open_repair(const char *path, VcStore **ret);
 void vc_store_free(VcStore *s);              /* NULL ok */
 const char *vc_store_path(const VcStore *s);
 const uint8_t *vc_store_uuid(const VcStore *s); /* VC_UUID_LEN bytes */
@@ -169,6 +179,10 @@ int vc_txn_commit(VcTxn *t);                 /* always frees t */
 /* A read transaction moves to the newest snapshot. */
 int vc_txn_refresh(VcTxn *t);
 void vc_txn_abort(VcTxn *t);                 /* frees t; NULL ok */
+/* true once a fault inside LMDB (a damaged index) ended t, or another
+ * transaction of the store: every call on it fails with that message, and
+ * it can only be aborted. */
+bool vc_txn_dead(VcTxn *t);
 
 /* *val points into the map, valid until the transaction ends or the next
  * write in it. -ENOENT if absent. */
