@@ -560,13 +560,52 @@ static void help_verify(void)
                "with the parcels and versions it breaks. Exit status 1 if anything is wrong.\n\n"
                "--reindex first rebuilds the chunk index from the pack files alone (every record\n"
                "names its domain and tag; only records whose bytes match their tag are indexed):\n"
-               "the repair for a damaged or lost index. Run it with no checkin or gc running.\n");
+               "the repair for a damaged or lost index. An index whose file is damaged is moved\n"
+               "aside to STORE/index.damaged-TIME and a new one is built, with the parcels and\n"
+               "versions copied out of the old one if they can be read. Run it with nothing else\n"
+               "using the store.\n");
 }
 
 static void report_line(const char *msg, void *ctx)
 {
         (*(int *)ctx)++;
         printf("DAMAGE: %s\n", msg);
+}
+
+/* What verify --reindex did, when it had to build a new index. 1 if the
+ * catalog was lost. */
+static int reindex_text(const VcReindexInfo *ri)
+{
+        if (!ri->replaced)
+                return 0;
+        if (ri->moved_to[0])
+                printf("the store's index could not be used; it was moved to %s and a new one was built\n",
+                       ri->moved_to);
+        else
+                printf("the store's index was missing; a new one was built\n");
+        switch (ri->catalog) {
+        case VC_CATALOG_RECOVERED:
+                printf("the catalog (parcels, versions) was recovered from the damaged index: %" PRIu64 " records\n",
+                       ri->catalog_records);
+                break;
+        case VC_CATALOG_RECOVERED_OLDER:
+                printf("the catalog (parcels, versions) was recovered from an older snapshot of the damaged index: %"
+                       PRIu64 " records; the last commit before the damage may be lost (%s)\n", ri->catalog_records,
+                       ri->catalog_why);
+                break;
+        case VC_CATALOG_LOST:
+        case VC_CATALOG_KEPT:
+                break;
+        }
+        if (ri->domain_files_written)
+                printf("wrote %" PRIu64 " domain file%s again\n", ri->domain_files_written,
+                       ri->domain_files_written == 1 ? "" : "s");
+        if (ri->catalog != VC_CATALOG_LOST)
+                return 0;
+        fprintf(stderr, "vmcas: the catalog could not be recovered from the damaged index (%s): the new index has "
+                "the chunks but no parcels or versions%s%s\n", ri->catalog_why,
+                ri->moved_to[0] ? "; the damaged index is kept in " : "", ri->moved_to);
+        return 1;
 }
 
 int vc_cmd_verify(int argc, char **argv)
@@ -581,17 +620,22 @@ int vc_cmd_verify(int argc, char **argv)
         if (optind != argc)
                 return vc_cli_usage("verify", "unexpected argument '%s'", argv[optind]);
         VcStore *s;
-        int r = open_store("verify", &s);
-        if (r != 0)
-                return r;
+        int r, lost = 0;
         if (reindex) {
-                r = vc_store_reindex(s);
+                if (!vc_global.store || !*vc_global.store)
+                        return vc_cli_usage("verify", "no store given: use -s PATH or set VMCAS_STORE");
+                if ((r = vc_store_open_repair(vc_global.store, &s)) < 0)
+                        return vc_cli_fail(r, NULL);
+                VcReindexInfo ri;
+                r = vc_store_reindex_ex(s, &ri);
                 if (r < 0) {
                         vc_store_free(s);
                         return vc_cli_fail(r, "verify --reindex");
                 }
+                lost = reindex_text(&ri);
                 printf("reindexed %d chunks from the packs\n", r);
-        }
+        } else if ((r = open_store("verify", &s)) != 0)
+                return r;
         int lines = 0;
         VcVerifyStats st;
         VcProgress prog;
@@ -610,7 +654,7 @@ int vc_cmd_verify(int argc, char **argv)
                        st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");
         if (r > 0)
                 fprintf(stderr, "vmcas: verify found %d problem%s\n", r, r == 1 ? "" : "s");
-        return r == 0 ? 0 : 1;
+        return r == 0 && !lost ? 0 : 1;
 }
 
 /* ---- prune / gc ------------------------------------------------------------------------ */

@@ -286,12 +286,38 @@ struct VcProgress;
 void vc_store_set_progress(VcStore *s, struct VcProgress *p);
 
 /* Rebuilds the chunk index from the packs alone (repair after the index
- * was lost or damaged). Keeps the catalog; recovers domain names from the
- * packs/<id>/domain files. Only records whose SHA-256 matches their tag are
+ * was lost or damaged). Recovers domain names from the packs/<id>/domain
+ * files, and rewrites those files that are missing or damaged from the
+ * names in the index. Only records whose SHA-256 matches their tag are
  * indexed; each pack's committed length becomes the end of its last good
  * record. -EBUSY if a writer or compaction holds a pack. Holds LMDB's write
- * lock throughout. Returns chunks indexed. */
+ * lock throughout. Returns chunks indexed.
+ *
+ * If the index is sound, it is rebuilt in place and the catalog kept. If
+ * it is damaged (any page, see vc_store_db.c), it is moved aside to
+ * index.damaged-<UTC time>/ (-EBUSY if another process has it open) and a
+ * new one is built: the catalog and the domains table are copied out of the
+ * damaged file when they read back whole (from its newest snapshot, else
+ * the one before), and what happened is told in *info. */
+typedef enum VcCatalogFate {
+        VC_CATALOG_KEPT = 0,            /* the index was sound: rebuilt in place */
+        VC_CATALOG_RECOVERED,           /* copied from the damaged index's newest snapshot */
+        VC_CATALOG_RECOVERED_OLDER,     /* from an older one (or the only readable one): the last
+                                           commit may be lost */
+        VC_CATALOG_LOST,                /* could not be read: the new index has no parcels */
+} VcCatalogFate;
+typedef struct VcReindexInfo {
+        bool replaced;                  /* a new index was built */
+        char moved_to[4096];            /* where the damaged one went ("" if there was none) */
+        char why[1024];                 /* why the old index could not be used */
+        VcCatalogFate catalog;
+        char catalog_why[512];          /* RECOVERED_OLDER, LOST: what was wrong */
+        uint64_t catalog_records;
+        bool domains_recovered;         /* names and counters came from the damaged index */
+        uint64_t domain_files_written;
+} VcReindexInfo;
 int vc_store_reindex(VcStore *s);
+int vc_store_reindex_ex(VcStore *s, VcReindexInfo *info);
 
 /* ---- locks ------------------------------------------------------------------------ */
 

@@ -814,14 +814,20 @@ static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
         /* The domain's name, if the table lost it. If the name was given
          * to a new domain meanwhile (created before this reindex), that
          * one keeps the name; this id still gets it for stat. */
-        if (vc_domain_file_read(s, domain, name, sizeof name) == 0 && vc_domain_exists(x->t, domain) == -ENOENT) {
+        int q;
+        if (vc_domain_file_read(s, domain, name, sizeof name) == 0 &&
+            ((q = vc_domain_exists(x->t, domain)) == -ENOENT || (q == -EBADMSG && !vc_txn_dead(x->t)))) {
                 uint64_t other;
                 int r = vc_domain_lookup(x->t, name, &other);
+                if (r == -EBADMSG && !vc_txn_dead(x->t))
+                        r = -ENOENT;    /* a damaged 'n' record is written again */
                 if (r == 0 || r == -ENOENT)
                         r = vc_domain_register(x->t, domain, name, r == -ENOENT);
                 if (r < 0)
                         return r;
         }
+        if (vc_txn_dead(x->t))
+                return -EBADMSG;
         vc_errclear();
 
         DIR *d = opendir(dir);
@@ -892,15 +898,119 @@ static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
         free(packs);
         if (r < 0)
                 return r;
-        uint32_t next;
+        uint32_t next = 0;
         r = vc_domain_next_pack(x->t, domain, &next);
+        if (r == -EBADMSG && !vc_txn_dead(x->t)) {
+                vc_errclear();  /* a damaged counter is written again */
+                next = 0;
+                r = 0;
+        }
         if (r == 0 && next <= maxp)
                 r = vc_domain_set_next_pack(x->t, domain, maxp + 1);
         return r;
 }
 
+/* Writes again the packs/<id>/domain files that are missing, damaged or
+ * name another domain than the index does. */
+static int rewrite_domain_files(VcStore *s, VcTxn *t, uint64_t *written)
+{
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *cur = NULL;
+        int r = vc_db_cursor_open(t, VC_DB_DOMAINS, "i", 1, &cur);
+        if (r < 0)
+                return r;
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(cur, &k, &kl, &v, &vl)) != 0) {
+                if (r == -EBADMSG && !vc_txn_dead(t)) {
+                        vc_errclear();  /* a record we could not repair: no name to write */
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                char want[64], got[64];
+                if (kl != 9 || vl == 0 || vl >= sizeof want)
+                        continue;
+                memcpy(want, v, vl);
+                want[vl] = 0;
+                uint64_t id = vc_get64be((const uint8_t *)k + 1);
+                int q = vc_domain_file_read(s, id, got, sizeof got);
+                vc_errclear();
+                if (q == 0 && strcmp(got, want) == 0)
+                        continue;
+                if ((r = vc_domain_file_write(s, id, want)) < 0)
+                        return r;
+                (*written)++;
+        }
+        return 0;
+}
+
+/* The index cannot be used: moves it aside and opens a new, empty one. */
+static int replace_index(VcStore *s, const char *why, VcReindexInfo *info)
+{
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/index", s->path);
+        snprintf(info->why, sizeof info->why, "%s", why);
+        if (s->db) {
+                if (vc_db_in_use(s->db))
+                        return vc_errf(-EBUSY, "the store's index is damaged, and another handle of this process "
+                                       "has it open: close it before reindexing");
+                vc_db_unref(s->db);
+                s->db = NULL;
+                if (!s->index_msg) {
+                        s->index_err = -EBADMSG;
+                        s->index_msg = strdup(why);
+                }
+        }
+        int r = vc_db_move_aside(dir, info->moved_to, sizeof info->moved_to);
+        if (r < 0)
+                return r;
+        r = vc_db_open(dir, VC_DB_CREATE, &s->db);
+        if (r < 0)
+                return r;
+        s->index_err = 0;
+        free(s->index_msg);
+        s->index_msg = NULL;
+        info->replaced = true;
+        return 0;
+}
+
+/* A new index: the catalog and the domains table from the damaged one, if
+ * they read back whole. */
+static int recover_catalog(VcTxn *t, VcReindexInfo *info)
+{
+        static const VcDbTable catalog[] = { VC_DB_META, VC_DB_PARCELS, VC_DB_VERSIONS };
+        static const VcDbTable domains[] = { VC_DB_DOMAINS };
+        VcDbRecovered rc;
+        int r = vc_db_recover(info->moved_to, t, catalog, VC_ARRAY_SIZE(catalog), &rc);
+        if (r < 0)
+                return r;
+        info->catalog_records = rc.records;
+        info->catalog = rc.from == 1 ? VC_CATALOG_RECOVERED : rc.from == 2 ? VC_CATALOG_RECOVERED_OLDER
+                                                                            : VC_CATALOG_LOST;
+        if (rc.from != 1)
+                snprintf(info->catalog_why, sizeof info->catalog_why, "%s", rc.why);
+        /* When info->catalog is VC_CATALOG_LOST, this is where the catalog
+         * is to be rebuilt from the catalog records in the packs (a later
+         * step): the index and packs tables are not built yet, the domains
+         * table is (below, then from the domain files). */
+        r = vc_db_recover(info->moved_to, t, domains, VC_ARRAY_SIZE(domains), &rc);
+        if (r < 0)
+                return r;
+        info->domains_recovered = rc.from != 0;
+        return 0;
+}
+
 int vc_store_reindex(VcStore *s)
 {
+        return vc_store_reindex_ex(s, NULL);
+}
+
+int vc_store_reindex_ex(VcStore *s, VcReindexInfo *info)
+{
+        VcReindexInfo local;
+        if (!info)
+                info = &local;
+        memset(info, 0, sizeof *info);
         /* Reindex holds a lock on every pack until it commits; make room. */
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -911,9 +1021,41 @@ int vc_store_reindex(VcStore *s)
         snprintf(top, sizeof top, "%s/packs", s->path);
         LockedFds l = { 0 };
         Reindex x = { .now = vc_now() };
-        int r = vc_txn_begin(s, true, &x.t);
-        if (r < 0)
+        int r;
+        /* A sound index is rebuilt in place. Whether it is sound is known
+         * once the write transaction has begun: before the first write, every
+         * page of it is read (vc_store_db.c). */
+        if (s->db) {
+                r = vc_txn_begin(s, true, &x.t);
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+                if (r == -EBADMSG) {
+                        char why[1024];
+                        snprintf(why, sizeof why, "%s", vc_errmsg(r));
+                        vc_errclear();
+                        r = replace_index(s, why, info);
+                        if (r == 0)
+                                r = vc_txn_begin(s, true, &x.t);
+                        if (r == 0)
+                                r = recover_catalog(x.t, info);
+                } else if (s->index_new) {
+                        info->replaced = true;
+                        info->catalog = VC_CATALOG_LOST;
+                        snprintf(info->why, sizeof info->why, "index/data.mdb was missing or empty");
+                        snprintf(info->catalog_why, sizeof info->catalog_why,
+                                 "there was no index to recover it from");
+                }
+        } else {
+                r = replace_index(s, s->index_msg ? s->index_msg : "the index could not be opened", info);
+                if (r == 0)
+                        r = vc_txn_begin(s, true, &x.t);
+                if (r == 0)
+                        r = recover_catalog(x.t, info);
+        }
+        if (r < 0) {
+                vc_txn_abort(x.t);
                 return r;
+        }
         r = vc_db_drop(x.t, VC_DB_INDEX);
         if (r == 0)
                 r = vc_db_drop(x.t, VC_DB_PACKS);
@@ -933,11 +1075,19 @@ int vc_store_reindex(VcStore *s)
         }
         if (d)
                 closedir(d);
-        uint64_t next;
-        if (r == 0)
+        uint64_t next = 0;
+        if (r == 0) {
                 r = vc_domain_next_id(x.t, &next);
+                if (r == -EBADMSG && !vc_txn_dead(x.t)) {
+                        vc_errclear();  /* a damaged counter is written again */
+                        next = 0;
+                        r = 0;
+                }
+        }
         if (r == 0 && next <= maxd)
                 r = vc_domain_set_next_id(x.t, maxd + 1);
+        if (r == 0)
+                r = rewrite_domain_files(s, x.t, &info->domain_files_written);
         if (r < 0) {
                 vc_txn_abort(x.t);
                 locked_fds_free(&l);
@@ -946,5 +1096,7 @@ int vc_store_reindex(VcStore *s)
         r = vc_txn_commit(x.t);
         locked_fds_free(&l);
         vc_store_pack_cache_flush(s);
+        if (r == 0)
+                s->index_new = false;
         return r < 0 ? r : x.indexed;
 }
