@@ -139,7 +139,13 @@ struct VcDb {
         /* Set once: a fault inside LMDB (broken), or damage found by the
          * full walk before the first write (write_bad). */
         atomic_int broken, write_bad, leaked;
+        atomic_int walked;      /* vc_db_explain_missing: 0 not yet, 1 sound, 2 damaged (in write_msg) */
+        /* Catalog tables the walk at open found damaged: never read through
+         * LMDB; every access fails with table_why. */
+        atomic_int table_bad[VC_DB__MAX];
+        char table_why[VC_DB__MAX][512];
         bool write_checked;     /* under LMDB's write lock */
+        bool lmdb_bad;          /* the walk at open found LMDB's main table damaged */
         char broken_msg[VC_DB_MSG], write_msg[VC_DB_MSG];
 };
 
@@ -426,6 +432,12 @@ static bool db_broken(VcDb *db)
 static int broken_err(VcDb *db)
 {
         return vc_errf(-EBADMSG, "%s", db->broken_msg);
+}
+
+static int table_err(VcDb *db, VcDbTable tb)
+{
+        return vc_errf(-EBADMSG, "the store's index is damaged (%s, table %s: %s): " VC_DB_FIX, db->file,
+                       table_names[tb], db->table_why[tb]);
 }
 
 /* After a fault: the message, and the environment poisoned. */
@@ -1311,6 +1323,21 @@ static void txn_abort_raw(VcDb *db, MDB_txn *txn)
                 atomic_store(&db->leaked, 1);
 }
 
+/* The walk at open: which tables are damaged. */
+static void mark_bad(const char *table, const char *why, void *ctx)
+{
+        VcDb *db = ctx;
+        if (!table || !*table) {
+                db->lmdb_bad = true;
+                return;
+        }
+        for (int i = 0; i < VC_DB__MAX; i++)
+                if (strcmp(table, table_names[i]) == 0) {
+                        strf(db->table_why[i], sizeof db->table_why[i], "%s", why);
+                        atomic_store(&db->table_bad[i], 1);
+                }
+}
+
 static int env_open(const char *dir, VcDbMode mode, VcDb *db)
 {
         int rc = mdb_env_create(&db->env);
@@ -1363,7 +1390,10 @@ static int env_open(const char *dir, VcDbMode mode, VcDb *db)
                         char first[512] = "";
                         int w = -EAGAIN;
                         for (int i = 0; i < 5 && w == -EAGAIN; i++) {
-                                w = walk_txn(db, txn, false, WALK_CATALOG, NULL, NULL, first, sizeof first);
+                                for (int t = 0; t < VC_DB__MAX; t++)
+                                        atomic_store(&db->table_bad[t], 0);
+                                db->lmdb_bad = false;
+                                w = walk_txn(db, txn, false, WALK_CATALOG, mark_bad, db, first, sizeof first);
                                 if (w == -EAGAIN) {
                                         Op x = { .kind = OP_TXN_RESET, .txn = txn };
                                         Op y = { .kind = OP_TXN_RENEW, .txn = txn };
@@ -1381,7 +1411,9 @@ static int env_open(const char *dir, VcDbMode mode, VcDb *db)
                                 txn_abort_raw(db, txn);
                                 return w;
                         }
-                        if (w > 0) {
+                        /* LMDB's own tables damaged: nothing can be read.
+                         * A damaged table of ours: that one cannot. */
+                        if (w > 0 && db->lmdb_bad) {
                                 txn_abort_raw(db, txn);
                                 return index_damaged(-EBADMSG, "%s, %s", db->file, first);
                         }
@@ -1829,6 +1861,8 @@ int vc_db_get(VcTxn *t, VcDbTable tb, const void *k, size_t kl, const void **v, 
         int r = check_key(t, tb, kl);
         if (r < 0)
                 return r;
+        if (atomic_load(&t->s->db->table_bad[tb]))
+                return table_err(t->s->db, tb);
         MDB_val key = { kl, (void *)k }, val;
         Op o = { .kind = OP_GET, .dbi = t->s->db->dbi[tb], .k = &key, .v = &val };
         if ((r = txn_op(t, "reading the store index", &o)) < 0)
@@ -1856,6 +1890,8 @@ int vc_db_put(VcTxn *t, VcDbTable tb, const void *k, size_t kl, const void *v, s
                 return vc_errf(-EINVAL, "write to table %s in a read transaction", table_names[tb]);
         if (vl > UINT32_MAX - 4)
                 return vc_errf(-EINVAL, "value of %zu bytes too large for table %s", vl, table_names[tb]);
+        if (atomic_load(&t->s->db->table_bad[tb]))
+                return table_err(t->s->db, tb);
         /* MDB_RESERVE: LMDB hands out the space and we fill it, so the
          * value plus its CRC never needs a temporary copy. The space is in a
          * page of this transaction (malloc'ed), not in the map. */
@@ -1879,6 +1915,8 @@ int vc_db_del(VcTxn *t, VcDbTable tb, const void *k, size_t kl)
                 return r;
         if (!t->write)
                 return vc_errf(-EINVAL, "delete from table %s in a read transaction", table_names[tb]);
+        if (atomic_load(&t->s->db->table_bad[tb]))
+                return table_err(t->s->db, tb);
         MDB_val key = { kl, (void *)k };
         Op o = { .kind = OP_DEL, .dbi = t->s->db->dbi[tb], .k = &key };
         if ((r = txn_op(t, "deleting from the store index", &o)) < 0)
@@ -1890,6 +1928,8 @@ int vc_db_drop(VcTxn *t, VcDbTable tb)
 {
         if (!t->write)
                 return vc_errf(-EINVAL, "emptying table %s in a read transaction", table_names[tb]);
+        if (atomic_load(&t->s->db->table_bad[tb]))
+                return table_err(t->s->db, tb);
         Op o = { .kind = OP_DROP, .dbi = t->s->db->dbi[tb] };
         int r = txn_op(t, "emptying a table of the store index", &o);
         if (r < 0)
@@ -1905,6 +1945,8 @@ int vc_db_cursor_open(VcTxn *t, VcDbTable tb, const void *prefix, size_t plen, V
                 return vc_errf(-EINVAL, "no such table %d", (int)tb);
         if (plen > (size_t)mdb_env_get_maxkeysize(t->s->db->env))
                 return vc_errf(-EINVAL, "key prefix of %zu bytes too long", plen);
+        if (atomic_load(&t->s->db->table_bad[tb]))
+                return table_err(t->s->db, tb);
         VcDbCursor *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
