@@ -678,6 +678,10 @@ static int get_impl(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_
                         x = *hint;
                 else
                         r = t ? vc_idx_get(t, domain, tag, &x) : lookup(s, domain, tag, &x);
+                /* A chunk someone asks for by its tag is not there: if a
+                 * damaged page of the index hid it, say so. */
+                if (r == -ENOENT)
+                        return vc_db_explain_missing(s->db);
                 if (r < 0)
                         return r;
                 if (*cap < x.len || !*buf) {

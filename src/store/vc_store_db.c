@@ -1565,6 +1565,47 @@ int vc_db_check_pages(VcTxn *t, vc_db_page_fn fn, void *ctx)
         return r;
 }
 
+int vc_db_explain_missing(VcDb *db)
+{
+        int state = atomic_load(&db->walked);
+        if (state == 0) {
+                MDB_txn *txn;
+                int r = txn_begin(db, false, &txn);
+                if (r < 0)
+                        return r;
+                char first[VC_DB_MSG] = "";
+                int w = -EAGAIN;
+                for (int i = 0; i < 5 && w == -EAGAIN; i++) {
+                        if (i > 0) {
+                                Op x = { .kind = OP_TXN_RESET, .txn = txn };
+                                Op y = { .kind = OP_TXN_RENEW, .txn = txn };
+                                if ((r = guarded(db, "renewing a read transaction", &x)) < 0 ||
+                                    (r = guarded(db, "renewing a read transaction", &y)) < 0)
+                                        return r;
+                                if (y.rc)
+                                        break;
+                        }
+                        w = walk_txn(db, txn, false, WALK_ALL, NULL, NULL, first, sizeof first);
+                }
+                txn_abort_raw(db, txn);
+                vc_errclear();
+                if (w < 0)
+                        return -ENOENT; /* cannot tell */
+                pthread_mutex_lock(&registry_lock);
+                if (w > 0 && !atomic_load(&db->write_bad)) {
+                        strf(db->write_msg, sizeof db->write_msg,
+                             "the store's index is damaged (%s, %s): " VC_DB_FIX, db->file, first);
+                        atomic_store(&db->write_bad, 1);
+                }
+                atomic_store(&db->walked, w > 0 ? 2 : 1);
+                pthread_mutex_unlock(&registry_lock);
+                state = w > 0 ? 2 : 1;
+        }
+        if (state == 2)
+                return vc_errf(-EBADMSG, "%s", db->write_msg);
+        return -ENOENT;
+}
+
 int vc_db_move_aside(const char *dir, char *moved, size_t len)
 {
         /* No process may have it open: LMDB holds a shared fcntl() lock on

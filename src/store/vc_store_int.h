@@ -142,6 +142,11 @@ int vc_db_bytes(VcDb *db, uint64_t *ret);
 typedef void (*vc_db_page_fn)(const char *table, const char *what, void *ctx);
 int vc_db_check_pages(VcTxn *t, vc_db_page_fn fn, void *ctx);
 
+/* For a look-up that found nothing where something should be (a chunk a
+ * version names): walks every page once per process, and returns -EBADMSG
+ * with "the store's index is damaged (...)" if a page is, else -ENOENT. */
+int vc_db_explain_missing(VcDb *db);
+
 /* Renames the environment directory dir to dir.damaged-<UTC time> and
  * makes dir again, empty; the new name goes to moved. -EBUSY (with a
  * message) if another process has it open. This process must not have it
