@@ -554,10 +554,12 @@ int vc_cmd_stat(int argc, char **argv)
 static void help_verify(void)
 {
         printf("Usage: vmcas -s STORE verify [--full] [--reindex]\n\n"
-               "Checks the structure: every index entry points at a matching pack record, every\n"
-               "catalog record's checksum, every keyring node and chunk of every version present.\n"
-               "--full also reads every pack record and re-hashes it, and names each damaged chunk\n"
-               "with the parcels and versions it breaks. Exit status 1 if anything is wrong.\n\n"
+               "Checks the structure: every page of the index file, every index entry points at a\n"
+               "matching pack record, every catalog record's checksum, every domain's packs/N/domain\n"
+               "file, every keyring node and chunk of every version present. --full also reads\n"
+               "every pack record and re-hashes it, and names each damaged chunk with the parcels\n"
+               "and versions it breaks. Each problem is followed by the repair that fixes it.\n"
+               "Exit status 1 if anything is wrong.\n\n"
                "--reindex first rebuilds the chunk index from the pack files alone (every record\n"
                "names its domain and tag; only records whose bytes match their tag are indexed):\n"
                "the repair for a damaged or lost index. An index whose file is damaged is moved\n"
@@ -566,10 +568,10 @@ static void help_verify(void)
                "using the store.\n");
 }
 
-static void report_line(const char *msg, void *ctx)
+static void report_line(const char *msg, const char *repair, void *ctx)
 {
         (*(int *)ctx)++;
-        printf("DAMAGE: %s\n", msg);
+        printf("DAMAGE: %s\n        %s\n", msg, repair);
 }
 
 /* What verify --reindex did, when it had to build a new index. 1 if the
@@ -652,8 +654,18 @@ int vc_cmd_verify(int argc, char **argv)
         else
                 printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n", st.parcels,
                        st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");
-        if (r > 0)
-                fprintf(stderr, "vmcas: verify found %d problem%s\n", r, r == 1 ? "" : "s");
+        if (r > 0) {
+                uint64_t re = st.by_repair[VC_REPAIR_REINDEX] + st.by_repair[VC_REPAIR_REINDEX_IF];
+                uint64_t no = st.by_repair[VC_REPAIR_NONE] + st.by_repair[VC_REPAIR_BACKUP];
+                fprintf(stderr, "vmcas: verify found %d problem%s", r, r == 1 ? "" : "s");
+                if (re && !reindex)
+                        fprintf(stderr, "; 'vmcas verify --reindex' repairs %" PRIu64 "%s", re,
+                                st.by_repair[VC_REPAIR_REINDEX_IF] ? " (some only if their pack records are intact)"
+                                                                   : "");
+                if (no)
+                        fprintf(stderr, "; %" PRIu64 " cannot be repaired in this store", no);
+                fprintf(stderr, "\n");
+        }
         return r == 0 && !lost ? 0 : 1;
 }
 

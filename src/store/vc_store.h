@@ -259,6 +259,17 @@ typedef struct VcDomainStat {
  * *ret_index_bytes with the size of the LMDB files. */
 int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_index_bytes);
 
+/* Which repair fixes a problem that vc_store_check reports. */
+typedef enum VcRepair {
+        VC_REPAIR_REINDEX = 0,  /* vc_store_reindex ('vmcas verify --reindex') */
+        VC_REPAIR_REINDEX_IF,   /* reindex, if the pack record is intact (a full check re-hashes it); else lost */
+        VC_REPAIR_NONE,         /* bytes are lost: only a replica, or checking the versions in again */
+        VC_REPAIR_BACKUP,       /* a catalog record: not rebuilt from the packs; a backup of STORE/index */
+        VC_REPAIR_HARMLESS,     /* nothing reads it: nothing to repair */
+} VcRepair;
+/* A sentence saying what the repair is, for the user. */
+const char *vc_repair_text(VcRepair r);
+
 /* Structural and full checks. For each problem calls fn with the domain and
  * tag of the damaged chunk (tag NULL for damage not tied to one chunk, such
  * as a torn record in dead space or a missing pack) and a sentence.
@@ -276,8 +287,21 @@ int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_i
 typedef void (*vc_damage_fn)(uint64_t domain, const uint8_t *tag, const char *what, void *ctx);
 typedef struct VcCheckStats {
         uint64_t chunks_checked, bytes_checked, packs_checked, catalog_records;
+        uint64_t domains_checked;       /* packs/<id>/domain files */
+        /* Trees of the LMDB file with a damaged page (each is one problem).
+         * If the chunk index or the packs table is one of them, index_unchecked
+         * is set and the index entries are not read: they cannot be trusted. */
+        uint64_t pages_damaged;
+        bool index_unchecked;
+        bool catalog_unchecked;         /* the same for the meta, parcels or versions table */
 } VcCheckStats;
 int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st);
+/* The same, telling for each problem which repair fixes it. Also checks the
+ * structure of the LMDB file (every page of every table) and that every
+ * domain has a sound packs/<id>/domain file naming it as the index does. */
+typedef void (*vc_damage_ex_fn)(uint64_t domain, const uint8_t *tag, const char *what, VcRepair repair,
+                                void *ctx);
+int vc_store_check_ex(VcStore *s, bool full, vc_damage_ex_fn fn, void *ctx, VcCheckStats *st);
 
 /* Progress of long walks: vc_store_check(full), bytes re-hashed out of
  * the packs' committed bytes (it sets p->total); vc_store_compact, bytes

@@ -1169,7 +1169,7 @@ static void problem(Problems *p, const char *table, const char *why)
         if (p->fn)
                 p->fn(table, why, p->ctx);
         if (p->first && p->n == 1) {
-                if (table)
+                if (table && *table)
                         strf(p->first, p->firstlen, "table %s: %s", table, why);
                 else
                         strf(p->first, p->firstlen, "%s", why);
@@ -1213,7 +1213,7 @@ static int walk_file(int fd, const char *file, const LfMeta *m, int what, vc_db_
                 if (r == -EBADMSG) {
                         char why[sizeof f.why + 32];
                         strf(why, sizeof why, "the free list: %s", f.why);
-                        problem(&p, NULL, why);
+                        problem(&p, "", why);
                         r = 0;
                 }
         }

@@ -135,8 +135,9 @@ bool vc_db_in_use(VcDb *db);
 int vc_db_bytes(VcDb *db, uint64_t *ret);
 
 /* Walks every page of the snapshot t reads (vc_store_db.c, step 5) and calls
- * fn once per damaged tree: table is a table's name, or NULL for LMDB's main
- * table, its free list or its meta pages; what says what is wrong. Returns
+ * fn once per damaged tree: table is a table's name, "" for LMDB's free list
+ * (which only writes read), or NULL for LMDB's main table or its meta pages;
+ * what says what is wrong. Returns
  * the number of damaged trees, or -errno. With fn NULL, the first problem
  * is returned as -EBADMSG with "the store's index is damaged (...)". */
 typedef void (*vc_db_page_fn)(const char *table, const char *what, void *ctx);
