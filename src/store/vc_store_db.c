@@ -816,8 +816,10 @@ static int lf_value(Lf *f, uint64_t pgno, const uint8_t *nd, unsigned ks, uint16
         }
         uint64_t op;
         memcpy(&op, nd + 8 + ks, 8);
+        /* The run may be longer than the value needs: LMDB rewrites a
+         * smaller value in place in the run it had. */
         uint64_t n = (LF_HDR - 1 + (uint64_t)dsz) / f->psize + 1;
-        int r = lf_claim(f, op, n);
+        int r = lf_claim(f, op, 1);
         if (r < 0)
                 return r;
         uint8_t h[LF_HDR];
@@ -829,10 +831,12 @@ static int lf_value(Lf *f, uint64_t pgno, const uint8_t *nd, unsigned ks, uint16
         memcpy(&hp, h, 8);
         memcpy(&fl, h + 10, 2);
         memcpy(&cnt, h + 12, 4);
-        if (hp != op || fl != LF_P_OVERFLOW || cnt != n)
+        if (hp != op || fl != LF_P_OVERFLOW || cnt < n)
                 return lf_bad(f, "the overflow pages at page %" PRIu64 " of a record in page %" PRIu64
                               " are damaged", op, pgno);
-        f->nover += n;
+        if (cnt > 1 && (r = lf_claim(f, op + 1, cnt - 1)) < 0)
+                return r;
+        f->nover += cnt;
         if (!f->values && !f->rec)
                 return 0;
         if (f->ovcap < dsz) {
