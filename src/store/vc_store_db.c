@@ -13,61 +13,77 @@
  * offsets and sizes it finds there without checking them: a file cut short
  * makes it touch pages past the end (SIGBUS), a scribbled page sends it to
  * wild addresses (SIGSEGV) or into an assertion (abort), and a write
- * transaction that copies a scribbled page can overrun a heap buffer. And a
- * missing or empty data.mdb is, to LMDB, a new and empty index. What this
- * file does about it, in this order:
+ * transaction that copies a scribbled page can overrun a heap buffer or put
+ * a page in use on the free list. And a missing or empty data.mdb is, to
+ * LMDB, a new and empty index. What this file does about it:
  *
  *  1. Before mdb_env_open (precheck): data.mdb must be a regular, non-empty
  *     file. Both meta pages are read with pread and checked (magic, LMDB
- *     format version, page size, page numbers of the roots and of the last
- *     page in range), as LMDB would pick the one with the higher txnid. The
- *     file must hold every page that snapshot may use: (last page + 1) *
- *     page size bytes, or, where it is shorter, every page past its end must
- *     be on the free list (LMDB does not write a page that was freed in the
- *     transaction that allocated it). Otherwise the store is refused, so
- *     that LMDB never maps a page that is not in the file, nor "repairs" a
- *     cut file by writing past its end and losing what was there.
- *  2. At open, in a read transaction (which keeps writers from reusing the
- *     pages meanwhile), the page walker reads every page of LMDB's main
- *     table and of the meta, parcels, versions, domains and packs tables:
- *     all but the chunk index, which is most of the file. The catalog a
- *     command lists is therefore never half of what is stored.
+ *     format version, page size, the roots' and the last page's numbers in
+ *     range), and of the two, as LMDB does, the one with the higher txnid is
+ *     taken. The file must hold every page that snapshot may use: (last page
+ *     + 1) * page size bytes, or, where it is shorter, every page past its
+ *     end must be on the free list (LMDB does not write a page freed in the
+ *     transaction that allocated it). Otherwise the store is refused:
+ *     "the store's index is damaged (.../data.mdb is N bytes, but its pages
+ *     in use need M): run 'vmcas verify --reindex' ...". LMDB thus never
+ *     maps a page that is not in the file, nor "repairs" a cut file by
+ *     writing past its end, which would lose what was there in silence.
+ *  2. At open, in a read transaction (so that no writer reuses its pages
+ *     meanwhile), the page walker (5) reads every page of LMDB's main table
+ *     and of the meta, parcels, versions, domains and packs tables: all but
+ *     the chunk index, which is most of the file. Damage to the main table
+ *     refuses the store; a damaged table of ours is marked, and every access
+ *     to it fails with the message, without LMDB reading it. So a command
+ *     never lists half of a catalog, and what does not need the table works.
  *  3. Before the first write transaction of the process, holding LMDB's
  *     write lock: the walker reads every page of every table and of the free
  *     list, and checks that no page is used twice. LMDB therefore never
- *     modifies, copies or reuses a page that is not well formed.
+ *     modifies, copies or reuses a page that is not well formed; if one is
+ *     damaged, no write is made in this process.
  *  4. Every call into LMDB runs under a guard (guarded()): a SIGBUS, SIGSEGV
- *     or SIGFPE, or an LMDB assertion, raised while this thread is inside
- *     LMDB jumps back (siglongjmp to a thread-local buffer) and becomes
- *     -EBADMSG, "the store's index is damaged (SIGBUS while ..., at page N of
- *     .../data.mdb): run 'vmcas verify --reindex'". The environment is then
- *     poisoned: nothing calls LMDB on it again but to end the transactions
- *     that are open, and it is never closed. A fault outside a guard goes
- *     to whoever handled the signal before (the default: a core dump).
- *     Values and keys are checked (the CRC) inside the guard, so the bytes a
- *     caller is handed have been read once already.
- *  5. The page walker (vc_db_check_pages) checks every page of a snapshot:
- *     its header names it, its type fits its depth, its nodes lie inside it
- *     and fill exactly the space its header says, keys are in order and
- *     within the range the parent gives, overflow pages are where and as
- *     long as their node says, the counts of every table record match, and
- *     every free-list entry is a page number in range. stat and verify run
- *     it in full; reindex uses it to read the catalog out of a damaged file.
+ *     or SIGFPE raised while this thread is inside LMDB, or an LMDB
+ *     assertion, jumps back (siglongjmp to a thread-local buffer) and
+ *     becomes -EBADMSG, "the store's index is damaged (SIGBUS while ..., at
+ *     page N of .../data.mdb): run 'vmcas verify --reindex' ...". The
+ *     environment is then poisoned: nothing calls LMDB on it again but to
+ *     end the transactions that are open and, with its last handle, to
+ *     close it (unless ending a transaction faulted too). Values and keys
+ *     are checked (the CRC) inside the guard, so the bytes a caller is
+ *     handed have been read once already. A fault outside a guard goes to
+ *     the handler that was there before ours (by default: a core dump). The
+ *     handler is installed, chained, at every open if it is not in place.
+ *  5. The page walker (pread only, every number bounds-checked, so no page
+ *     can crash it) checks every page of a snapshot: its header names it,
+ *     its type fits its depth, its nodes lie inside it and fill exactly the
+ *     space its header says, keys are in order and within the range the
+ *     parent gives, overflow runs are where and as long as their node says,
+ *     every table record's counts match its pages, and every free-list entry
+ *     is a page number in range. stat and verify run it in full (verify
+ *     then reads no damaged table through LMDB), so does a chunk look-up
+ *     that finds nothing (once per process, to say whether a damaged page
+ *     hid the chunk), and reindex reads the catalog out of a damaged file
+ *     with it.
  *
  * What this does not cover:
- *  - A page of the chunk index damaged since the last full walk in this
- *    process may still make a lookup miss ("not in the store", never wrong
- *    bytes: every value has its CRC) until verify or stat walks it.
+ *  - A damaged page of the chunk index can make a look-up miss until
+ *    something walks it (3, 5): a miss, never wrong bytes (every value has
+ *    its CRC, every record its tag); vc_store_get then says why.
  *  - The file damaged while a process runs: a fault inside LMDB is
- *    contained, but a caller reading a value after the guard (the value was
- *    read once inside it) after the file was cut meanwhile is not. Damage
- *    done meanwhile to a page the first write walk passed is not noticed.
+ *    contained, but not a caller reading a value after the guard if the
+ *    file was cut in between, nor damage to a page the write walk passed.
  *  - Page content that is well formed but wrong (a flipped bit in a key) is
- *    the CRC's business, and a flipped bit in a free page harms nothing.
+ *    the CRC's business; a flipped bit in a free page harms nothing.
  *  - A lock.mdb deleted while another process has the index open makes the
  *    two processes' locks disagree; LMDB cannot tell.
- *  - A poisoned environment keeps its map and descriptors until the process
- *    exits: a server that meets one should be restarted after the repair.
+ *  - A poisoned environment stays open while any handle of the store is: a
+ *    server that meets one must drop its handles (or restart) after the
+ *    repair. The signal handler is process-wide: a program that installs
+ *    its own after opening a store, without chaining, loses the guard until
+ *    the next open.
+ *  - The walks cost a read of the file: the first write of a process, stat
+ *    and verify read every page once (with pread), the open reads the
+ *    catalog's pages.
  *
  * Not used: MDB_WRITEMAP. With it LMDB grows data.mdb to the map size when
  * it opens it (a cut file would be "repaired" with zeros) and writes through
@@ -300,7 +316,7 @@ static _Thread_local char guard_msg[256];
 
 static const int guard_sigs[] = { SIGBUS, SIGSEGV, SIGFPE };
 static struct sigaction guard_old[VC_ARRAY_SIZE(guard_sigs)];
-static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
@@ -329,6 +345,9 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
         raise(sig);
 }
 
+/* Installs the handler, chaining to the one in place. Called at every
+ * vc_db_open: whoever set a handler of their own since (a test harness
+ * does, around each test) is chained to in turn. */
 static void guard_install(void)
 {
         struct sigaction sa;
@@ -336,8 +355,15 @@ static void guard_install(void)
         sa.sa_sigaction = on_fault;
         sa.sa_flags = SA_SIGINFO | SA_NODEFER;
         sigemptyset(&sa.sa_mask);
-        for (size_t i = 0; i < VC_ARRAY_SIZE(guard_sigs); i++)
+        pthread_mutex_lock(&guard_lock);
+        for (size_t i = 0; i < VC_ARRAY_SIZE(guard_sigs); i++) {
+                struct sigaction cur;
+                if (sigaction(guard_sigs[i], NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+                    cur.sa_sigaction == on_fault)
+                        continue;
                 sigaction(guard_sigs[i], &sa, &guard_old[i]);
+        }
+        pthread_mutex_unlock(&guard_lock);
 }
 
 /* LMDB's assertions call this before abort(): inside a guard, jump back. */
@@ -355,7 +381,7 @@ static void on_assert(MDB_env *env, const char *msg)
 
 /* One call into LMDB, as data for guarded(). */
 typedef enum {
-        OP_ENV_OPEN, OP_TXN_BEGIN, OP_TXN_COMMIT, OP_TXN_ABORT, OP_TXN_RESET, OP_TXN_RENEW, OP_DBI_OPEN,
+        OP_ENV_OPEN, OP_ENV_CLOSE, OP_TXN_BEGIN, OP_TXN_COMMIT, OP_TXN_ABORT, OP_TXN_RESET, OP_TXN_RENEW, OP_DBI_OPEN,
         OP_GET, OP_PUT, OP_DEL, OP_DROP, OP_CURSOR_OPEN, OP_CURSOR_GET, OP_CURSOR_DEL,
 } OpKind;
 
@@ -379,6 +405,9 @@ static void op_run(Op *o)
         switch (o->kind) {
         case OP_ENV_OPEN:
                 o->rc = mdb_env_open(o->env, o->name, o->flags, 0644);
+                break;
+        case OP_ENV_CLOSE:
+                mdb_env_close(o->env);
                 break;
         case OP_TXN_BEGIN:
                 o->rc = mdb_txn_begin(o->env, NULL, o->flags, o->ret_txn);
@@ -1279,10 +1308,17 @@ static int walk_txn(VcDb *db, MDB_txn *txn, bool write, int what, vc_db_page_fn 
 
 static void env_close(VcDb *db)
 {
-        /* In a forked child the parent's env must not even be closed, and
-         * after a fault LMDB's state is unknown: leave it to the exit. */
-        if (db->env && db->pid == getpid() && !db_broken(db) && !atomic_load(&db->leaked))
-                mdb_env_close(db->env);
+        /* In a forked child the parent's env must not even be closed. After
+         * a fault it is closed only if every transaction could be ended
+         * (the last handle is gone, so none is open); if ending one faulted
+         * too, LMDB's state is unknown: leave it to the exit. */
+        if (db->env && db->pid == getpid() && !atomic_load(&db->leaked)) {
+                Op o = { .kind = OP_ENV_CLOSE, .env = db->env };
+                if (guarded(db, "closing the store index", &o) < 0) {
+                        vc_errclear();
+                        return;         /* and db leaks with it */
+                }
+        }
         free(db);
 }
 
@@ -1460,7 +1496,7 @@ static int env_open(const char *dir, VcDbMode mode, VcDb *db)
 
 int vc_db_open(const char *dir, VcDbMode mode, VcDb **ret)
 {
-        pthread_once(&guard_once, guard_install);
+        guard_install();
         struct stat st;
         if (stat(dir, &st) < 0)
                 return vc_errf(-errno, "cannot open the store index '%s': %s", dir, strerror(errno));
