@@ -170,6 +170,7 @@ struct VcTxn {
         MDB_txn *txn;
         bool write;
         bool dead;              /* a fault happened in it: only abort it */
+        int lmdb_bad;           /* LMDB found a damaged page in it (and refuses all but its end) */
 };
 
 struct VcDbCursor {
@@ -1843,16 +1844,25 @@ static int txn_live(VcTxn *t)
         return 0;
 }
 
-/* Runs o in t; a fault kills t. */
+/* Runs o in t; a fault kills t. Once LMDB has found a damaged page in t,
+ * it fails every later call with MDB_BAD_TXN: t says what it found. */
 static int txn_op(VcTxn *t, const char *what, Op *o)
 {
         int r = txn_live(t);
         if (r < 0)
                 return r;
+        bool renew = o->kind == OP_TXN_RESET || o->kind == OP_TXN_RENEW;
+        if (t->lmdb_bad && !renew)
+                return index_damaged(-EBADMSG, "LMDB found a damaged page of %s: %s", t->s->db->file,
+                                     mdb_strerror(t->lmdb_bad));
         o->txn = t->txn;
         r = guarded(t->s->db, what, o);
         if (r < 0)
                 t->dead = true;
+        else if (o->rc == MDB_CORRUPTED || o->rc == MDB_PAGE_NOTFOUND)
+                t->lmdb_bad = o->rc;
+        else if (o->kind == OP_TXN_RENEW && o->rc == 0)
+                t->lmdb_bad = 0;        /* a new snapshot */
         return r;
 }
 
