@@ -595,6 +595,12 @@ static int reindex_text(const VcReindexInfo *ri)
                        PRIu64 " records; the last commit before the damage may be lost (%s)\n", ri->catalog_records,
                        ri->catalog_why);
                 break;
+        case VC_CATALOG_RECOVERED_PART:
+                printf("the catalog (parcels, versions) was recovered in part from the damaged index: %" PRIu64
+                       " records; %" PRIu64 " damaged page%s or record%s could not be read (%s)\n",
+                       ri->catalog_records, ri->catalog_lost, ri->catalog_lost == 1 ? "" : "s",
+                       ri->catalog_lost == 1 ? "" : "s", ri->catalog_why);
+                break;
         case VC_CATALOG_LOST:
         case VC_CATALOG_KEPT:
                 break;

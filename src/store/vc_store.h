@@ -321,13 +321,17 @@ void vc_store_set_progress(VcStore *s, struct VcProgress *p);
  * it is damaged (any page, see vc_store_db.c), it is moved aside to
  * index.damaged-<UTC time>/ (-EBUSY if another process has it open) and a
  * new one is built: the catalog and the domains table are copied out of the
- * damaged file when they read back whole (from its newest snapshot, else
- * the one before), and what happened is told in *info. */
+ * damaged file (from its newest snapshot that reads back whole, else the one
+ * before, else what can be read of the parcels and versions if the meta
+ * table reads back whole), and what happened is told in *info. */
 typedef enum VcCatalogFate {
         VC_CATALOG_KEPT = 0,            /* the index was sound: rebuilt in place */
         VC_CATALOG_RECOVERED,           /* copied from the damaged index's newest snapshot */
         VC_CATALOG_RECOVERED_OLDER,     /* from an older one (or the only readable one): the last
                                            commit may be lost */
+        VC_CATALOG_RECOVERED_PART,      /* no snapshot read back whole: the meta table did, and the
+                                           parcels and versions that could be read (catalog_lost pages
+                                           and records were not) */
         VC_CATALOG_LOST,                /* could not be read: the new index has no parcels */
 } VcCatalogFate;
 typedef struct VcReindexInfo {
@@ -337,6 +341,7 @@ typedef struct VcReindexInfo {
         VcCatalogFate catalog;
         char catalog_why[512];          /* RECOVERED_OLDER, LOST: what was wrong */
         uint64_t catalog_records;
+        uint64_t catalog_lost;          /* RECOVERED_PART: damaged pages and records skipped */
         bool domains_recovered;         /* names and counters came from the damaged index */
         uint64_t domain_files_written;
 } VcReindexInfo;

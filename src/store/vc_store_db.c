@@ -598,6 +598,10 @@ struct Lf {
         void *ctx;
         uint64_t nbranch, nleaf, nover, nentries;
         char why[400];          /* its first problem */
+        /* Recovery of what can be read: a damaged subtree is skipped (and
+         * counted), not the end of the walk. */
+        bool partial;
+        uint64_t lost_pages, lost_records;
         /* the main table's records */
         LfTable tables[LF_MAXTABLES];
         size_t ntables;
@@ -959,8 +963,11 @@ static int lf_node(Lf *f, uint64_t pgno, unsigned depth, unsigned leafdepth, con
                                 chi = p + np + 8;
                                 chil = nks;
                         }
-                        if ((r = lf_node(f, child, depth + 1, leafdepth, clo, clol, chi, chil)) < 0)
-                                return r;
+                        if ((r = lf_node(f, child, depth + 1, leafdepth, clo, clol, chi, chil)) < 0) {
+                                if (r != -EBADMSG || !f->partial)
+                                        return r;
+                                f->lost_pages++;        /* f->why keeps the first */
+                        }
                 }
                 return 0;
         }
@@ -1014,6 +1021,8 @@ static int lf_tree(Lf *f, const LfDb *db, const char *table, uint8_t owner, bool
         int r = lf_node(f, db->root, 1, db->depth, NULL, 0, NULL, 0);
         if (r < 0)
                 return r;
+        if (f->partial && (f->lost_pages || f->lost_records))
+                return 0;       /* the counts cannot match */
         if (f->nbranch != db->branch || f->nleaf != db->leaf || f->nover != db->overflow || f->nentries != db->entries)
                 return lf_bad(f, "its record counts %" PRIu64 " entries in %" PRIu64 "+%" PRIu64 "+%" PRIu64
                               " pages, its pages hold %" PRIu64 " in %" PRIu64 "+%" PRIu64 "+%" PRIu64,
@@ -1704,7 +1713,11 @@ static int recover_rec(Lf *f, const uint8_t *k, size_t kl, const uint8_t *v, siz
         if (vl < 4 || value_crc(k, kl, v, vl - 4) != vc_get32(v + vl - 4)) {
                 char what[160];
                 describe(x->tb, k, kl, what, sizeof what);
-                return lf_bad(f, "record %s is damaged (checksum mismatch)", what);
+                int r = lf_bad(f, "record %s is damaged (checksum mismatch)", what);
+                if (!f->partial)
+                        return r;
+                f->lost_records++;
+                return 0;
         }
         x->records++;
         if (!x->t)
@@ -1712,15 +1725,20 @@ static int recover_rec(Lf *f, const uint8_t *k, size_t kl, const uint8_t *v, siz
         return vc_db_put(x->t, x->tb, k, kl, v, vl - 4);
 }
 
-/* Walks tables tbs of snapshot m; with t, copies their records into it. */
+/* Walks tables tbs of snapshot m; with t, copies their records into it.
+ * With partial, a damaged page loses what is under it (counted in *lost)
+ * rather than failing the walk; the root of a table must read back. */
 static int recover_snapshot(int fd, const char *file, uint64_t size, const LfMeta *m, const VcDbTable *tbs,
-                            size_t n, VcTxn *t, uint64_t *records, char *why, size_t whylen)
+                            size_t n, VcTxn *t, bool partial, uint64_t *records, uint64_t *lost, char *why,
+                            size_t whylen)
 {
         Lf f;
         int r = lf_init(&f, fd, file, size, m, true);
         if (r == 0)
                 r = lf_tree(&f, &m->db[1], "LMDB's main table", LF_O_MAIN, false, true, lf_main_rec, NULL);
         f.values = true;
+        f.partial = partial;
+        char first[sizeof f.why] = "";
         for (size_t i = 0; r == 0 && i < n; i++) {
                 const char *name = table_names[tbs[i]];
                 const LfTable *lt = NULL;
@@ -1732,22 +1750,24 @@ static int recover_snapshot(int fd, const char *file, uint64_t size, const LfMet
                         break;
                 }
                 Recover x = { .t = t, .tb = tbs[i] };
+                f.lost_pages = f.lost_records = 0;
                 r = lf_tree(&f, &lt->db, name, (uint8_t)(LF_O_TABLE + (lt - f.tables)), false, false, recover_rec,
                             &x);
                 *records += x.records;
-                if (r == -EBADMSG && f.why[0]) {
-                        char w[sizeof f.why];
-                        strf(w, sizeof w, "%s", f.why);
-                        strf(f.why, sizeof f.why, "table %s: %s", name, w);
-                }
+                *lost += f.lost_pages + f.lost_records;
+                if ((r == -EBADMSG || f.lost_pages || f.lost_records) && f.why[0] && !first[0])
+                        strf(first, sizeof first, "table %s: %s", name, f.why);
         }
-        if (r == -EBADMSG)
-                strf(why, whylen, "%s", f.why);
+        if (r == -EBADMSG && !first[0])
+                strf(first, sizeof first, "%s", f.why);
+        if (first[0])
+                strf(why, whylen, "%s", first);
         lf_done(&f);
         return r;
 }
 
-int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *tbs, size_t n, VcDbRecovered *ret)
+int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *whole, size_t nwhole, const VcDbTable *part,
+                  size_t npart, VcDbRecovered *ret)
 {
         memset(ret, 0, sizeof *ret);
         char file[PATH_MAX];
@@ -1755,7 +1775,7 @@ int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *tbs, size_t n, VcD
         strf(file, sizeof file, "%s/data.mdb", dir);
         if (lstat(file, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
                 strf(ret->why, sizeof ret->why, "%s is %s", file,
-                         lstat(file, &st) < 0 ? "missing" : !S_ISREG(st.st_mode) ? "not a regular file" : "empty");
+                     lstat(file, &st) < 0 ? "missing" : !S_ISREG(st.st_mode) ? "not a regular file" : "empty");
                 return 0;
         }
         int fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -1770,34 +1790,43 @@ int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *tbs, size_t n, VcD
                 close(fd);
                 return 0;
         }
+        VcDbTable all[2 * VC_DB__MAX];
+        size_t nall = 0;
+        for (size_t i = 0; i < nwhole; i++)
+                all[nall++] = whole[i];
+        for (size_t i = 0; i < npart; i++)
+                all[nall++] = part[i];
         /* The newest snapshot first, then the one before it (LMDB keeps
          * the pages of both until the next commit). */
         int order[2] = { lf_pick(m), 1 - lf_pick(m) };
-        if (!m[order[0]].ok || (m[order[1]].ok && m[order[1]].txnid > m[order[0]].txnid)) {
+        if (!m[order[0]].ok) {
                 order[0] = 1 - order[0];
                 order[1] = 1 - order[1];
         }
-        for (int k = 0; k < 2; k++) {
+        uint64_t size = (uint64_t)st.st_size;
+        char why[400];
+        /* 1. A snapshot in which every table reads back whole. */
+        for (int k = 0; k < 2 && ret->from == 0; k++) {
                 const LfMeta *mm = &m[order[k]];
-                char why[400] = "";
+                uint64_t records = 0, lost = 0;
+                why[0] = 0;
                 if (!mm->ok) {
                         if (!ret->why[0])
                                 strf(ret->why, sizeof ret->why, "meta page %d is damaged: %s", order[k], mm->why);
                         continue;
                 }
-                uint64_t records = 0;
-                r = recover_snapshot(fd, file, (uint64_t)st.st_size, mm, tbs, n, NULL, &records, why, sizeof why);
+                r = recover_snapshot(fd, file, size, mm, all, nall, NULL, false, &records, &lost, why, sizeof why);
                 if (r == -EBADMSG) {
                         if (!ret->why[0])
                                 strf(ret->why, sizeof ret->why, "%s", why);
                         continue;
                 }
                 if (r < 0)
-                        break;
+                        goto out;
                 records = 0;
-                r = recover_snapshot(fd, file, (uint64_t)st.st_size, mm, tbs, n, t, &records, why, sizeof why);
-                if (r < 0)
-                        break;
+                if ((r = recover_snapshot(fd, file, size, mm, all, nall, t, false, &records, &lost, why,
+                                          sizeof why)) < 0)
+                        goto out;
                 /* The newest only if the other meta page is readable and
                  * older: a damaged one may have held a newer snapshot. */
                 ret->from = k == 0 && m[order[1]].ok ? 1 : 2;
@@ -1806,12 +1835,54 @@ int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *tbs, size_t n, VcD
                              "been newer", order[1]);
                 ret->txnid = mm->txnid;
                 ret->records = records;
-                break;
         }
+        /* 2. The newest in which the tables in whole do: those, and what
+         * can be read of the others. */
+        for (int k = 0; k < 2 && ret->from == 0 && npart; k++) {
+                const LfMeta *mm = &m[order[k]];
+                uint64_t records = 0, lost = 0;
+                if (!mm->ok)
+                        continue;
+                r = recover_snapshot(fd, file, size, mm, whole, nwhole, NULL, false, &records, &lost, why,
+                                     sizeof why);
+                if (r == -EBADMSG)
+                        continue;
+                if (r < 0)
+                        goto out;
+                /* which of the others keep their root */
+                VcDbTable ok[VC_DB__MAX];
+                size_t nok = 0;
+                for (size_t i = 0; i < npart; i++) {
+                        uint64_t rr = 0, ll = 0;
+                        int q = recover_snapshot(fd, file, size, mm, &part[i], 1, NULL, true, &rr, &ll, why,
+                                                 sizeof why);
+                        if (q == 0)
+                                ok[nok++] = part[i];
+                        else if (q != -EBADMSG) {
+                                r = q;
+                                goto out;
+                        }
+                }
+                if (nok == 0)
+                        continue;
+                records = lost = 0;
+                why[0] = 0;
+                if ((r = recover_snapshot(fd, file, size, mm, whole, nwhole, t, false, &records, &lost, why,
+                                          sizeof why)) < 0 ||
+                    (r = recover_snapshot(fd, file, size, mm, ok, nok, t, true, &records, &lost, why,
+                                          sizeof why)) < 0)
+                        goto out;
+                ret->from = 3;
+                ret->txnid = mm->txnid;
+                ret->records = records;
+                ret->lost = lost + (npart - nok);
+                if (why[0])
+                        strf(ret->why, sizeof ret->why, "%s", why);
+        }
+        r = 0;
+out:
         close(fd);
-        if (r < 0 && r != -EBADMSG)
-                return r;
-        return 0;
+        return r < 0 && r != -EBADMSG ? r : 0;
 }
 
 /* ---- transactions -------------------------------------------------------------- */

@@ -1181,22 +1181,31 @@ static int replace_index(VcStore *s, const char *why, VcReindexInfo *info)
  * they read back whole. */
 static int recover_catalog(VcTxn *t, VcReindexInfo *info)
 {
-        static const VcDbTable catalog[] = { VC_DB_META, VC_DB_PARCELS, VC_DB_VERSIONS };
+        /* The meta table hands out parcel ids and commit numbers: it must
+         * come back whole, or a new parcel could get the id (and with it
+         * the privacy domain) of an old one. Parcels and versions may come
+         * back in part: a lost record is a lost parcel or version, which
+         * verify then reports. */
+        static const VcDbTable whole[] = { VC_DB_META };
+        static const VcDbTable part[] = { VC_DB_PARCELS, VC_DB_VERSIONS };
         static const VcDbTable domains[] = { VC_DB_DOMAINS };
         VcDbRecovered rc;
-        int r = vc_db_recover(info->moved_to, t, catalog, VC_ARRAY_SIZE(catalog), &rc);
+        int r = vc_db_recover(info->moved_to, t, whole, VC_ARRAY_SIZE(whole), part, VC_ARRAY_SIZE(part), &rc);
         if (r < 0)
                 return r;
         info->catalog_records = rc.records;
-        info->catalog = rc.from == 1 ? VC_CATALOG_RECOVERED : rc.from == 2 ? VC_CATALOG_RECOVERED_OLDER
-                                                                            : VC_CATALOG_LOST;
+        info->catalog_lost = rc.lost;
+        info->catalog = rc.from == 1 ? VC_CATALOG_RECOVERED
+                        : rc.from == 2 ? VC_CATALOG_RECOVERED_OLDER
+                        : rc.from == 3 ? VC_CATALOG_RECOVERED_PART
+                                       : VC_CATALOG_LOST;
         if (rc.from != 1)
                 snprintf(info->catalog_why, sizeof info->catalog_why, "%s", rc.why);
         /* When info->catalog is VC_CATALOG_LOST, this is where the catalog
          * is to be rebuilt from the catalog records in the packs (a later
          * step): the index and packs tables are not built yet, the domains
          * table is (below, then from the domain files). */
-        r = vc_db_recover(info->moved_to, t, domains, VC_ARRAY_SIZE(domains), &rc);
+        r = vc_db_recover(info->moved_to, t, NULL, 0, domains, VC_ARRAY_SIZE(domains), &rc);
         if (r < 0)
                 return r;
         info->domains_recovered = rc.from != 0;

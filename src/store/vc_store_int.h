@@ -154,19 +154,24 @@ int vc_db_explain_missing(VcDb *db);
  * open either. */
 int vc_db_move_aside(const char *dir, char *moved, size_t len);
 
-/* Copies the records of tables tbs out of a damaged environment in dir
- * (read with the page walker, never mapped) into t, from its newest
- * snapshot in which all of them read back whole (every page sound, every
- * CRC matching), else from the one before. Nothing is copied when neither
- * does. Returns 0 (what happened in *ret) or -errno for an error of t. */
+/* Copies tables out of a damaged environment in dir (read with the page
+ * walker, never mapped) into t. From the newest snapshot in which tables
+ * whole and part all read back whole (every page sound, every CRC
+ * matching), else from the one before; failing both, from the newest in
+ * which the tables in whole do, with what can be read of those in part
+ * (records on damaged pages or with a bad CRC are lost, and counted).
+ * Nothing is copied if no snapshot will do. Returns 0 (what happened in
+ * *ret) or -errno for an error of t. */
 typedef struct VcDbRecovered {
         int from;               /* 0: nothing recovered, 1: the newest snapshot, 2: another (older, or
-                                   the only one readable) */
+                                   the only one readable), 3: in part, from the one in ret->txnid */
         uint64_t txnid;         /* of that snapshot */
         uint64_t records;
-        char why[512];          /* what was wrong with the snapshots not used */
+        uint64_t lost;          /* from 3: damaged pages and records skipped */
+        char why[512];          /* what was wrong with the snapshots not used, or with the pages skipped */
 } VcDbRecovered;
-int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *tbs, size_t n, VcDbRecovered *ret);
+int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *whole, size_t nwhole, const VcDbTable *part,
+                  size_t npart, VcDbRecovered *ret);
 const char *vc_db_table_name(VcDbTable tb);
 /* "table parcels, key 'p1'" or "chunk <hex> of domain 3", for messages. */
 void vc_db_describe(VcDbTable tb, const void *k, size_t kl, char *buf, size_t len);
