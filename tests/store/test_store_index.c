@@ -407,6 +407,75 @@ static void test_damaged_table(void **state)
         tmp_store_free(path);
 }
 
+/* A damaged page that both snapshots share: no snapshot reads back whole,
+ * so the catalog comes back in part, all but the records on that page. */
+static void test_catalog_in_part(void **state)
+{
+        (void)state;
+        uint64_t d;
+        char db[PATH_MAX];
+        char *path = make_store(&d, 40, 2);
+        data_mdb(path, db, sizeof db);
+        VcStore *s;
+        VcTxn *t;
+        enum { NV = 600 };
+        assert_int_equal(vc_store_open(path, &s), 0);
+        assert_int_equal(vc_txn_begin(s, true, &t), 0);
+        for (int i = 0; i < NV; i++) {
+                char k[16], v[64];
+                snprintf(k, sizeof k, "v%04d", i);
+                snprintf(v, sizeof v, "VERSION-RECORD-%04d-................................", i);
+                assert_int_equal(vc_txn_put(t, VC_TABLE_VERSIONS, k, strlen(k), v, strlen(v)), 0);
+        }
+        assert_int_equal(vc_txn_commit(t), 0);
+        /* two commits that do not touch the versions table */
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(vc_txn_begin(s, true, &t), 0);
+                assert_int_equal(vc_txn_put(t, VC_TABLE_META, "later", 5, "x", 1), 0);
+                assert_int_equal(vc_txn_commit(t), 0);
+        }
+        vc_store_free(s);
+        long at = find_once(db, "VERSION-RECORD-0300-", 20);
+        assert_true(at > 0);
+        zero_range(db, (at / 4096) * 4096, 16);
+
+        VcReindexInfo ri;
+        assert_int_equal(vc_store_open_repair(path, &s), 0);
+        assert_int_equal(vc_store_reindex_ex(s, &ri), 40);
+        vc_store_free(s);
+        assert_int_equal(ri.catalog, VC_CATALOG_RECOVERED_PART);
+        assert_true(ri.catalog_lost >= 1);
+        assert_non_null(strstr(ri.catalog_why, "versions"));
+        parcels_are(path, 2);
+        assert_int_equal(vc_store_open(path, &s), 0);
+        assert_int_equal(vc_txn_begin(s, false, &t), 0);
+        int have = 0;
+        for (int i = 0; i < NV; i++) {
+                char k[16], want[64];
+                const void *v;
+                size_t vl;
+                snprintf(k, sizeof k, "v%04d", i);
+                snprintf(want, sizeof want, "VERSION-RECORD-%04d-................................", i);
+                int r = vc_txn_get(t, VC_TABLE_VERSIONS, k, strlen(k), &v, &vl);
+                if (i == 300)
+                        assert_int_equal(r, -ENOENT);
+                if (r == 0) {
+                        assert_int_equal(vl, strlen(want));
+                        assert_memory_equal(v, want, vl);
+                        have++;
+                }
+        }
+        assert_true(have < NV && have > NV / 2);
+        const void *v;
+        size_t vl;
+        assert_int_equal(vc_txn_get(t, VC_TABLE_META, "later", 5, &v, &vl), 0);
+        vc_txn_abort(t);
+        assert_int_equal(check_store(s, true, NULL), 0);
+        vc_store_free(s);
+        vc_errclear();
+        tmp_store_free(path);
+}
+
 /* ---- a fault inside LMDB ----------------------------------------------------------- */
 
 /* The file cut short under an open store: LMDB takes a SIGBUS, which the
@@ -571,6 +640,7 @@ int main(void)
                 cmocka_unit_test(test_no_false_damage),
                 cmocka_unit_test(test_refused),
                 cmocka_unit_test(test_damaged_table),
+                cmocka_unit_test(test_catalog_in_part),
                 cmocka_unit_test(test_fault_contained),
                 cmocka_unit_test(test_free_tail),
                 cmocka_unit_test(test_domain_files),
