@@ -384,6 +384,7 @@ static void on_assert(MDB_env *env, const char *msg)
 typedef enum {
         OP_ENV_OPEN, OP_ENV_CLOSE, OP_TXN_BEGIN, OP_TXN_COMMIT, OP_TXN_ABORT, OP_TXN_RESET, OP_TXN_RENEW, OP_DBI_OPEN,
         OP_GET, OP_PUT, OP_DEL, OP_DROP, OP_CURSOR_OPEN, OP_CURSOR_GET, OP_CURSOR_DEL,
+        OP_CALL,                /* call(arg): a reader of the map that is not LMDB */
 } OpKind;
 
 typedef struct Op {
@@ -397,6 +398,8 @@ typedef struct Op {
         const char *name;
         unsigned flags;
         MDB_val *k, *v;
+        int (*call)(void *);
+        void *arg;
         int rc;                 /* LMDB's result */
         bool ok;                /* OP_GET, OP_CURSOR_GET: the value's CRC matched */
 } Op;
@@ -450,6 +453,9 @@ static void op_run(Op *o)
                 break;
         case OP_CURSOR_DEL:
                 o->rc = mdb_cursor_del(o->cur, 0);
+                break;
+        case OP_CALL:
+                o->rc = o->call(o->arg);
                 break;
         }
 }
@@ -587,6 +593,10 @@ struct Lf {
         uint32_t psize;
         uint64_t npages;        /* last page + 1 of the snapshot walked */
         uint8_t *owner;         /* npages entries (LF_O_*), or NULL: not tracked */
+        /* LMDB's map of the file, when it is open: pages are read there (under
+         * the guard) rather than copied with pread. */
+        const uint8_t *map;
+        size_t mapsize;
         uint8_t *buf;           /* one page per depth */
         uint8_t *ov;            /* an overflow value */
         size_t ovcap;
@@ -814,7 +824,9 @@ static int lf_page(Lf *f, uint64_t pgno, unsigned slot, uint8_t **ret)
         if (r < 0)
                 return r;
         uint8_t *p = f->buf + (size_t)slot * f->psize;
-        if ((r = lf_pread(f, p, f->psize, pgno * f->psize)) < 0)
+        if (f->map && (pgno + 1) * f->psize <= f->mapsize)
+                p = (uint8_t *)f->map + pgno * f->psize;       /* only read */
+        else if ((r = lf_pread(f, p, f->psize, pgno * f->psize)) < 0)
                 return r;
         uint64_t hp;
         memcpy(&hp, p, 8);
@@ -857,7 +869,9 @@ static int lf_value(Lf *f, uint64_t pgno, const uint8_t *nd, unsigned ks, uint16
         if (r < 0)
                 return r;
         uint8_t h[LF_HDR];
-        if ((r = lf_pread(f, h, sizeof h, op * f->psize)) < 0)
+        if (f->map && (op + 1) * f->psize <= f->mapsize)
+                memcpy(h, f->map + op * f->psize, sizeof h);
+        else if ((r = lf_pread(f, h, sizeof h, op * f->psize)) < 0)
                 return r;
         uint64_t hp;
         uint16_t fl;
@@ -873,6 +887,10 @@ static int lf_value(Lf *f, uint64_t pgno, const uint8_t *nd, unsigned ks, uint16
         f->nover += cnt;
         if (!f->values && !f->rec)
                 return 0;
+        if (f->map && (op + cnt) * f->psize <= f->mapsize) {
+                *v = f->map + op * f->psize + LF_HDR;
+                return 0;
+        }
         if (f->ovcap < dsz) {
                 uint8_t *b = realloc(f->ov, VC_MAX((size_t)dsz, (size_t)1));
                 if (!b)
@@ -1224,7 +1242,7 @@ static void problem(Problems *p, const char *table, const char *why)
  * Calls fn (if given) for every tree with a problem (table NULL: LMDB's
  * own structures); returns the number of problems, or -errno. */
 static int walk_file(int fd, const char *file, const LfMeta *m, int what, vc_db_page_fn fn, void *ctx,
-                     char *first, size_t firstlen)
+                     char *first, size_t firstlen, const uint8_t *map, size_t mapsize)
 {
         struct stat st;
         if (fstat(fd, &st) < 0)
@@ -1232,6 +1250,8 @@ static int walk_file(int fd, const char *file, const LfMeta *m, int what, vc_db_
         Problems p = { .fn = fn, .ctx = ctx, .first = first, .firstlen = firstlen };
         Lf f;
         int r = lf_init(&f, fd, file, (uint64_t)st.st_size, m, true);
+        f.map = map;
+        f.mapsize = map ? VC_MIN(mapsize, (size_t)st.st_size) : 0;
         if (r == 0) {
                 r = lf_tree(&f, &m->db[1], "LMDB's main table", LF_O_MAIN, false, true, lf_main_rec, NULL);
                 if (r == -EBADMSG) {
@@ -1266,6 +1286,25 @@ static int walk_file(int fd, const char *file, const LfMeta *m, int what, vc_db_
         }
         lf_done(&f);
         return r < 0 ? r : p.n;
+}
+
+typedef struct WalkArgs {
+        int fd;
+        const char *file;
+        const LfMeta *m;
+        int what;
+        vc_db_page_fn fn;
+        void *ctx;
+        char *first;
+        size_t firstlen;
+        const uint8_t *map;
+        size_t mapsize;
+} WalkArgs;
+
+static int walk_call(void *arg)
+{
+        WalkArgs *a = arg;
+        return walk_file(a->fd, a->file, a->m, a->what, a->fn, a->ctx, a->first, a->firstlen, a->map, a->mapsize);
 }
 
 /* The meta of the snapshot txnid, read from the file (LMDB does not say
@@ -1311,7 +1350,13 @@ static int walk_txn(VcDb *db, MDB_txn *txn, bool write, int what, vc_db_page_fn 
                         fn(NULL, "neither meta page is the snapshot LMDB uses", ctx);
                 return 1;
         }
-        return walk_file(fd, db->file, &m, what, fn, ctx, first, firstlen);
+        /* Through LMDB's map, so under the guard: a file cut meanwhile
+         * would be a SIGBUS. */
+        WalkArgs a = { fd, db->file, &m, what, fn, ctx, first, firstlen, (const uint8_t *)db->map, db->mapsize };
+        Op o = { .kind = OP_CALL, .call = walk_call, .arg = &a };
+        if ((r = guarded(db, "checking the pages of the store index", &o)) < 0)
+                return r;
+        return o.rc;
 }
 
 /* ---- environment ------------------------------------------------------------ */
