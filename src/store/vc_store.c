@@ -925,6 +925,13 @@ int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_i
         /* stat reads the whole index: it first checks every page of it, so
          * that a damaged page cannot silently hide some of it. */
         r = vc_db_check_pages(t, NULL, NULL);
+        /* Busy writers elsewhere overwrote the snapshot's meta page: take a
+         * newer snapshot. */
+        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
+                vc_errclear();
+                if ((r = vc_txn_refresh(t)) == 0)
+                        r = vc_db_check_pages(t, NULL, NULL);
+        }
         if (r == 0)
                 r = stat_collect(t, &v, &n);
         vc_txn_abort(t);
