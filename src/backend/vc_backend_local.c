@@ -641,10 +641,23 @@ static int local_stat(VcBackend *b, VcStoreStat *st)
         return vc_repo_stat(L(b)->s, st);
 }
 
+typedef struct { void (*report)(const char *msg, void *ctx); void *ctx; } Report;
+
+/* The repair that fixes a problem goes on a line of its own. */
+static void report_repair(const char *msg, const char *repair, void *ctx)
+{
+        Report *rp = ctx;
+        char line[2048];
+        snprintf(line, sizeof line, "%s\n        %s", msg, repair);
+        if (rp->report)
+                rp->report(line, rp->ctx);
+}
+
 static int local_verify(VcBackend *b, bool full, void (*report)(const char *msg, void *ctx), void *ctx,
                         VcVerifyStats *st)
 {
-        return vc_repo_verify(L(b)->s, full, report, ctx, st);
+        Report rp = { report, ctx };
+        return vc_repo_verify(L(b)->s, full, report_repair, &rp, st);
 }
 
 static int local_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)

@@ -48,18 +48,20 @@ static int open_backend(const char *cmd, VcBackend **b)
         return 0;
 }
 
-/* Commands that work on a store directory only (init, verify --reindex). */
-static int open_local(const char *cmd, VcStore **s)
+/* Commands that repair a store directory: opened even if its index is
+ * damaged. */
+static int open_local_repair(const char *cmd, VcStore **s)
 {
         if (!vc_global.store || !*vc_global.store)
                 return vc_cli_usage(cmd, "no store given: use -s PATH or set VMCAS_STORE");
         if (strstr(vc_global.store, "://"))
                 return vc_cli_usage(cmd, "this works on a store directory only, not on a server (%s)", vc_global.store);
-        int r = vc_store_open(vc_global.store, s);
+        int r = vc_store_open_repair(vc_global.store, s);
         if (r < 0)
                 return vc_cli_fail(r, NULL);
         return 0;
 }
+
 
 /* Over a server, the user's key bundle follows new keys (and keys this
  * host has that the bundle lacks): sealed under $VMCAS_PASSPHRASE. A
@@ -661,19 +663,68 @@ int vc_cmd_stat(int argc, char **argv)
 static void help_verify(void)
 {
         printf("Usage: vmcas -s STORE verify [--full] [--reindex]\n\n"
-               "Checks the structure: every index entry points at a matching pack record, every\n"
-               "catalog record's checksum, every keyring node and chunk of every version present.\n"
-               "--full also reads every pack record and re-hashes it, and names each damaged chunk\n"
-               "with the parcels and versions it breaks. Exit status 1 if anything is wrong.\n\n"
+               "Checks the structure: every page of the index file, every index entry points at a\n"
+               "matching pack record, every catalog record's checksum, every domain's packs/N/domain\n"
+               "file, every keyring node and chunk of every version present. --full also reads\n"
+               "every pack record and re-hashes it, and names each damaged chunk with the parcels\n"
+               "and versions it breaks. Each problem is followed by the repair that fixes it.\n"
+               "Exit status 1 if anything is wrong.\n\n"
                "--reindex first rebuilds the chunk index from the pack files alone (every record\n"
                "names its domain and tag; only records whose bytes match their tag are indexed):\n"
-               "the repair for a damaged or lost index. Run it with no checkin or gc running.\n");
+               "the repair for a damaged or lost index. An index whose file is damaged is moved\n"
+               "aside to STORE/index.damaged-TIME and a new one is built, with the parcels and\n"
+               "versions copied out of the old one if they can be read. Run it with nothing else\n"
+               "using the store.\n");
 }
 
+/* One problem: what is damaged, then (a local store's verify adds it on a
+ * line of its own) which repair fixes it. */
 static void report_line(const char *msg, void *ctx)
 {
         (*(int *)ctx)++;
         printf("DAMAGE: %s\n", msg);
+}
+
+/* What verify --reindex did, when it had to build a new index. 1 if the
+ * catalog was lost. */
+static int reindex_text(const VcReindexInfo *ri)
+{
+        if (!ri->replaced)
+                return 0;
+        if (ri->moved_to[0])
+                printf("the store's index could not be used; it was moved to %s and a new one was built\n",
+                       ri->moved_to);
+        else
+                printf("the store's index was missing; a new one was built\n");
+        switch (ri->catalog) {
+        case VC_CATALOG_RECOVERED:
+                printf("the catalog (parcels, versions) was recovered from the damaged index: %" PRIu64 " records\n",
+                       ri->catalog_records);
+                break;
+        case VC_CATALOG_RECOVERED_OLDER:
+                printf("the catalog (parcels, versions) was recovered from an older snapshot of the damaged index: %"
+                       PRIu64 " records; the last commit before the damage may be lost (%s)\n", ri->catalog_records,
+                       ri->catalog_why);
+                break;
+        case VC_CATALOG_RECOVERED_PART:
+                printf("the catalog (parcels, versions) was recovered in part from the damaged index: %" PRIu64
+                       " records; %" PRIu64 " damaged page%s or record%s could not be read (%s)\n",
+                       ri->catalog_records, ri->catalog_lost, ri->catalog_lost == 1 ? "" : "s",
+                       ri->catalog_lost == 1 ? "" : "s", ri->catalog_why);
+                break;
+        case VC_CATALOG_LOST:
+        case VC_CATALOG_KEPT:
+                break;
+        }
+        if (ri->domain_files_written)
+                printf("wrote %" PRIu64 " domain file%s again\n", ri->domain_files_written,
+                       ri->domain_files_written == 1 ? "" : "s");
+        if (ri->catalog != VC_CATALOG_LOST)
+                return 0;
+        fprintf(stderr, "vmcas: the catalog could not be recovered from the damaged index (%s): the new index has "
+                "the chunks but no parcels or versions%s%s\n", ri->catalog_why,
+                ri->moved_to[0] ? "; the damaged index is kept in " : "", ri->moved_to);
+        return 1;
 }
 
 int vc_cmd_verify(int argc, char **argv)
@@ -687,15 +738,17 @@ int vc_cmd_verify(int argc, char **argv)
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("verify", "unexpected argument '%s'", argv[optind]);
-        int r;
+        int r, lost = 0;
         if (reindex) {
                 VcStore *ls;
-                if ((r = open_local("verify", &ls)) != 0)
+                if ((r = open_local_repair("verify", &ls)) != 0)
                         return r;
-                r = vc_store_reindex(ls);
+                VcReindexInfo ri;
+                r = vc_store_reindex_ex(ls, &ri);
                 vc_store_free(ls);
                 if (r < 0)
                         return vc_cli_fail(r, "verify --reindex");
+                lost = reindex_text(&ri);
                 printf("reindexed %d chunks from the packs\n", r);
         }
         VcBackend *s;
@@ -718,9 +771,21 @@ int vc_cmd_verify(int argc, char **argv)
         else
                 printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n", st.parcels,
                        st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");
-        if (r > 0)
-                fprintf(stderr, "vmcas: verify found %d problem%s\n", r, r == 1 ? "" : "s");
-        return r == 0 ? 0 : 1;
+        if (r > 0) {
+                uint64_t re = st.by_repair[VC_REPAIR_REINDEX] + st.by_repair[VC_REPAIR_REINDEX_IF];
+                uint64_t no = st.by_repair[VC_REPAIR_NONE], cat = st.by_repair[VC_REPAIR_BACKUP];
+                fprintf(stderr, "vmcas: verify found %d problem%s", r, r == 1 ? "" : "s");
+                if (re && !reindex)
+                        fprintf(stderr, "; 'vmcas verify --reindex' repairs %" PRIu64 "%s", re,
+                                st.by_repair[VC_REPAIR_REINDEX_IF] ? " (some only if their pack records are intact)"
+                                                                   : "");
+                if (cat)
+                        fprintf(stderr, "; 'vmcas repair' rebuilds the catalog (%" PRIu64 ")", cat);
+                if (no)
+                        fprintf(stderr, "; %" PRIu64 " cannot be repaired in this store", no);
+                fprintf(stderr, "\n");
+        }
+        return r == 0 && !lost ? 0 : 1;
 }
 
 /* ---- prune / gc ------------------------------------------------------------------------ */
@@ -922,14 +987,18 @@ int vc_cmd_repair(int argc, char **argv)
         if (optind != argc)
                 return vc_cli_usage("repair", "unexpected argument '%s'", argv[optind]);
         VcStore *s;
-        int r = open_local("repair", &s);
+        int r = open_local_repair("repair", &s);
         if (r != 0)
                 return r;
-        r = vc_store_reindex(s);
+        VcReindexInfo ri;
+        r = vc_store_reindex_ex(s, &ri);
         if (r < 0) {
                 vc_store_free(s);
                 return vc_cli_fail(r, "repair");
         }
+        if (ri.replaced && ri.moved_to[0])
+                printf("the store's index could not be used; it was moved to %s and a new one was built\n",
+                       ri.moved_to);
         printf("reindexed %d chunks from the packs\n", r);
         VcRebuildStats rs;
         r = vc_repo_rebuild_catalog(s, &rs);
@@ -939,10 +1008,14 @@ int vc_cmd_repair(int argc, char **argv)
         }
         printf("rebuilt the catalog: %" PRIu64 " parcels, %" PRIu64 " versions (%" PRIu64 " pruned ones left out%s)\n",
                rs.parcels, rs.versions, rs.pruned, rs.damaged ? "; some damaged copies skipped" : "");
+        vc_store_free(s);
         int lines = 0;
         VcVerifyStats st;
-        r = vc_repo_verify(s, false, report_line, &lines, &st);
-        vc_store_free(s);
+        VcBackend *b;
+        if ((r = open_backend("repair", &b)) != 0)
+                return r;
+        r = vc_backend_verify(b, false, report_line, &lines, &st);
+        vc_backend_free(b);
         if (r < 0)
                 return vc_cli_fail(r, "repair: verify");
         printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n", st.parcels,

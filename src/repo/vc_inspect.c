@@ -109,7 +109,8 @@ typedef struct Damage {
         uint64_t domain;
         uint8_t tag[32];
         bool has_tag;
-        char what[256];
+        char what[768];
+        VcRepair repair;
         char users[512];
         size_t nusers;
         uint64_t last_parcel;
@@ -124,12 +125,12 @@ typedef struct VerifyCtx {
         VcTxn *t;
         const VcParcel *p;
         uint32_t version;
-        void (*report)(const char *, void *);
+        void (*report)(const char *, const char *, void *);
         void *rctx;
         VcVerifyStats *st;
 } VerifyCtx;
 
-static void on_damage(uint64_t domain, const uint8_t *tag, const char *what, void *ctx)
+static void on_damage(uint64_t domain, const uint8_t *tag, const char *what, VcRepair repair, void *ctx)
 {
         VerifyCtx *v = ctx;
         if (v->nd == v->capd) {
@@ -152,6 +153,7 @@ static void on_damage(uint64_t domain, const uint8_t *tag, const char *what, voi
                 vc_tagset_add(v->damaged, domain, tag, v->nd);
         }
         snprintf(d->what, sizeof d->what, "%s", what);
+        d->repair = repair;
         v->nd++;
 }
 
@@ -184,7 +186,8 @@ static int verify_visit(uint64_t domain, const uint8_t tag[32], int kind, void *
                 if (r != 0)
                         return r < 0 ? r : 0;
                 on_damage(domain, tag, kind == VC_KIND_META ? "keyring node missing from the store"
-                                                            : "chunk missing from the store", v);
+                                                            : "chunk missing from the store",
+                          VC_REPAIR_REINDEX_IF, v);
                 if (!vc_tagset_get(v->damaged, domain, tag, &at))
                         return -ENOMEM;
         }
@@ -192,23 +195,34 @@ static int verify_visit(uint64_t domain, const uint8_t tag[32], int kind, void *
         return 0;
 }
 
-int vc_repo_verify(VcStore *s, bool full, void (*report)(const char *msg, void *ctx), void *ctx, VcVerifyStats *st)
+static void verify_report(VerifyCtx *v, const char *msg, VcRepair repair)
+{
+        v->st->problems++;
+        v->st->by_repair[repair]++;
+        v->report(msg, vc_repair_text(repair), v->rctx);
+}
+
+int vc_repo_verify(VcStore *s, bool full, void (*report)(const char *msg, const char *repair, void *ctx),
+                   void *ctx, VcVerifyStats *st)
 {
         memset(st, 0, sizeof *st);
         VerifyCtx v = { .s = s, .report = report, .rctx = ctx, .st = st };
         VcCheckStats cs = { 0 };
         VcParcel *ps = NULL;
         size_t np = 0;
-        char msg[1024];
+        char msg[2048];
         int r = vc_tagset_new(&v.damaged);
         if (r < 0)
                 return r;
-        r = vc_store_check(s, full, on_damage, &v, &cs);
+        r = vc_store_check_ex(s, full, on_damage, &v, &cs);
         if (r < 0)
                 goto out;
         st->chunks_checked = cs.chunks_checked;
         st->bytes_checked = cs.bytes_checked;
-        if ((r = vc_txn_begin(s, false, &v.t)) < 0 || (r = vc_repo_parcels(v.t, &ps, &np)) < 0)
+        if ((r = vc_txn_begin(s, false, &v.t)) < 0)
+                goto out;
+        /* A catalog table with a damaged page is not read at all. */
+        if (!cs.catalog_unchecked && (r = vc_repo_parcels(v.t, &ps, &np)) < 0)
                 goto out;
         for (size_t i = 0; i < np; i++) {
                 VcVersion *vs = NULL;
@@ -219,20 +233,27 @@ int vc_repo_verify(VcStore *s, bool full, void (*report)(const char *msg, void *
                 if (ps[i].latest && nv == 0) {
                         snprintf(msg, sizeof msg, "parcel '%s' names version %u but has no version record",
                                  ps[i].name, ps[i].latest);
-                        report(msg, ctx);
-                        st->problems++;
+                        verify_report(&v, msg, VC_REPAIR_BACKUP);
                 }
                 for (size_t j = 0; j < nv; j++) {
                         st->versions++;
+                        /* With the chunk index damaged, every look-up could
+                         * miss: walking the versions would only add noise. */
+                        if (cs.index_unchecked)
+                                continue;
                         v.p = &ps[i];
                         v.version = vs[j].version;
                         vc_errclear();
                         int w = vc_repo_walk(s, &ps[i], &vs[j], NULL, verify_visit, &v);
+                        if (w < 0 && vc_txn_dead(v.t)) {
+                                free(vs);
+                                r = w;
+                                goto out;
+                        }
                         if (w < 0) {
                                 snprintf(msg, sizeof msg, "%s", vc_errmsg(w));
                                 vc_errclear();
-                                report(msg, ctx);
-                                st->problems++;
+                                verify_report(&v, msg, VC_REPAIR_NONE);
                         }
                 }
                 free(vs);
@@ -240,15 +261,31 @@ int vc_repo_verify(VcStore *s, bool full, void (*report)(const char *msg, void *
         for (size_t i = 0; i < v.nd; i++) {
                 Damage *d = &v.d[i];
                 char name[64] = "?", hex[65] = "";
-                vc_store_domain_name(s, d->domain, name, sizeof name);
+                if (d->domain && vc_store_domain_name(s, d->domain, name, sizeof name) < 0)
+                        snprintf(name, sizeof name, "domain %" PRIu64, d->domain);
+                vc_errclear();
                 if (d->has_tag) {
                         vc_hex(d->tag, 32, hex);
                         snprintf(msg, sizeof msg, "chunk %s in %s: %s; %s%s", hex, name, d->what,
                                  d->nusers ? "breaks " : "used by no version", d->users);
-                } else
+                } else if (d->domain)
                         snprintf(msg, sizeof msg, "%s: %s", name, d->what);
-                report(msg, ctx);
-                st->problems++;
+                else
+                        snprintf(msg, sizeof msg, "%s", d->what);
+                verify_report(&v, msg, d->repair);
+        }
+        if (cs.catalog_unchecked) {
+                st->versions_unchecked = true;
+                snprintf(msg, sizeof msg, "the parcels and versions were not checked: the catalog's pages are "
+                         "damaged (reindex copies the catalog out of the damaged index if a snapshot of it reads "
+                         "back whole)");
+                verify_report(&v, msg, VC_REPAIR_REINDEX);
+        }
+        if (cs.index_unchecked && st->versions) {
+                st->versions_unchecked = true;
+                snprintf(msg, sizeof msg, "the keyrings and chunks of the %" PRIu64 " versions were not checked: "
+                         "the chunk index is damaged", st->versions);
+                verify_report(&v, msg, VC_REPAIR_REINDEX);
         }
 out:
         vc_txn_abort(v.t);

@@ -223,12 +223,15 @@ void vc_repo_stat_free(VcStoreStat *st);
 
 typedef struct VcVerifyStats {
         uint64_t parcels, versions, chunks_checked, bytes_checked, problems;
+        uint64_t by_repair[VC_REPAIR_HARMLESS + 1];     /* problems per VcRepair */
+        bool versions_unchecked;        /* the chunk index was damaged: versions not walked */
 } VcVerifyStats;
-/* Checks the store (vc_store_check) and that every version's keyrings and
- * chunks are present; with full, also re-hashes every chunk. Calls report
- * once per problem with a sentence naming the chunk and the parcels and
- * versions it breaks. Returns the number of problems or -errno. */
-int vc_repo_verify(VcStore *s, bool full, void (*report)(const char *msg, void *ctx), void *ctx,
-                   VcVerifyStats *st);
+/* Checks the store (vc_store_check_ex) and that every version's keyrings
+ * and chunks are present; with full, also re-hashes every chunk. Calls
+ * report once per problem with a sentence naming the chunk and the parcels
+ * and versions it breaks, and one saying which repair fixes it
+ * (vc_repair_text). Returns the number of problems or -errno. */
+int vc_repo_verify(VcStore *s, bool full, void (*report)(const char *msg, const char *repair, void *ctx),
+                   void *ctx, VcVerifyStats *st);
 
 #endif

@@ -168,7 +168,7 @@ int vc_store_create(const char *path)
 
         VcDb *db;
         snprintf(idx, sizeof idx, "%s/index", path);
-        r = vc_db_open(idx, &db);
+        r = vc_db_open(idx, VC_DB_CREATE, &db);
         if (r < 0)
                 return r;
         vc_db_unref(db);
@@ -213,7 +213,7 @@ static int read_marker(const char *path, uint8_t uuid[VC_UUID_LEN])
         return r;
 }
 
-int vc_store_open(const char *path, VcStore **ret)
+static int store_open(const char *path, bool repair, VcStore **ret)
 {
         struct stat st;
         if (stat(path, &st) < 0) {
@@ -227,8 +227,8 @@ int vc_store_open(const char *path, VcStore **ret)
         int r = read_marker(path, uuid);
         if (r < 0)
                 return r;
-        /* A lost index directory is recreated empty, so that reindex can
-         * rebuild it from the packs. */
+        /* A lost directory is made again; an index lost with it is refused
+         * below, and made anew only for a repair. */
         r = make_subdirs(path);
         if (r < 0)
                 return r;
@@ -247,13 +247,37 @@ int vc_store_open(const char *path, VcStore **ret)
         pthread_mutex_init(&s->fd_lock, NULL);
         char idx[PATH_MAX];
         snprintf(idx, sizeof idx, "%s/index", path);
-        r = vc_db_open(idx, &s->db);
+        r = vc_db_open(idx, VC_DB_EXISTING, &s->db);
+        if (r < 0 && repair) {
+                if (r == -ENODATA) {
+                        /* Nothing to keep: an empty index to rebuild into. */
+                        vc_errclear();
+                        r = vc_db_open(idx, VC_DB_CREATE, &s->db);
+                        s->index_new = r == 0;
+                } else if (r == -EBADMSG || r == -EPROTO) {
+                        /* Left alone: reindex moves it aside. */
+                        s->index_err = r;
+                        s->index_msg = strdup(vc_errmsg(r));
+                        vc_errclear();
+                        r = s->index_msg ? 0 : -ENOMEM;
+                }
+        }
         if (r < 0) {
                 vc_store_free(s);
                 return r;
         }
         *ret = s;
         return 0;
+}
+
+int vc_store_open(const char *path, VcStore **ret)
+{
+        return store_open(path, false, ret);
+}
+
+int vc_store_open_repair(const char *path, VcStore **ret)
+{
+        return store_open(path, true, ret);
 }
 
 void vc_store_free(VcStore *s)
@@ -265,6 +289,7 @@ void vc_store_free(VcStore *s)
                         close(s->fds[i].fd);
         pthread_mutex_destroy(&s->fd_lock);
         vc_db_unref(s->db);
+        free(s->index_msg);
         free(s->path);
         free(s);
 }
@@ -326,7 +351,7 @@ int vc_domain_file_read(const VcStore *s, uint64_t domain, char *name, size_t le
         return r;
 }
 
-static int domain_file_write(const VcStore *s, uint64_t id, const char *name)
+int vc_domain_file_write(const VcStore *s, uint64_t id, const char *name)
 {
         char dir[PATH_MAX], path[PATH_MAX], body[256], packs[PATH_MAX];
         int r = vc_domain_dir(s, id, dir, sizeof dir);
@@ -453,7 +478,7 @@ int vc_store_domain(VcStore *s, const char *name, bool create, uint64_t *ret_id)
                         break;
         }
         if (r == 0)
-                r = domain_file_write(s, id, name);
+                r = vc_domain_file_write(s, id, name);
         if (r == 0)
                 r = vc_domain_register(t, id, name, true);
         if (r == 0)
@@ -664,6 +689,10 @@ static int get_impl(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t tag[VC_
                         x = *hint;
                 else
                         r = t ? vc_idx_get(t, domain, tag, &x) : lookup(s, domain, tag, &x);
+                /* A chunk someone asks for by its tag is not there: if a
+                 * damaged page of the index hid it, say so. */
+                if (r == -ENOENT)
+                        return vc_db_explain_missing(s->db);
                 if (r < 0)
                         return r;
                 if (*cap < x.len || !*buf) {
@@ -905,7 +934,18 @@ int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_i
         int r = vc_txn_begin(s, false, &t);
         if (r < 0)
                 return r;
-        r = stat_collect(t, &v, &n);
+        /* stat reads the whole index: it first checks every page of it, so
+         * that a damaged page cannot silently hide some of it. */
+        r = vc_db_check_pages(t, NULL, NULL);
+        /* Busy writers elsewhere overwrote the snapshot's meta page: take a
+         * newer snapshot. */
+        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
+                vc_errclear();
+                if ((r = vc_txn_refresh(t)) == 0)
+                        r = vc_db_check_pages(t, NULL, NULL);
+        }
+        if (r == 0)
+                r = stat_collect(t, &v, &n);
         vc_txn_abort(t);
         for (size_t i = 0; r == 0 && i < n; i++)
                 r = vc_store_pack_files(s, v[i].domain, &v[i].packs, &v[i].pack_bytes);

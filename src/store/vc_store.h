@@ -56,8 +56,18 @@ enum {
 int vc_store_create(const char *path);
 
 /* Opens a store. -ENOENT / -EINVAL with a clear message when path does not
- * exist or is not a vmcas store; -EPROTO for an unknown format version. */
+ * exist or is not a vmcas store; -EPROTO for an unknown format version.
+ * The index is checked before LMDB may touch it (src/store/vc_store_db.c):
+ * -EBADMSG if it is damaged, -ENODATA if index/data.mdb is missing or
+ * empty, each with a message naming the file and saying to run 'vmcas
+ * verify --reindex'. A fault inside LMDB later on is -EBADMSG too. */
 int vc_store_open(const char *path, VcStore **ret);
+/* Opens a store to repair its index. As vc_store_open, but a damaged index
+ * does not stop it: then vc_store_reindex (which replaces the index) and
+ * vc_store_free are all that work, anything else fails with the message
+ * vc_store_open gives. A missing or empty index is made anew, empty (so
+ * reindex finds no catalog to keep). */
+int vc_store_open_repair(const char *path, VcStore **ret);
 void vc_store_free(VcStore *s);              /* NULL ok */
 const char *vc_store_path(const VcStore *s);
 const uint8_t *vc_store_uuid(const VcStore *s); /* VC_UUID_LEN bytes */
@@ -181,6 +191,10 @@ int vc_txn_refresh(VcTxn *t);
 void vc_txn_abort(VcTxn *t);                 /* frees t; NULL ok */
 /* For _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL. */
 static inline void vc_txn_abortp(VcTxn **t) { vc_txn_abort(*t); }
+/* true once a fault inside LMDB (a damaged index) ended t, or another
+ * transaction of the store: every call on it fails with that message, and
+ * it can only be aborted. */
+bool vc_txn_dead(VcTxn *t);
 
 /* *val points into the map, valid until the transaction ends or the next
  * write in it. -ENOENT if absent. */
@@ -321,6 +335,16 @@ int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_i
  * readdir and stat per pack, no index walk (vc_store_stat walks it). What a
  * bounded store, such as a host cache, weighs itself with. */
 int vc_store_pack_bytes(VcStore *s, uint64_t *ret_packs, uint64_t *ret_bytes);
+/* Which repair fixes a problem that vc_store_check reports. */
+typedef enum VcRepair {
+        VC_REPAIR_REINDEX = 0,  /* vc_store_reindex ('vmcas verify --reindex') */
+        VC_REPAIR_REINDEX_IF,   /* reindex, if the pack record is intact (a full check re-hashes it); else lost */
+        VC_REPAIR_NONE,         /* bytes are lost: only a replica, or checking the versions in again */
+        VC_REPAIR_BACKUP,       /* a catalog record: 'vmcas repair' rebuilds the catalog from its copies in the packs */
+        VC_REPAIR_HARMLESS,     /* nothing reads it: nothing to repair */
+} VcRepair;
+/* A sentence saying what the repair is, for the user. */
+const char *vc_repair_text(VcRepair r);
 
 /* Structural and full checks. For each problem calls fn with the domain and
  * tag of the damaged chunk (tag NULL for damage not tied to one chunk, such
@@ -343,8 +367,21 @@ int vc_store_pack_bytes(VcStore *s, uint64_t *ret_packs, uint64_t *ret_bytes);
 typedef void (*vc_damage_fn)(uint64_t domain, const uint8_t *tag, const char *what, void *ctx);
 typedef struct VcCheckStats {
         uint64_t chunks_checked, bytes_checked, packs_checked, catalog_records;
+        uint64_t domains_checked;       /* packs/<id>/domain files */
+        /* Trees of the LMDB file with a damaged page (each is one problem).
+         * If the chunk index or the packs table is one of them, index_unchecked
+         * is set and the index entries are not read: they cannot be trusted. */
+        uint64_t pages_damaged;
+        bool index_unchecked;
+        bool catalog_unchecked;         /* the same for the meta, parcels or versions table */
 } VcCheckStats;
 int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st);
+/* The same, telling for each problem which repair fixes it. Also checks the
+ * structure of the LMDB file (every page of every table) and that every
+ * domain has a sound packs/<id>/domain file naming it as the index does. */
+typedef void (*vc_damage_ex_fn)(uint64_t domain, const uint8_t *tag, const char *what, VcRepair repair,
+                                void *ctx);
+int vc_store_check_ex(VcStore *s, bool full, vc_damage_ex_fn fn, void *ctx, VcCheckStats *st);
 
 /* Progress of long walks: vc_store_check(full), bytes re-hashed out of
  * the packs' committed bytes (it sets p->total); vc_store_compact, bytes
@@ -353,12 +390,43 @@ struct VcProgress;
 void vc_store_set_progress(VcStore *s, struct VcProgress *p);
 
 /* Rebuilds the chunk index from the packs alone (repair after the index
- * was lost or damaged). Keeps the catalog; recovers domain names from the
- * packs/<id>/domain files. Only records whose SHA-256 matches their tag are
+ * was lost or damaged). Recovers domain names from the packs/<id>/domain
+ * files, and rewrites those files that are missing or damaged from the
+ * names in the index. Only records whose SHA-256 matches their tag are
  * indexed; each pack's committed length becomes the end of its last good
  * record. -EBUSY if a writer or compaction holds a pack. Holds LMDB's write
- * lock throughout. Returns chunks indexed. */
+ * lock throughout. Returns chunks indexed.
+ *
+ * If the index is sound, it is rebuilt in place and the catalog kept. If
+ * it is damaged (any page, see vc_store_db.c), it is moved aside to
+ * index.damaged-<UTC time>/ (-EBUSY if another process has it open) and a
+ * new one is built: the catalog and the domains table are copied out of the
+ * damaged file (from its newest snapshot that reads back whole, else the one
+ * before, else what can be read of the parcels and versions if the meta
+ * table reads back whole), and what happened is told in *info. */
+typedef enum VcCatalogFate {
+        VC_CATALOG_KEPT = 0,            /* the index was sound: rebuilt in place */
+        VC_CATALOG_RECOVERED,           /* copied from the damaged index's newest snapshot */
+        VC_CATALOG_RECOVERED_OLDER,     /* from an older one (or the only readable one): the last
+                                           commit may be lost */
+        VC_CATALOG_RECOVERED_PART,      /* no snapshot read back whole: the meta table did, and the
+                                           parcels and versions that could be read (catalog_lost pages
+                                           and records were not) */
+        VC_CATALOG_LOST,                /* could not be read: the new index has no parcels */
+} VcCatalogFate;
+typedef struct VcReindexInfo {
+        bool replaced;                  /* a new index was built */
+        char moved_to[4096];            /* where the damaged one went ("" if there was none) */
+        char why[1024];                 /* why the old index could not be used */
+        VcCatalogFate catalog;
+        char catalog_why[512];          /* RECOVERED_OLDER, LOST: what was wrong */
+        uint64_t catalog_records;
+        uint64_t catalog_lost;          /* RECOVERED_PART: damaged pages and records skipped */
+        bool domains_recovered;         /* names and counters came from the damaged index */
+        uint64_t domain_files_written;
+} VcReindexInfo;
 int vc_store_reindex(VcStore *s);
+int vc_store_reindex_ex(VcStore *s, VcReindexInfo *info);
 
 /* ---- locks ------------------------------------------------------------------------ */
 

@@ -1020,25 +1020,53 @@ int vc_store_compact(VcStore *s, double max_live_ratio, VcCompactStats *st)
 
 typedef struct Check {
         VcStore *s;
-        vc_damage_fn fn;
+        vc_damage_ex_fn fn;
         void *ctx;
         int problems;
         VcCheckStats st;
         uint64_t domain;        /* of the pack being walked */
         uint32_t pack;
         bool quiet;             /* count problems, do not report them (yet) */
+        bool unchecked[VC_DB__MAX];     /* tables with a damaged page: not read through LMDB */
+        bool lmdb_damaged;              /* LMDB's own structures: read nothing through it */
 } Check;
 
-static void _vc_printf_(4, 5) report(Check *c, uint64_t domain, const uint8_t *tag, const char *fmt, ...)
+const char *vc_repair_text(VcRepair r)
 {
-        char what[512];
+        switch (r) {
+        case VC_REPAIR_REINDEX:
+                return "repair: 'vmcas verify --reindex' fixes this";
+        case VC_REPAIR_REINDEX_IF:
+                return "repair: 'vmcas verify --reindex' fixes this if the pack record is intact ('vmcas verify "
+                       "--full' re-hashes it); otherwise the chunk is lost";
+        case VC_REPAIR_NONE:
+                return "no repair in this store: these bytes are lost; restore the pack from a replica, or check "
+                       "in again the versions that need them";
+        case VC_REPAIR_BACKUP:
+                return "repair: 'vmcas repair' rebuilds the catalog from the copies of its records in the packs";
+        case VC_REPAIR_HARMLESS:
+                return "harmless: nothing reads it";
+        }
+        return "?";
+}
+
+static void _vc_printf_(5, 6) report(Check *c, uint64_t domain, const uint8_t *tag, VcRepair repair,
+                                     const char *fmt, ...)
+{
+        char what[768];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(what, sizeof what, fmt, ap);
         va_end(ap);
         c->problems++;
         if (c->fn && !c->quiet)
-                c->fn(domain, tag, what, c->ctx);
+                c->fn(domain, tag, what, repair, c->ctx);
+}
+
+/* A fault inside LMDB ends the check: everything after it would fail. */
+static int txn_gone(VcTxn *t, int r)
+{
+        return r < 0 && vc_txn_dead(t);
 }
 
 /* Whether the index entry that the check's snapshot showed is still there
@@ -1061,6 +1089,8 @@ static int check_tables(Check *c, VcTxn *t)
 {
         static const VcDbTable tables[] = { VC_DB_META, VC_DB_PARCELS, VC_DB_VERSIONS, VC_DB_DOMAINS, VC_DB_PACKS };
         for (size_t i = 0; i < VC_ARRAY_SIZE(tables); i++) {
+                if (c->unchecked[tables[i]])
+                        continue;
                 _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *cur = NULL;
                 int r = vc_db_cursor_open(t, tables[i], NULL, 0, &cur);
                 if (r < 0)
@@ -1070,20 +1100,69 @@ static int check_tables(Check *c, VcTxn *t)
                 while ((r = vc_db_cursor_next(cur, &k, &kl, &v, &vl)) != 0) {
                         char what[160];
                         VcPackEnt e = { 0 };
+                        if (txn_gone(t, r))
+                                return r;
                         c->st.catalog_records++;
                         if (r == -EBADMSG) {
                                 vc_db_describe(tables[i], k, kl, what, sizeof what);
                                 uint64_t d = tables[i] == VC_DB_PACKS && kl >= 8 ? vc_get64be(k) : 0;
-                                report(c, d, NULL, "catalog record damaged: %s (checksum mismatch)", what);
+                                bool catalog = tables[i] == VC_DB_META || tables[i] == VC_DB_PARCELS ||
+                                               tables[i] == VC_DB_VERSIONS;
+                                report(c, d, NULL, catalog ? VC_REPAIR_BACKUP : VC_REPAIR_REINDEX,
+                                       "catalog record damaged: %s (checksum mismatch)", what);
                         } else if (r < 0) {
                                 return r;
                         } else if (tables[i] == VC_DB_PACKS &&
                                    (kl != VC_PACKS_KEY_LEN || vc_packs_decode(v, vl, &e) < 0)) {
                                 vc_db_describe(tables[i], k, kl, what, sizeof what);
-                                report(c, 0, NULL, "packs table entry malformed: %s", what);
+                                report(c, 0, NULL, VC_REPAIR_REINDEX, "packs table entry malformed: %s", what);
                         }
                 }
         }
+        return 0;
+}
+
+/* A tree of the LMDB file with a damaged page (vc_db_check_pages). */
+static void on_page_damage(const char *table, const char *what, void *ctx)
+{
+        Check *c = ctx;
+        c->st.pages_damaged++;
+        if (table && !*table) {
+                /* The free list: only writes read it. */
+                report(c, 0, NULL, VC_REPAIR_REINDEX, "the index file is damaged: %s", what);
+                return;
+        }
+        if (!table) {
+                c->lmdb_damaged = true;
+                report(c, 0, NULL, VC_REPAIR_REINDEX, "the index file is damaged: %s", what);
+                return;
+        }
+        for (int i = 0; i < VC_DB__MAX; i++)
+                if (strcmp(table, vc_db_table_name((VcDbTable)i)) == 0)
+                        c->unchecked[i] = true;
+        report(c, 0, NULL, VC_REPAIR_REINDEX, "the index file is damaged in table %s: %s", table, what);
+}
+
+/* Every page of the snapshot; then which tables can be read through LMDB. */
+static int check_pages(Check *c, VcTxn *t)
+{
+        int r = -EAGAIN;
+        /* A read transaction's meta page can be rewritten by two commits of
+         * other processes before we get to read it: take a newer snapshot. */
+        for (int i = 0; i < 8 && r == -EAGAIN; i++) {
+                if (i > 0 && (r = vc_txn_refresh(t)) < 0)
+                        return r;
+                vc_errclear();
+                r = vc_db_check_pages(t, on_page_damage, c);
+        }
+        if (r < 0)
+                return r;
+        if (c->lmdb_damaged)
+                for (int i = 0; i < VC_DB__MAX; i++)
+                        c->unchecked[i] = true;
+        c->st.index_unchecked = c->unchecked[VC_DB_INDEX] || c->unchecked[VC_DB_PACKS];
+        c->st.catalog_unchecked = c->unchecked[VC_DB_META] || c->unchecked[VC_DB_PARCELS] ||
+                                  c->unchecked[VC_DB_VERSIONS];
         return 0;
 }
 
@@ -1103,13 +1182,13 @@ static int check_entry(Check *c, CPack *v, size_t n, const CEnt *e)
         vc_hex(tag, VC_TAG_LEN, hex);
         CPack *p = find_pack(v, n, d, x.pack);
         if (!p) {
-                report(c, d, tag, "chunk %s is indexed in pack %" PRIu32 " of domain %" PRIu64
+                report(c, d, tag, VC_REPAIR_REINDEX, "chunk %s is indexed in pack %" PRIu32 " of domain %" PRIu64
                        ", which the packs table does not list", hex, x.pack, d);
                 return 0;
         }
         p->live_n++;
         if (x.off < VC_PACK_HDR_LEN || x.off + VC_REC_HDR_LEN + x.len > p->e.committed) {
-                report(c, d, tag, "chunk %s is indexed at offset %" PRIu64 " of pack %" PRIu32
+                report(c, d, tag, VC_REPAIR_REINDEX_IF, "chunk %s is indexed at offset %" PRIu64 " of pack %" PRIu32
                        ", past its committed length %" PRIu64, hex, x.off, x.pack, p->e.committed);
                 return 0;
         }
@@ -1119,7 +1198,7 @@ static int check_entry(Check *c, CPack *v, size_t n, const CEnt *e)
                 return 0;
         if (r == -ENOENT) {
                 p->missing = true;
-                report(c, d, tag, "chunk %s is in pack %" PRIu32 " of domain %" PRIu64
+                report(c, d, tag, VC_REPAIR_NONE, "chunk %s is in pack %" PRIu32 " of domain %" PRIu64
                        ", and that pack file is missing", hex, x.pack, d);
                 return 0;
         }
@@ -1130,7 +1209,7 @@ static int check_entry(Check *c, CPack *v, size_t n, const CEnt *e)
         if ((r == -EBADMSG || r == -EIO) && !entry_still(c, d, tag, &x))
                 return 0;
         if (r == -EBADMSG || r == -EIO)
-                report(c, d, tag, "chunk %s: the record at offset %" PRIu64 " of pack %" PRIu32
+                report(c, d, tag, VC_REPAIR_REINDEX_IF, "chunk %s: the record at offset %" PRIu64 " of pack %" PRIu32
                        " of domain %" PRIu64 " is damaged or does not match the index", hex, x.off, x.pack, d);
         else if (r < 0)
                 return r;
@@ -1196,13 +1275,14 @@ static int check_index(Check *c, VcTxn *t, CPack *v, size_t n)
                 uint64_t d = kl >= 8 ? vc_get64be(k) : 0;
                 const uint8_t *tag = kl == VC_IDX_KEY_LEN ? (const uint8_t *)k + 8 : NULL;
                 c->st.chunks_checked++;
-                if (r < 0 && r != -EBADMSG)
+                if ((r < 0 && r != -EBADMSG) || txn_gone(t, r))
                         break;
                 if (r < 0 || !tag || vc_idx_decode(val, vl, &x) < 0) {
                         char hex[2 * VC_TAG_LEN + 1] = "?";
                         if (tag)
                                 vc_hex(tag, VC_TAG_LEN, hex);
-                        report(c, d, tag, "index entry of chunk %s in domain %" PRIu64 " is damaged", hex, d);
+                        report(c, d, tag, VC_REPAIR_REINDEX_IF, "index entry of chunk %s in domain %" PRIu64
+                               " is damaged", hex, d);
                         r = 0;
                         continue;
                 }
@@ -1225,14 +1305,14 @@ static int check_record(uint64_t off, const VcRecHdr *h, const uint8_t *data, vo
 {
         Check *c = ctx;
         if (!h) {
-                report(c, c->domain, NULL, "damaged record header at offset %" PRIu64 " of pack %" PRIu32
+                report(c, c->domain, NULL, VC_REPAIR_NONE, "damaged record header at offset %" PRIu64 " of pack %" PRIu32
                        " of domain %" PRIu64, off, c->pack, c->domain);
                 return 0;
         }
         char hex[2 * VC_TAG_LEN + 1];
         vc_hex(h->tag, VC_TAG_LEN, hex);
         if (!data) {
-                report(c, c->domain, h->tag, "record of chunk %s at offset %" PRIu64 " of pack %" PRIu32
+                report(c, c->domain, h->tag, VC_REPAIR_NONE, "record of chunk %s at offset %" PRIu64 " of pack %" PRIu32
                        " runs past the committed length", hex, off, c->pack);
                 return 0;
         }
@@ -1242,7 +1322,7 @@ static int check_record(uint64_t off, const VcRecHdr *h, const uint8_t *data, vo
         if (c->s->progress)
                 vc_progress(c->s->progress, c->st.bytes_checked);
         if (memcmp(digest, h->tag, VC_TAG_LEN) != 0)
-                report(c, c->domain, h->tag, "data of chunk %s at offset %" PRIu64 " of pack %" PRIu32
+                report(c, c->domain, h->tag, VC_REPAIR_NONE, "data of chunk %s at offset %" PRIu64 " of pack %" PRIu32
                        " of domain %" PRIu64 " does not match its tag", hex, off, c->pack, c->domain);
         return 0;
 }
@@ -1265,12 +1345,12 @@ static int check_packs(Check *c, CPack *v, size_t n)
                 struct stat st;
                 uint64_t end = p->e.committed;
                 if (fstat(fd, &st) == 0 && (uint64_t)st.st_size < end) {
-                        report(c, p->domain, NULL, "pack %s is %" PRIu64 " bytes, shorter than its committed "
+                        report(c, p->domain, NULL, VC_REPAIR_NONE, "pack %s is %" PRIu64 " bytes, shorter than its committed "
                                "length %" PRIu64, path, (uint64_t)st.st_size, end);
                         end = (uint64_t)st.st_size;
                 }
                 if (vc_pack_check_hdr(c->s, fd, p->domain, p->pack) < 0) {
-                        report(c, p->domain, NULL, "%s", vc_errmsg(-EBADMSG));
+                        report(c, p->domain, NULL, VC_REPAIR_NONE, "%s", vc_errmsg(-EBADMSG));
                         vc_errclear();
                 }
                 c->domain = p->domain;
@@ -1297,7 +1377,105 @@ static int check_packs(Check *c, CPack *v, size_t n)
         return 0;
 }
 
-int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st)
+/* The packs/<id>/domain files: each domain of the index has one that reads
+ * back and names it as the index does, and no directory holds packs of a
+ * domain the index has forgotten. */
+static int check_domain_files(Check *c, VcTxn *t)
+{
+        if (c->unchecked[VC_DB_DOMAINS])
+                return 0;
+        uint64_t next = 1;
+        int r = vc_domain_next_id(t, &next);
+        if (r == -EBADMSG) {
+                if (txn_gone(t, r))
+                        return r;
+                vc_errclear();  /* reported by check_tables */
+                next = 0;
+        } else if (r < 0)
+                return r;
+        uint64_t *known = NULL;
+        size_t nknown = 0;
+        {
+                _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *cur = NULL;
+                if ((r = vc_db_cursor_open(t, VC_DB_DOMAINS, "i", 1, &cur)) < 0)
+                        return r;
+                const void *k = NULL, *v = NULL;
+                size_t kl = 0, vl = 0;
+                while ((r = vc_db_cursor_next(cur, &k, &kl, &v, &vl)) != 0) {
+                        if (txn_gone(t, r) || (r < 0 && r != -EBADMSG))
+                                break;
+                        if (r < 0 || kl != 9)
+                                continue;       /* reported by check_tables */
+                        uint64_t id = vc_get64be((const uint8_t *)k + 1);
+                        char want[64], got[64], rel[64];
+                        snprintf(want, sizeof want, "%.*s", (int)VC_MIN(vl, sizeof want - 1), (const char *)v);
+                        snprintf(rel, sizeof rel, "packs/%" PRIu64 "/domain", id);
+                        uint64_t *nk = realloc(known, (nknown + 1) * sizeof *nk);
+                        if (!nk) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        known = nk;
+                        known[nknown++] = id;
+                        c->st.domains_checked++;
+                        int q = vc_domain_file_read(c->s, id, got, sizeof got);
+                        vc_errclear();
+                        if (q == -ENOENT)
+                                report(c, id, NULL, VC_REPAIR_REINDEX,
+                                       "%s is missing (the index names domain %" PRIu64 " '%s'; reindex writes the "
+                                       "file again)", rel, id, want);
+                        else if (q < 0)
+                                report(c, id, NULL, VC_REPAIR_REINDEX,
+                                       "%s is damaged (the index names domain %" PRIu64 " '%s'; reindex writes the "
+                                       "file again)", rel, id, want);
+                        else if (strcmp(got, want) != 0)
+                                report(c, id, NULL, VC_REPAIR_REINDEX,
+                                       "%s names '%s', but the index names domain %" PRIu64 " '%s' (reindex writes "
+                                       "the file again from the index)", rel, got, id, want);
+                }
+        }
+        if (r < 0) {
+                free(known);
+                return r;
+        }
+        /* Directories of domains the index does not know. A domain is
+         * registered before any pack of it is made, so only ids below the
+         * snapshot's counter are looked at (others may be newer than it). */
+        char top[PATH_MAX];
+        snprintf(top, sizeof top, "%s/packs", c->s->path);
+        DIR *d = opendir(top);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                uint64_t id;
+                if (e->d_name[0] < '1' || e->d_name[0] > '9' || vc_parse_u64(e->d_name, "domain", &id) < 0) {
+                        vc_errclear();
+                        continue;
+                }
+                bool found = false;
+                for (size_t i = 0; i < nknown && !found; i++)
+                        found = known[i] == id;
+                if (found || id >= next)
+                        continue;
+                uint64_t packs = 0, bytes = 0;
+                vc_store_pack_files(c->s, id, &packs, &bytes);
+                if (packs == 0)
+                        continue;
+                char name[64];
+                bool named = vc_domain_file_read(c->s, id, name, sizeof name) == 0;
+                vc_errclear();
+                report(c, id, NULL, VC_REPAIR_REINDEX,
+                       "packs/%" PRIu64 " holds %" PRIu64 " pack%s of a domain the index does not know (%s%s%s; "
+                       "reindex indexes them)", id, packs, packs == 1 ? "" : "s",
+                       named ? "its domain file names it '" : "and its domain file is unreadable",
+                       named ? name : "", named ? "'" : "");
+        }
+        if (d)
+                closedir(d);
+        free(known);
+        return 0;
+}
+
+int vc_store_check_ex(VcStore *s, bool full, vc_damage_ex_fn fn, void *ctx, VcCheckStats *st)
 {
         Check c = { .s = s, .fn = fn, .ctx = ctx };
         CPack *v = NULL;
@@ -1308,12 +1486,18 @@ int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckSta
         int r = vc_txn_begin(s, false, &t);
         if (r < 0)
                 return r;
-        r = check_tables(&c, t);
+        /* First the pages of the LMDB file: a table with a damaged page is
+         * not read through LMDB at all. */
+        r = check_pages(&c, t);
         if (r == 0)
+                r = check_tables(&c, t);
+        if (r == 0 && !c.unchecked[VC_DB_PACKS])
                 r = load_packs(t, 0, &v, &n);
-        if (r == 0)
+        if (r == 0 && !c.st.index_unchecked)
                 r = check_index(&c, t, v, n);
-        if (r == 0 && full) {
+        if (r == 0)
+                r = check_domain_files(&c, t);
+        if (r == 0 && full && !c.unchecked[VC_DB_PACKS]) {
                 if (s->progress) {
                         s->progress->total = 0;
                         for (size_t i = 0; i < n; i++)
@@ -1330,6 +1514,25 @@ int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckSta
         if (st)
                 *st = c.st;
         return c.problems;
+}
+
+typedef struct CheckAdapter {
+        vc_damage_fn fn;
+        void *ctx;
+} CheckAdapter;
+
+static void check_adapt(uint64_t domain, const uint8_t *tag, const char *what, VcRepair repair, void *ctx)
+{
+        (void)repair;
+        CheckAdapter *a = ctx;
+        if (a->fn)
+                a->fn(domain, tag, what, a->ctx);
+}
+
+int vc_store_check(VcStore *s, bool full, vc_damage_fn fn, void *ctx, VcCheckStats *st)
+{
+        CheckAdapter a = { fn, ctx };
+        return vc_store_check_ex(s, full, check_adapt, &a, st);
 }
 
 void vc_store_set_progress(VcStore *s, struct VcProgress *p)
@@ -1396,14 +1599,20 @@ static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
         /* The domain's name, if the table lost it. If the name was given
          * to a new domain meanwhile (created before this reindex), that
          * one keeps the name; this id still gets it for stat. */
-        if (vc_domain_file_read(s, domain, name, sizeof name) == 0 && vc_domain_exists(x->t, domain) == -ENOENT) {
+        int q;
+        if (vc_domain_file_read(s, domain, name, sizeof name) == 0 &&
+            ((q = vc_domain_exists(x->t, domain)) == -ENOENT || (q == -EBADMSG && !vc_txn_dead(x->t)))) {
                 uint64_t other;
                 int r = vc_domain_lookup(x->t, name, &other);
+                if (r == -EBADMSG && !vc_txn_dead(x->t))
+                        r = -ENOENT;    /* a damaged 'n' record is written again */
                 if (r == 0 || r == -ENOENT)
                         r = vc_domain_register(x->t, domain, name, r == -ENOENT);
                 if (r < 0)
                         return r;
         }
+        if (vc_txn_dead(x->t))
+                return -EBADMSG;
         vc_errclear();
 
         DIR *d = opendir(dir);
@@ -1474,15 +1683,128 @@ static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
         free(packs);
         if (r < 0)
                 return r;
-        uint32_t next;
+        uint32_t next = 0;
         r = vc_domain_next_pack(x->t, domain, &next);
+        if (r == -EBADMSG && !vc_txn_dead(x->t)) {
+                vc_errclear();  /* a damaged counter is written again */
+                next = 0;
+                r = 0;
+        }
         if (r == 0 && next <= maxp)
                 r = vc_domain_set_next_pack(x->t, domain, maxp + 1);
         return r;
 }
 
+/* Writes again the packs/<id>/domain files that are missing, damaged or
+ * name another domain than the index does. */
+static int rewrite_domain_files(VcStore *s, VcTxn *t, uint64_t *written)
+{
+        _vc_cleanup_(vc_db_cursor_closep) VcDbCursor *cur = NULL;
+        int r = vc_db_cursor_open(t, VC_DB_DOMAINS, "i", 1, &cur);
+        if (r < 0)
+                return r;
+        const void *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        while ((r = vc_db_cursor_next(cur, &k, &kl, &v, &vl)) != 0) {
+                if (r == -EBADMSG && !vc_txn_dead(t)) {
+                        vc_errclear();  /* a record we could not repair: no name to write */
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                char want[64], got[64];
+                if (kl != 9 || vl == 0 || vl >= sizeof want)
+                        continue;
+                memcpy(want, v, vl);
+                want[vl] = 0;
+                uint64_t id = vc_get64be((const uint8_t *)k + 1);
+                int q = vc_domain_file_read(s, id, got, sizeof got);
+                vc_errclear();
+                if (q == 0 && strcmp(got, want) == 0)
+                        continue;
+                if ((r = vc_domain_file_write(s, id, want)) < 0)
+                        return r;
+                (*written)++;
+        }
+        return 0;
+}
+
+/* The index cannot be used: moves it aside and opens a new, empty one. */
+static int replace_index(VcStore *s, const char *why, VcReindexInfo *info)
+{
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/index", s->path);
+        snprintf(info->why, sizeof info->why, "%s", why);
+        if (s->db) {
+                if (vc_db_in_use(s->db))
+                        return vc_errf(-EBUSY, "the store's index is damaged, and another handle of this process "
+                                       "has it open: close it before reindexing");
+                vc_db_unref(s->db);
+                s->db = NULL;
+                if (!s->index_msg) {
+                        s->index_err = -EBADMSG;
+                        s->index_msg = strdup(why);
+                }
+        }
+        int r = vc_db_move_aside(dir, info->moved_to, sizeof info->moved_to);
+        if (r < 0)
+                return r;
+        r = vc_db_open(dir, VC_DB_CREATE, &s->db);
+        if (r < 0)
+                return r;
+        s->index_err = 0;
+        free(s->index_msg);
+        s->index_msg = NULL;
+        info->replaced = true;
+        return 0;
+}
+
+/* A new index: the catalog and the domains table from the damaged one, if
+ * they read back whole. */
+static int recover_catalog(VcTxn *t, VcReindexInfo *info)
+{
+        /* The meta table hands out parcel ids and commit numbers: it must
+         * come back whole, or a new parcel could get the id (and with it
+         * the privacy domain) of an old one. Parcels and versions may come
+         * back in part: a lost record is a lost parcel or version, which
+         * verify then reports. */
+        static const VcDbTable whole[] = { VC_DB_META };
+        static const VcDbTable part[] = { VC_DB_PARCELS, VC_DB_VERSIONS };
+        static const VcDbTable domains[] = { VC_DB_DOMAINS };
+        VcDbRecovered rc;
+        int r = vc_db_recover(info->moved_to, t, whole, VC_ARRAY_SIZE(whole), part, VC_ARRAY_SIZE(part), &rc);
+        if (r < 0)
+                return r;
+        info->catalog_records = rc.records;
+        info->catalog_lost = rc.lost;
+        info->catalog = rc.from == 1 ? VC_CATALOG_RECOVERED
+                        : rc.from == 2 ? VC_CATALOG_RECOVERED_OLDER
+                        : rc.from == 3 ? VC_CATALOG_RECOVERED_PART
+                                       : VC_CATALOG_LOST;
+        if (rc.from != 1)
+                snprintf(info->catalog_why, sizeof info->catalog_why, "%s", rc.why);
+        /* When info->catalog is VC_CATALOG_LOST, this is where the catalog
+         * is to be rebuilt from the catalog records in the packs (a later
+         * step): the index and packs tables are not built yet, the domains
+         * table is (below, then from the domain files). */
+        r = vc_db_recover(info->moved_to, t, NULL, 0, domains, VC_ARRAY_SIZE(domains), &rc);
+        if (r < 0)
+                return r;
+        info->domains_recovered = rc.from != 0;
+        return 0;
+}
+
 int vc_store_reindex(VcStore *s)
 {
+        return vc_store_reindex_ex(s, NULL);
+}
+
+int vc_store_reindex_ex(VcStore *s, VcReindexInfo *info)
+{
+        VcReindexInfo local;
+        if (!info)
+                info = &local;
+        memset(info, 0, sizeof *info);
         /* Reindex holds a lock on every pack until it commits; make room. */
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -1493,9 +1815,41 @@ int vc_store_reindex(VcStore *s)
         snprintf(top, sizeof top, "%s/packs", s->path);
         LockedFds l = { 0 };
         Reindex x = { .now = vc_now() };
-        int r = vc_txn_begin(s, true, &x.t);
-        if (r < 0)
+        int r;
+        /* A sound index is rebuilt in place. Whether it is sound is known
+         * once the write transaction has begun: before the first write, every
+         * page of it is read (vc_store_db.c). */
+        if (s->db) {
+                r = vc_txn_begin(s, true, &x.t);
+                if (r < 0 && r != -EBADMSG)
+                        return r;
+                if (r == -EBADMSG) {
+                        char why[1024];
+                        snprintf(why, sizeof why, "%s", vc_errmsg(r));
+                        vc_errclear();
+                        r = replace_index(s, why, info);
+                        if (r == 0)
+                                r = vc_txn_begin(s, true, &x.t);
+                        if (r == 0)
+                                r = recover_catalog(x.t, info);
+                } else if (s->index_new) {
+                        info->replaced = true;
+                        info->catalog = VC_CATALOG_LOST;
+                        snprintf(info->why, sizeof info->why, "index/data.mdb was missing or empty");
+                        snprintf(info->catalog_why, sizeof info->catalog_why,
+                                 "there was no index to recover it from");
+                }
+        } else {
+                r = replace_index(s, s->index_msg ? s->index_msg : "the index could not be opened", info);
+                if (r == 0)
+                        r = vc_txn_begin(s, true, &x.t);
+                if (r == 0)
+                        r = recover_catalog(x.t, info);
+        }
+        if (r < 0) {
+                vc_txn_abort(x.t);
                 return r;
+        }
         r = vc_db_drop(x.t, VC_DB_INDEX);
         if (r == 0)
                 r = vc_db_drop(x.t, VC_DB_PACKS);
@@ -1515,11 +1869,19 @@ int vc_store_reindex(VcStore *s)
         }
         if (d)
                 closedir(d);
-        uint64_t next;
-        if (r == 0)
+        uint64_t next = 0;
+        if (r == 0) {
                 r = vc_domain_next_id(x.t, &next);
+                if (r == -EBADMSG && !vc_txn_dead(x.t)) {
+                        vc_errclear();  /* a damaged counter is written again */
+                        next = 0;
+                        r = 0;
+                }
+        }
         if (r == 0 && next <= maxd)
                 r = vc_domain_set_next_id(x.t, maxd + 1);
+        if (r == 0)
+                r = rewrite_domain_files(s, x.t, &info->domain_files_written);
         if (r < 0) {
                 vc_txn_abort(x.t);
                 locked_fds_free(&l);
@@ -1528,5 +1890,7 @@ int vc_store_reindex(VcStore *s)
         r = vc_txn_commit(x.t);
         locked_fds_free(&l);
         vc_store_pack_cache_flush(s);
+        if (r == 0)
+                s->index_new = false;
         return r < 0 ? r : x.indexed;
 }

@@ -84,6 +84,12 @@ struct VcStore {
         uint64_t tick;
         VcProgress *progress;   /* for long walks (check --full, compaction), or NULL */
         uint64_t progress_done;
+        /* Opened for repair (vc_store_open_repair): db is NULL when the
+         * index could not be used, and index_err, index_msg say why; or
+         * index_new says the index was missing and was made empty. */
+        int index_err;
+        char *index_msg;
+        bool index_new;
 };
 
 /* A pack fd borrowed from the cache (slot >= 0) or opened for one call. */
@@ -110,13 +116,66 @@ typedef enum {
 
 typedef struct VcDbCursor VcDbCursor;
 
-/* Opens (creating if missing) the environment in dir. One process holds one
- * MDB_env per environment (LMDB's rule): handles of the same store share it,
+/* How vc_db_open treats what it finds in dir. */
+typedef enum {
+        /* data.mdb must be there and sound (vc_store_db.c, steps 1 and 2):
+         * -ENODATA if it is missing or empty, -EBADMSG if damaged, -EPROTO
+         * for an LMDB format we do not read, each with a message that says
+         * to run 'vmcas verify --reindex'. */
+        VC_DB_EXISTING,
+        /* A missing or empty data.mdb becomes a new environment (a new
+         * store, or a repair); one with content is checked as above. */
+        VC_DB_CREATE,
+} VcDbMode;
+
+/* Opens the environment in dir. One process holds one MDB_env per
+ * environment (LMDB's rule): handles of the same store share it,
  * refcounted; a forked child never reuses its parent's. */
-int vc_db_open(const char *dir, VcDb **ret);
+int vc_db_open(const char *dir, VcDbMode mode, VcDb **ret);
 void vc_db_unref(VcDb *db);
+/* true if another handle of this process shares db. */
+bool vc_db_in_use(VcDb *db);
 /* Bytes of the LMDB files on disk. */
 int vc_db_bytes(VcDb *db, uint64_t *ret);
+
+/* Walks every page of the snapshot t reads (vc_store_db.c, step 5) and calls
+ * fn once per damaged tree: table is a table's name, "" for LMDB's free list
+ * (which only writes read), or NULL for LMDB's main table or its meta pages;
+ * what says what is wrong. Returns
+ * the number of damaged trees, or -errno. With fn NULL, the first problem
+ * is returned as -EBADMSG with "the store's index is damaged (...)". */
+typedef void (*vc_db_page_fn)(const char *table, const char *what, void *ctx);
+int vc_db_check_pages(VcTxn *t, vc_db_page_fn fn, void *ctx);
+
+/* For a look-up that found nothing where something should be (a chunk a
+ * version names): walks every page once per process, and returns -EBADMSG
+ * with "the store's index is damaged (...)" if a page is, else -ENOENT. */
+int vc_db_explain_missing(VcDb *db);
+
+/* Renames the environment directory dir to dir.damaged-<UTC time> and
+ * makes dir again, empty; the new name goes to moved. -EBUSY (with a
+ * message) if another process has it open. This process must not have it
+ * open either. */
+int vc_db_move_aside(const char *dir, char *moved, size_t len);
+
+/* Copies tables out of a damaged environment in dir (read with the page
+ * walker, never mapped) into t. From the newest snapshot in which tables
+ * whole and part all read back whole (every page sound, every CRC
+ * matching), else from the one before; failing both, from the newest in
+ * which the tables in whole do, with what can be read of those in part
+ * (records on damaged pages or with a bad CRC are lost, and counted).
+ * Nothing is copied if no snapshot will do. Returns 0 (what happened in
+ * *ret) or -errno for an error of t. */
+typedef struct VcDbRecovered {
+        int from;               /* 0: nothing recovered, 1: the newest snapshot, 2: another (older, or
+                                   the only one readable), 3: in part, from the one in ret->txnid */
+        uint64_t txnid;         /* of that snapshot */
+        uint64_t records;
+        uint64_t lost;          /* from 3: damaged pages and records skipped */
+        char why[512];          /* what was wrong with the snapshots not used, or with the pages skipped */
+} VcDbRecovered;
+int vc_db_recover(const char *dir, VcTxn *t, const VcDbTable *whole, size_t nwhole, const VcDbTable *part,
+                  size_t npart, VcDbRecovered *ret);
 const char *vc_db_table_name(VcDbTable tb);
 /* "table parcels, key 'p1'" or "chunk <hex> of domain 3", for messages. */
 void vc_db_describe(VcDbTable tb, const void *k, size_t kl, char *buf, size_t len);
@@ -273,6 +332,8 @@ void vc_store_pack_cache_flush(VcStore *s);
 /* Reads the name file of a domain directory (written when the domain is
  * created, so reindex can recover names). */
 int vc_domain_file_read(const VcStore *s, uint64_t domain, char *name, size_t len);
+/* Writes it (atomically), making the domain directory if need be. */
+int vc_domain_file_write(const VcStore *s, uint64_t domain, const char *name);
 
 /* Sums the sizes of the .pack files of one domain (domain != 0) or all. */
 int vc_store_pack_files(const VcStore *s, uint64_t domain, uint64_t *ret_packs, uint64_t *ret_bytes);
