@@ -880,11 +880,32 @@ static const VcBackendOps cache_ops = {
 /* Opens the store at dir, creating it if it does not exist (or is an
  * empty directory). Several processes may start at once: one creates, the
  * others wait for its marker. */
+/* A cache whose index is damaged or lost is rebuilt from its packs: what
+ * it holds can always be fetched again, but need not be. */
+static int reindex_cache(const char *dir, VcStore **ret)
+{
+        VcStore *s;
+        VcReindexInfo ri;
+        int r = vc_store_open_repair(dir, &s);
+        if (r < 0)
+                return r;
+        r = vc_store_reindex_ex(s, &ri);
+        vc_store_free(s);
+        if (r < 0)
+                return vc_errf_prefix(r, "the host cache %s has a damaged index and could not be rebuilt (remove "
+                                      "the directory to start it afresh)", dir);
+        return vc_store_open(dir, ret);
+}
+
 static int open_or_create(const char *dir, VcStore **ret)
 {
         int r = vc_store_open(dir, ret);
         if (r >= 0)
                 return r;
+        if (r == -EBADMSG || r == -ENODATA) {
+                vc_errclear();
+                return reindex_cache(dir, ret);
+        }
         vc_errclear();
         r = vc_store_create(dir);
         if (r < 0 && r != -EEXIST)
