@@ -523,19 +523,29 @@ int vc_checkin(VcBackend *b, const char *name, const char *mem_path, const char 
         int r = vc_threads();
         if (r < 0 || (r = parcel_open(b, name, &p, &k)) < 0)
                 return r;
+        int taken = 0;
         if ((r = source_open_file(mem_path, "memory", p.mem_size, &mem)) < 0 ||
             (r = source_open_file(disk_path, "disk", p.disk_size, &disk)) < 0 ||
-            (r = lease_for_checkin(b, name, token)) < 0)
+            (r = taken = lease_for_checkin(b, name, token)) < 0)
                 goto out;
         r = do_checkin(b, &p, &k, &mem, &disk, token, o->quiet, st);
         if (r == -ESTALE)
                 lease_token_forget(vc_backend_uuid(b), name);
-        if (r >= 0 && !o->keep_lease) {
-                /* the version is in: giving the lease up can only fail if
-                 * it was broken meanwhile, which the commit would have seen */
+        if ((r >= 0 && !o->keep_lease) || (r < 0 && taken && r != -ESTALE)) {
+                /* the version is in, or a checkin that took the lease for
+                 * itself failed: the lease goes back (giving it up can only
+                 * fail if it was broken meanwhile) */
+                VcErr e = VC_ERR_INIT;
+                vc_err_save(&e, r);
                 if (vc_lease_release(b, name, token) < 0)
                         vc_errclear();
                 lease_token_forget(vc_backend_uuid(b), name);
+                if (r < 0)
+                        vc_err_raise(&e);
+        } else if (r >= 0 && taken) {
+                /* --keep-lease of a lease taken here: keep its token */
+                if ((r = lease_token_save(vc_backend_uuid(b), name, token)) < 0)
+                        goto out;
         }
 out:
         vc_wipe(token, sizeof token);

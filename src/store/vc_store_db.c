@@ -118,7 +118,8 @@
  * short, but a server may run many threads. */
 #define VC_DB_MAXREADERS 1024
 /* What a damaged index tells the user to do. */
-#define VC_DB_FIX "run 'vmcas verify --reindex' to rebuild it from the packs"
+#define VC_DB_FIX "run 'vmcas repair' to rebuild index and catalog from the packs (or 'vmcas verify --reindex' to " \
+                  "rebuild the chunk index and keep what the old file still holds of the catalog)"
 /* Room for a message that names a file. */
 #define VC_DB_MSG (2 * PATH_MAX + 1024)
 
@@ -298,8 +299,11 @@ static int damaged(VcDbTable tb, const void *k, size_t kl)
         char what[160];
         describe(tb, k, kl, what, sizeof what);
         if (tb == VC_DB_INDEX)
-                return vc_errf(-EBADMSG, "index entry damaged: %s (checksum mismatch; run 'vmcas verify')", what);
-        return vc_errf(-EBADMSG, "catalog record damaged: %s (checksum mismatch)", what);
+                return vc_errf(-EBADMSG, "the store's index is damaged: entry %s fails its checksum; 'vmcas verify' "
+                               "says what it breaks, 'vmcas verify --reindex' rebuilds the index from the packs", what);
+        return vc_errf(-EBADMSG, "the store's index is damaged: catalog record %s fails its checksum; 'vmcas "
+                       "repair' rebuilds the catalog from the packs (or 'vmcas verify --reindex' keeps what the "
+                       "old file still holds)", what);
 }
 
 /* ---- the guard ------------------------------------------------------------------

@@ -41,7 +41,7 @@ run() { local st=$1; shift; rm -rf "$TMPDIR/w"; cp -a "$st" "$TMPDIR/w"; rm -f o
 # Sets failed_clearly to the commands that failed with the damage message.
 every_command() { local w=$1 name=$2 need=$3
   local unclear=0 wrong=0 ran=""
-  for c in "log p" "parcel list" "stat" "checkout p --version 2" "checkout q" "checkin p" \
+  for c in "log p" "parcel list" "stat" "checkout p --version 2 --no-lease" "checkout q --no-lease" "checkin p" \
            "verify" "verify --full" "gc --grace 0" "prune p --keep 1"; do
     set -- $c
     case $1 in
@@ -81,8 +81,8 @@ repairs() { local w=$1 name=$2 catalog=$3
     check "$name: verify --reindex says the catalog could not be recovered (exit 1)" '[ $rrc = 1 ] && [ $said_lost = 1 ]'
   elif [ "$catalog" = some ]; then
     # several pages scribbled may have hit the catalog in both snapshots
-    check "$name: verify --reindex repairs it (exit 0), or says the catalog was lost (exit 1)" \
-      '[ $rrc = 0 ] || { [ $rrc = 1 ] && [ $said_lost = 1 ]; }'
+    check "$name: verify --reindex repairs it (exit 0), or says the catalog was lost or that 'vmcas repair' rebuilds it (exit 1)" \
+      '[ $rrc = 0 ] || { [ $rrc = 1 ] && { [ $said_lost = 1 ] || grep -q "vmcas repair. rebuilds the catalog" "$TMPDIR/re.out"; }; }'
     [ $said_lost = 1 ] && echo "# $name: the catalog was lost"
   else
     check "$name: verify --reindex repairs it (exit 0)" '[ $rrc = 0 ]'
@@ -97,14 +97,25 @@ repairs() { local w=$1 name=$2 catalog=$3
     local par=${pv%%:*} ver=${pv#*:}
     vmcas -s "$TMPDIR/r" log $par --json 2>/dev/null | grep -q "\"version\": $ver," || continue
     n=$((n + 1)); set -- ${IMG[$pv]}; rm -f o.m o.d
-    vmcas -q -s "$TMPDIR/r" checkout $par --version $ver --memory o.m --disk o.d && cmp -s o.m "$1" && cmp -s o.d "$2" ||
+    vmcas -q -s "$TMPDIR/r" checkout $par --version $ver --no-lease --memory o.m --disk o.d && cmp -s o.m "$1" && cmp -s o.d "$2" ||
       { echo "# $name: $pv does not check out after the repair"; lost=1; }
   done
   if [ "$catalog" = whole ]; then
     check "$name: all 3 versions check out byte for byte" '[ $lost = 0 ] && [ $n = 3 ]'
   elif [ "$catalog" = some ]; then
     check "$name: the versions the catalog kept ($n) check out byte for byte" '[ $lost = 0 ]'
-  fi; }
+  fi
+  # whatever the damage, repair rebuilds index and catalog from the packs
+  rm -rf "$TMPDIR/r"; cp -a "$w" "$TMPDIR/r"
+  "$VMCAS" -q -s "$TMPDIR/r" repair >"$TMPDIR/rp.out" 2>&1
+  check "$name: vmcas repair rebuilds index and catalog (exit 0)" '[ $? = 0 ]' || sed 's/^/#   /' "$TMPDIR/rp.out" | head -5
+  lost=0
+  for pv in "${!IMG[@]}"; do
+    local par=${pv%%:*} ver=${pv#*:}; set -- ${IMG[$pv]}; rm -f o.m o.d
+    vmcas -q -s "$TMPDIR/r" checkout $par --version $ver --no-lease --memory o.m --disk o.d && cmp -s o.m "$1" && cmp -s o.d "$2" ||
+      { echo "# $name: $pv does not check out after vmcas repair"; lost=1; }
+  done
+  check "$name: ... and every version checks out byte for byte after it" '[ $lost = 0 ]'; }
 
 damage() { rm -rf "$TMPDIR/dmg"; cp -a "$CLEAN" "$TMPDIR/dmg"; }
 # scribble FILE PAGE SEED [OFF LEN]: random bytes over a page (or a part of it)
@@ -161,9 +172,11 @@ scribbled() { local name=$1
     check "$name (free pages only): every command works" '[ -z "$failed_clearly" ]'
   else
     every_command "$W" "$name" some
-    local writes=0
-    for c in checkin gc prune; do case " $failed_clearly " in *" $c "*) writes=$((writes + 1));; esac; done
-    check "$name: verify finds it, and checkin, gc and prune refuse the store" '[ $writes = 3 ]'
+    # gc reads every record and refuses; a checkin or prune that needs
+    # nothing the damage hit (a value of another parcel, say) may go on:
+    # the repair below shows it harmed nothing
+    check "$name: verify finds it, and gc refuses the store (refused:$failed_clearly)" \
+      'case " $failed_clearly " in *" gc "*) true;; *) false;; esac'
     repairs "$W" "$name" some
   fi; }
 # pick SEED N: N page numbers past the meta pages, drawn at random

@@ -20,7 +20,7 @@ ok "prune a to its 2 newest versions" vmcas -s "$S" prune a --keep 2
 ok "gc frees what the pruned versions held" vmcas -q -s "$S" gc --grace 0
 vmcas -s "$S" log a --json > log.before
 rm -rf "$S/index"
-fails "with the index gone, the parcel is unknown" "no parcel 'a'" vmcas -s "$S" checkout a --memory o.m --disk o.d
+fails "with the index gone, a command says so and what to run" "index is missing.*vmcas repair" vmcas -s "$S" checkout a --memory o.m --disk o.d
 ok "repair rebuilds index and catalog from the packs" vmcas -s "$S" repair
 check "it says what it rebuilt: $(grep rebuilt "$TMPDIR/last.out")" \
   'grep -q "rebuilt the catalog: 5 parcels, 15 versions (2 pruned ones left out)" "$TMPDIR/last.out"'

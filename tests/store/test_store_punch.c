@@ -157,7 +157,7 @@ static void lose_index(Store *st)
         assert_int_equal(unlink(p), 0);
         snprintf(p, sizeof p, "%s/index/lock.mdb", st->path);
         unlink(p);
-        assert_int_equal(vc_store_open(st->path, &st->s), 0);
+        assert_int_equal(vc_store_open_repair(st->path, &st->s), 0);
 }
 
 /* ---- punching, then verify and reindex ------------------------------------------------- */
