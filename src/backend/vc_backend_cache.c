@@ -619,8 +619,9 @@ static int cache_put(VcBackend *b, const char *parcel, const char *domain, const
 
 typedef struct Fetch {
         Store st;
-        const uint8_t *tags;            /* the misses */
-        const size_t *idx;              /* their places in the caller's tags */
+        const uint8_t *tags;            /* the misses, each once */
+        const size_t *idx;              /* their first places in the caller's tags */
+        const size_t *next;             /* the next place of the same tag, or SIZE_MAX */
         vc_got_fn fn;
         void *ctx;
 } Fetch;
@@ -637,7 +638,10 @@ static int fetched(size_t j, const uint8_t *data, size_t len, void *ctx)
                                "the way, or a server that lies): not used, not cached", f->st.c->up->where, hex);
         }
         store_put(&f->st, VC_KIND_DATA, f->tags + 32 * j, data, len);
-        return f->fn(f->idx[j], data, len, f->ctx);
+        int r = 0;
+        for (size_t i = f->idx[j]; r >= 0 && i != SIZE_MAX; i = f->next[i])
+                r = f->fn(i, data, len, f->ctx);
+        return r;
 }
 
 /* Delivers what the cache holds of tags (of cache domain id) and marks it
@@ -713,17 +717,37 @@ static int get_chunks(Cache *c, const char *parcel, const char *domain, const ui
                 m += !hit[i];
         if (m == 0)
                 return 0;
+        /* a tag missed twice in one call is fetched once */
         _vc_cleanup_(vc_freep) uint8_t *mtags = malloc(32 * m);
         _vc_cleanup_(vc_freep) size_t *midx = malloc(m * sizeof *midx);
-        if (!mtags || !midx)
+        _vc_cleanup_(vc_freep) size_t *next = malloc(n * sizeof *next);
+        _vc_cleanup_(vc_freep) size_t *last = malloc(m * sizeof *last);
+        VcTagSet *seen = NULL;
+        if (!mtags || !midx || !next || !last || vc_tagset_new(&seen) < 0)
                 return -ENOMEM;
-        for (size_t i = 0, j = 0; i < n; i++)
-                if (!hit[i]) {
-                        memcpy(mtags + 32 * j, tags + 32 * i, 32);
-                        midx[j++] = i;
+        size_t j = 0;
+        for (size_t i = 0; i < n; i++) {
+                next[i] = SIZE_MAX;
+                if (hit[i])
+                        continue;
+                uint64_t at;
+                if (vc_tagset_get(seen, 0, tags + 32 * i, &at)) {
+                        next[last[at]] = i;
+                        last[at] = i;
+                        continue;
                 }
-        Fetch f = { .st = { .c = c, .domain = domain }, .tags = mtags, .idx = midx, .fn = fn, .ctx = ctx };
-        r = vc_chunks_get(c->up, parcel, domain, mtags, m, fetched, &f);
+                if ((r = vc_tagset_add(seen, 0, tags + 32 * i, j)) < 0) {
+                        vc_tagset_free(seen);
+                        return r;
+                }
+                memcpy(mtags + 32 * j, tags + 32 * i, 32);
+                midx[j] = last[j] = i;
+                j++;
+        }
+        vc_tagset_free(seen);
+        Fetch f = { .st = { .c = c, .domain = domain }, .tags = mtags, .idx = midx, .next = next, .fn = fn,
+                    .ctx = ctx };
+        r = vc_chunks_get(c->up, parcel, domain, mtags, j, fetched, &f);
         /* what was fetched and checked before a failure is still good */
         store_done(&f.st);
         return r;
