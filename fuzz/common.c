@@ -31,6 +31,21 @@ void fuzz_note(const char *fmt, ...)
         fputc('\n', stderr);
 }
 
+uint8_t *fuzz_guarded(size_t n)
+{
+        uint8_t *b = malloc(n + FUZZ_GUARD);
+        if (!b)
+                abort();
+        memset(b + n, 0xa5, FUZZ_GUARD);
+        return b;
+}
+
+void fuzz_guard_check(const uint8_t *buf, size_t n)
+{
+        for (size_t i = 0; i < FUZZ_GUARD; i++)
+                FUZZ_CHECK(buf[n + i] == 0xa5);
+}
+
 static char tmpdir[4096];
 static pid_t tmpdir_pid;
 

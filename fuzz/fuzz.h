@@ -21,6 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_CHECK(cond) ((cond) ? (void)0 : fuzz_fail(__FILE__, __LINE__, #cond))
 void fuzz_fail(const char *file, int line, const char *what) __attribute__((noreturn));
 
+/* An output buffer of n bytes followed by FUZZ_GUARD guard bytes, and the
+ * check that they are untouched. zlib and libzstd come from Debian,
+ * without ASan: a write of theirs past the n bytes is seen only this way. */
+#define FUZZ_GUARD 64
+uint8_t *fuzz_guarded(size_t n);
+void fuzz_guard_check(const uint8_t *buf, size_t n);
+
 /* With $FUZZ_VERBOSE set, prints a line on stderr (what a target made of
  * an input, to see which seeds reach how far). */
 void fuzz_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
