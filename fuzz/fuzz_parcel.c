@@ -4,9 +4,10 @@
  * key and is the client's (not fuzzed here: a forged record fails it).
  *
  * Checks: unpack gives 0, -EBADMSG or -EPROTO (format 1); what it accepts
- * can be used: a known policy and compression, a group name iff the
- * policy is group, domain names that are valid; and packing it gives the
- * input back, but for the reserved u32 at 28, which pack writes as 0.
+ * can be used: a known policy and compression, a chunk size that parcel
+ * creation would have allowed (checkout divides by it), a group name iff
+ * the policy is group, domain names that are valid; and packing it gives
+ * the input back, but for the reserved u32 at 28, which pack writes as 0.
  */
 #include "fuzz.h"
 #include "repo/vc_repo.h"
@@ -25,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r < 0)
                 return 0;
         FUZZ_CHECK(p.policy <= VC_POLICY_ALL && p.comp <= VC_COMP_ZSTD);
+        FUZZ_CHECK(vc_chunk_size_valid(p.chunk_size));
         FUZZ_CHECK(memchr(p.group, 0, sizeof p.group) && memchr(p.node_dom, 0, sizeof p.node_dom) &&
                    memchr(p.data_dom, 0, sizeof p.data_dom));
         FUZZ_CHECK(p.policy == VC_POLICY_GROUP ? vc_name_valid(p.group) : p.group[0] == 0);
