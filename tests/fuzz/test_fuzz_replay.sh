@@ -6,7 +6,8 @@
 . "$(dirname "$0")/../lib.sh"
 for src in "$TOP"/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c); name=${name#fuzz_}
-  ok "fuzz corpus $name replays cleanly" "$TOP/build/asan/fuzz/replay_$name" "$TOP/fuzz/corpus/$name"
+  n=$(find "$TOP/fuzz/corpus/$name" -maxdepth 1 -type f 2>/dev/null | wc -l)
+  ok "fuzz corpus $name: $n inputs replay cleanly" "$TOP/build/asan/fuzz/replay_$name" "$TOP/fuzz/corpus/$name"
 done
 for dir in "$TOP"/fuzz/corpus/*/; do
   name=$(basename "$dir")
