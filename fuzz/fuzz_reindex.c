@@ -1,7 +1,9 @@
 /* fuzz_reindex — the repair of a store from its packs: vc_store_reindex
  * (src/store/vc_store_gc.c) walks the pack files of every domain and
- * indexes each record whose bytes match its tag; then vc_store_check
- * --full walks them again as verify does.
+ * indexes each record whose bytes match its tag; vc_store_check --full
+ * walks them again as verify does; vc_repo_rebuild_catalog
+ * (src/repo/vc_catalog.c) rebuilds the parcels and versions from the
+ * catalog copies among the records.
  *
  * Input: the bytes of one pack file, written as pack 1 of domain 'all' of
  * a scratch store made once per process (under $TMPDIR). The seeds are
@@ -11,13 +13,17 @@
  * left as it is (damaged: the records are still read; another store's:
  * the pack is skipped).
  *
- * Checks: reindex and check never fail on what a pack holds (damage is
- * skipped or reported, not an error); every chunk reindex indexed can be
- * read back with vc_store_get and its bytes match its tag; the committed
- * length is inside the file.
+ * Checks: reindex, check and the rebuild never fail on what a pack holds
+ * (damage is skipped or reported, not an error); every chunk reindex
+ * indexed can be read back with vc_store_get and its bytes match its tag;
+ * the committed length is inside the file; the rebuilt catalog reads back
+ * (every parcel and version record in it unpacks) with as many parcels
+ * and versions as the rebuild says, each version of its parcel's uuid and
+ * none past the parcel's latest.
  */
 #include "fuzz.h"
 #include "core/vc_hash.h"
+#include "repo/vc_repo.h"
 #include "store/vc_store_int.h"
 
 #include <errno.h>
@@ -82,6 +88,28 @@ static int on_pack(uint64_t d, uint32_t pack, const VcPackEnt *e, void *ctx)
         return 0;
 }
 
+static void check_catalog(const VcRebuildStats *st)
+{
+        VcTxn *t;
+        FUZZ_CHECK(vc_txn_begin(store, false, &t) == 0);
+        VcParcel *ps = NULL;
+        size_t np = 0;
+        uint64_t nv = 0;
+        FUZZ_CHECK(vc_repo_parcels(t, &ps, &np) == 0);
+        for (size_t i = 0; i < np; i++) {
+                VcVersion *vs = NULL;
+                size_t n = 0;
+                FUZZ_CHECK(vc_repo_versions(t, &ps[i], &vs, &n) == 0);
+                for (size_t j = 0; j < n; j++)
+                        FUZZ_CHECK(memcmp(vs[j].uuid, ps[i].uuid, 16) == 0 && vs[j].version <= ps[i].latest);
+                nv += n;
+                free(vs);
+        }
+        FUZZ_CHECK(np == st->parcels && nv == st->versions);
+        free(ps);
+        vc_txn_abort(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         if (!store)
@@ -116,5 +144,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(vc_packs_each(t, 0, on_pack, &size) == 0);
         vc_txn_abort(t);
         free(c.buf);
+
+        VcRebuildStats st;
+        vc_errclear();
+        r = vc_repo_rebuild_catalog(store, &st);
+        fuzz_note("rebuild_catalog: %d; %llu copies, %llu damaged, %llu parcels, %llu versions, %llu pruned", r,
+                  (unsigned long long)st.copies, (unsigned long long)st.damaged, (unsigned long long)st.parcels,
+                  (unsigned long long)st.versions, (unsigned long long)st.pruned);
+        FUZZ_CHECK(r == 0);
+        check_catalog(&st);
         return 0;
 }

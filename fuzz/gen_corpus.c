@@ -401,6 +401,85 @@ static void gen_version(void)
         put("version", "reserved-set", b, sizeof b);
 }
 
+/* ---- catalog copies: what repair rebuilds the catalog from ------------------ */
+
+static size_t catcopy(uint8_t *b, size_t cap, int type, const char *name, const char *owner, uint32_t version,
+                      const uint8_t *rec, size_t rec_len)
+{
+        VcCatCopy c = { .type = type, .version = version, .rec = rec, .rec_len = rec_len };
+        snprintf(c.name, sizeof c.name, "%s", name);
+        snprintf(c.owner, sizeof c.owner, "%s", owner);
+        size_t len;
+        if (vc_catcopy_pack(&c, b, cap, &len) < 0)
+                die("catcopy pack");
+        return len;
+}
+
+/* The copies a parcel with three versions, the first pruned, leaves in
+ * its packs: its record, its version records, the prune. */
+typedef struct {
+        uint8_t b[8][VC_CATCOPY_MAX];
+        size_t len[8];
+        size_t n;
+} Copies;
+
+static void catalog_copies(Copies *cs, const char *name)
+{
+        VcParcel p = { .policy = VC_POLICY_IP, .comp = VC_COMP_ZSTD, .chunk_size = 4096, .mem_size = 1u << 20,
+                       .disk_size = 4u << 20, .created = 1764093545 };
+        snprintf(p.name, sizeof p.name, "%s", name);
+        rnd(p.uuid, sizeof p.uuid);
+        rnd(p.check, sizeof p.check);
+        vc_parcel_domains(&p);
+        rnd(p.mac, sizeof p.mac);
+        uint8_t rec[VC_PARCEL_REC_MAX];
+        size_t rl;
+        if (vc_parcel_pack(&p, rec, sizeof rec, &rl) < 0)
+                die("parcel pack");
+        cs->n = 0;
+        cs->len[cs->n] = catcopy(cs->b[cs->n], sizeof cs->b[0], VC_CAT_PARCEL, name, "alice", 0, rec, rl);
+        cs->n++;
+        for (uint32_t k = 1; k <= 3; k++) {
+                VcVersion v = { .version = k, .timestamp = 1764093545 + 3600 * k, .mem_size = p.mem_size,
+                                .disk_size = p.disk_size, .new_chunks = k, .new_bytes = 4096 * k,
+                                .meta_bytes = 136 };
+                memcpy(v.uuid, p.uuid, 16);
+                rnd(v.mem_root, sizeof v.mem_root);
+                rnd(v.disk_root, sizeof v.disk_root);
+                rnd(v.wrapped, sizeof v.wrapped);
+                uint8_t vr[VC_VERSION_REC_LEN];
+                vc_version_pack(&v, vr);
+                cs->len[cs->n] = catcopy(cs->b[cs->n], sizeof cs->b[0], VC_CAT_VERSION, name, "", k, vr, sizeof vr);
+                cs->n++;
+        }
+        cs->len[cs->n] = catcopy(cs->b[cs->n], sizeof cs->b[0], VC_CAT_PRUNE, name, "", 1, NULL, 0);
+        cs->n++;
+}
+
+static void gen_catcopy(void)
+{
+        static Copies cs;
+        catalog_copies(&cs, "alice-xp");
+        static const char *const names[] = { "parcel", "version-1", "version-2", "version-3", "prune" };
+        for (size_t i = 0; i < cs.n; i++)
+                put("catcopy", names[i], cs.b[i], cs.len[i]);
+        uint8_t b[VC_CATCOPY_MAX];
+        memcpy(b, cs.b[1], cs.len[1]);
+        put("catcopy", "version-short", b, cs.len[1] - 1);
+        b[5] = 4;
+        put("catcopy", "type-4", b, cs.len[1]);
+        memcpy(b, cs.b[0], cs.len[0]);
+        b[7] = '/';
+        put("catcopy", "bad-name", b, cs.len[0]);
+        b[7] = cs.b[0][7];
+        b[6] = 0;
+        put("catcopy", "empty-name", b, cs.len[0]);
+        memcpy(b, cs.b[4], cs.len[4]);
+        b[cs.len[4]] = 'x';
+        put("catcopy", "prune-with-record", b, cs.len[4] + 1);
+        puts_seed("catcopy", "magic-only", "VCAT");
+}
+
 /* ---- packs: header ‖ records ------------------------------------------------- */
 
 typedef struct {
@@ -517,6 +596,48 @@ static void gen_pack(void)
         z.n = 0;
         pack_hdr(&z, PACK_DOMAIN, PLACEHOLDER_UUID);
         pack_seed("header-only", &z);
+
+        /* catalog copies, as checkins and a prune leave them */
+        static Copies cs, other;
+        catalog_copies(&cs, "alice-xp");
+        catalog_copies(&other, "bob");
+        z.n = 0;
+        pack_hdr(&z, PACK_DOMAIN, PLACEHOLDER_UUID);
+        for (size_t i = 0; i < cs.n; i++)
+                pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, cs.b[i], cs.len[i]);
+        buf_add(&z, x.b + VC_PACK_HDR_LEN, x.n - VC_PACK_HDR_LEN);     /* and the chunks */
+        pack_seed("catalog", &z);
+        z.n = 0;                                /* copies that do not fit together */
+        pack_hdr(&z, PACK_DOMAIN, PLACEHOLDER_UUID);
+        pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, cs.b[0], cs.len[0]);
+        pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, other.b[0], other.len[0]);
+        {
+                /* bob's record under alice's name: the first record of a name wins */
+                uint8_t b[VC_CATCOPY_MAX];
+                memcpy(b, other.b[0], other.len[0]);
+                size_t nl = other.b[0][6];
+                uint8_t c2[VC_CATCOPY_MAX];
+                size_t l2 = catcopy(c2, sizeof c2, VC_CAT_PARCEL, "alice-xp", "mallory", 0, b + 7 + nl + 1 + b[7 + nl],
+                                    other.len[0] - (7 + nl + 1 + b[7 + nl]));
+                pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, c2, l2);
+        }
+        pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, other.b[2], other.len[2]);   /* bob v2, no v1 */
+        {
+                /* a version of bob filed under alice */
+                uint8_t c2[VC_CATCOPY_MAX];
+                size_t nl = other.b[3][6];
+                size_t l2 = catcopy(c2, sizeof c2, VC_CAT_VERSION, "alice-xp", "", 3, other.b[3] + 7 + nl + 4,
+                                    VC_VERSION_REC_LEN);
+                pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, c2, l2);
+                /* a copy saying version 2 around the record of version 1 */
+                nl = cs.b[1][6];
+                l2 = catcopy(c2, sizeof c2, VC_CAT_VERSION, "alice-xp", "", 2, cs.b[1] + 7 + nl + 4,
+                             VC_VERSION_REC_LEN);
+                pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, c2, l2);
+        }
+        pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, cs.b[4], cs.len[4]);         /* a prune of nothing kept */
+        pack_rec(&z, PACK_DOMAIN, VC_KIND_CATALOG, (const uint8_t *)"VCAT junk", 9);
+        pack_seed("catalog-mixed", &z);
         free(z.b);
         free(x.b);
 }
@@ -604,6 +725,7 @@ int main(int argc, char **argv)
         gen_node();
         gen_parcel();
         gen_version();
+        gen_catcopy();
         gen_pack();
         gen_keyfile();
         gen_trace();
