@@ -577,6 +577,20 @@ static void gen_pack(void)
         pack_seed("torn-tail", &y);
         y.n = off[4] + 30;                      /* torn in a header */
         pack_seed("torn-header", &y);
+
+        /* gc punched the dead records 2 and 3: a filler over them (kind
+         * free, zero tag, their bytes as its "data", a hole under it) */
+        memcpy(y.b, x.b, x.n);
+        y.n = x.n;
+        {
+                VcRecHdr f = { .kind = VC_KIND_FREE, .domain = PACK_DOMAIN,
+                               .len = (uint32_t)(off[4] - off[2] - VC_REC_HDR_LEN) };
+                vc_rec_hdr_encode(&f, y.b + off[2]);
+                memset(y.b + off[2] + VC_REC_HDR_LEN, 0, f.len);
+                pack_seed("punched", &y);
+                y.n = off[2] + VC_REC_HDR_LEN + 100;    /* a filler past the end */
+                pack_seed("punched-torn", &y);
+        }
         free(y.b);
 
         Buf z = { 0 };                          /* another store's pack */
