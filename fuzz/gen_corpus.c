@@ -17,6 +17,7 @@
 #include "core/vc_util.h"
 #include "repo/vc_repo.h"
 #include "store/vc_store_int.h"
+#include "remote/vc_wire.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -727,6 +728,51 @@ static void gen_trace(void)
         puts_seed("trace", "empty", "");
 }
 
+/* ---- the server: request heads and the users file ---------------------------- */
+
+static void gen_wire(void)
+{
+        uint8_t b[VC_WIRE_HEAD_MAX + 40];
+        size_t n = vc_wire_head(b, "alice-xp", "parcel:000102030405060708090a0b0c0d0e0f", 3);
+        memset(b + n, 0x42, 32);                /* the first tag after it */
+        put("wire", "head-parcel", b, n + 32);
+        put("wire", "head-cut", b, n - 2);
+        n = vc_wire_head(b, "bob", "group:staff", 1000);
+        put("wire", "head-group", b, n);
+        n = vc_wire_head(b, "carol", "all", 0);
+        put("wire", "head-all", b, n);
+        b[1] = '/';
+        put("wire", "bad-parcel", b, n);
+        n = vc_wire_head(b, "carol", "nowhere", 1);
+        put("wire", "bad-domain", b, n);
+        put("wire", "empty-name", "\0\3all\1\0\0\0", 9);
+}
+
+static void gen_users(void)
+{
+        puts_seed("users", "two",
+                  "vmcas-users 1\n"
+                  "alice admin 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925\n"
+                  "# a comment\n"
+                  "bob user\t5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9\n");
+        puts_seed("users", "zero-token",
+                  "vmcas-users 1\n"
+                  "z user 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925\n");
+        puts_seed("users", "twice",
+                  "vmcas-users 1\n"
+                  "alice user 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925\n"
+                  "alice admin 5feceb66ffc86f38d952786c6d696c79c2dbc239dd4e91b46729d73a27fb57e9\n");
+        puts_seed("users", "bad-role",
+                  "vmcas-users 1\nalice root 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925\n");
+        puts_seed("users", "short-hash", "vmcas-users 1\nalice user 66687aadf862bd776c8fc1\n");
+        puts_seed("users", "extra-field",
+                  "vmcas-users 1\n"
+                  "alice user 66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925 x\n");
+        puts_seed("users", "version-2", "vmcas-users 2\n");
+        puts_seed("users", "header-only", "vmcas-users 1\n");
+        puts_seed("users", "empty", "");
+}
+
 int main(int argc, char **argv)
 {
         if (argc != 2) {
@@ -743,5 +789,7 @@ int main(int argc, char **argv)
         gen_pack();
         gen_keyfile();
         gen_trace();
+        gen_wire();
+        gen_users();
         return 0;
 }
