@@ -1,6 +1,7 @@
 # vmcas build. `make` builds build/vmcas; `make test` builds an ASan+UBSan
 # copy under build/asan and runs every test; `make demo` runs the demo;
-# `make bench` runs the benchmarks (optimised, -DNDEBUG).
+# `make bench` runs the benchmarks (optimised, -DNDEBUG); `make fuzz` runs
+# every fuzz target of fuzz/ with libFuzzer (clang) for FUZZ_SECONDS each.
 # CFLAGS_BASE and LIBS are expanded when used, after `deps` has installed
 # pkg-config and the libraries on a fresh machine.
 #
@@ -20,7 +21,7 @@ LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 TEST_SRC := $(wildcard tests/*/test_*.c)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 
-.PHONY: all deps test demo bench clean valgrind-build
+.PHONY: all deps test demo bench clean valgrind-build fuzz fuzz-bins fuzz-corpus
 all: deps build/vmcas
 
 deps:
@@ -42,6 +43,7 @@ $(eval $(call variant,build,))
 $(eval $(call variant,build/asan,$(SAN) -O1))
 $(eval $(call variant,build/vg,-O1))
 $(eval $(call variant,build/bench,-DNDEBUG -O3 -march=native))
+$(eval $(call variant,build/fuzz,$(SAN) -fsanitize=fuzzer-no-link -O1))
 
 build/asan/tests/%: build/asan/obj/tests/%.o build/asan/libvmcas.a
 	@mkdir -p $(dir $@)
@@ -58,7 +60,49 @@ build/tools/vc-testimg: tests/tools/vc_testimg.c | deps
 TEST_BINS  := $(patsubst tests/%.c,build/asan/tests/%,$(TEST_SRC))
 BENCH_BINS := $(patsubst bench/%.c,build/bench/bin/%,$(BENCH_SRC))
 
-test: deps build/vmcas build/asan/vmcas build/vg/vmcas build/tools/vc-testimg $(TEST_BINS)
+# --- fuzzing (README "Fuzzing") ------------------------------------------------
+# Each fuzz/fuzz_<name>.c is a libFuzzer target with a seed corpus in
+# fuzz/corpus/<name>/. It is linked twice: with fuzz/replay.c by $(CC)
+# under ASan+UBSan (build/asan/fuzz/replay_<name>, which `make test` runs
+# on the corpus: no clang needed), and with libFuzzer by clang over a
+# libvmcas built with coverage (build/fuzz/bin/fuzz_<name>, for `make fuzz`).
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+REPLAY_BINS  := $(patsubst %,build/asan/fuzz/replay_%,$(FUZZ_NAMES))
+FUZZ_BINS    := $(patsubst %,build/fuzz/bin/fuzz_%,$(FUZZ_TARGETS))
+
+build/fuzz/%: CC = $(FUZZ_CC)
+$(foreach v,build build/asan build/fuzz,$(patsubst %.c,$(v)/obj/%.o,$(wildcard fuzz/*.c))): fuzz/fuzz.h
+
+build/asan/fuzz/replay_%: build/asan/obj/fuzz/replay.o build/asan/obj/fuzz/common.o build/asan/obj/fuzz/fuzz_%.o \
+                          build/asan/libvmcas.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(LIBS)
+
+build/fuzz/bin/fuzz_%: build/fuzz/obj/fuzz/fuzz_%.o build/fuzz/obj/fuzz/common.o build/fuzz/libvmcas.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+build/tools/gen-fuzz-corpus: build/obj/fuzz/gen_corpus.o build/libvmcas.a
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LIBS)
+
+# Installs clang first (scripts/deps.sh fuzz), then builds and runs.
+fuzz:
+	@bash scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-bins
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-bins: $(FUZZ_BINS)
+
+# Rewrites the generated seeds (seed-*); inputs added by hand stay.
+fuzz-corpus: deps build/tools/gen-fuzz-corpus
+	rm -f fuzz/corpus/*/seed-*
+	build/tools/gen-fuzz-corpus fuzz/corpus
+
+test: deps build/vmcas build/asan/vmcas build/vg/vmcas build/tools/vc-testimg $(TEST_BINS) $(REPLAY_BINS)
 	@bash tests/run.sh
 
 demo: deps build/vmcas build/tools/vc-testimg

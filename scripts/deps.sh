@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vmcas needs to build, test and run its demo,
 # but only those that are missing, so a second run costs a few dpkg look-ups.
+# `deps.sh fuzz` adds clang and its libFuzzer runtime, for `make fuzz` only.
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libzstd-dev zlib1g-dev liblmdb-dev
       libmicrohttpd-dev libcurl4-openssl-dev nbdkit nbdkit-plugin-dev libnbd-dev
       libnbd-bin libcmocka-dev libjansson-dev gnuplot-nox valgrind openssl perl e2fsprogs)
+[ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

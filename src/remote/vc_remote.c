@@ -952,10 +952,15 @@ static int remote_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
                 .sweep = { (uint64_t)jint(sw, "chunks_freed"), (uint64_t)jint(sw, "bytes_freed"),
                            (uint64_t)jint(sw, "chunks_kept"), (uint64_t)jint(sw, "bytes_kept"),
                            (uint64_t)jint(sw, "chunks_young") },
-                .compact = { (uint64_t)jint(cp, "packs_before"), (uint64_t)jint(cp, "packs_after"),
-                             (uint64_t)jint(cp, "packs_rewritten"), (uint64_t)jint(cp, "packs_deleted"),
-                             (uint64_t)jint(cp, "bytes_before"), (uint64_t)jint(cp, "bytes_after"),
-                             (uint64_t)jint(cp, "chunks_moved") },
+                /* by name: VcCompactStats has fields between bytes_after
+                 * and chunks_moved that the server does not send */
+                .compact = { .packs_before = (uint64_t)jint(cp, "packs_before"),
+                             .packs_after = (uint64_t)jint(cp, "packs_after"),
+                             .packs_rewritten = (uint64_t)jint(cp, "packs_rewritten"),
+                             .packs_deleted = (uint64_t)jint(cp, "packs_deleted"),
+                             .bytes_before = (uint64_t)jint(cp, "bytes_before"),
+                             .bytes_after = (uint64_t)jint(cp, "bytes_after"),
+                             .chunks_moved = (uint64_t)jint(cp, "chunks_moved") },
         };
         if (st)
                 *st = s;

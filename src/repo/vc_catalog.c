@@ -232,7 +232,10 @@ int vc_repo_rebuild_catalog(VcStore *s, VcRebuildStats *st)
         free(cl.buf);
         if (r < 0)
                 goto out;
-        qsort(cl.v, cl.n, sizeof *cl.v, copy_cmp);
+        /* No copies leaves cl.v NULL, and qsort(NULL, 0, ...) is undefined
+         * behaviour (UBSan stops there: found by fuzz_reindex). */
+        if (cl.n)
+                qsort(cl.v, cl.n, sizeof *cl.v, copy_cmp);
         if ((r = vc_txn_begin(s, true, &t)) < 0)
                 goto out;
         if ((r = empty_table(t, VC_TABLE_PARCELS, NULL, del_cb)) < 0 ||

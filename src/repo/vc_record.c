@@ -119,7 +119,14 @@ int vc_parcel_unpack(const uint8_t *b, size_t len, const char *name, VcParcel *p
         if (get_str(b, len, &o, p->group, VC_NAME_MAX) < 0 || get_str(b, len, &o, p->node_dom, VC_DOMAIN_MAX - 1) < 0 ||
             get_str(b, len, &o, p->data_dom, VC_DOMAIN_MAX - 1) < 0 || o + VC_RECORD_MAC_LEN != len)
                 goto bad;
-        if (!vc_domain_name_valid(p->node_dom) || !vc_domain_name_valid(p->data_dom) ||
+        /* Like a bad domain name, a chunk size that no vmcas writes is
+         * refused here, before anyone divides by it or sizes a buffer by
+         * it; the MAC, which would catch it too, is checked only by a
+         * client, after unpack (found by fuzz_parcel: under record format
+         * 1, unauthenticated, a chunk size of 0 made checkout die of
+         * SIGFPE). */
+        if (!vc_chunk_size_valid(p->chunk_size) || !vc_domain_name_valid(p->node_dom) ||
+            !vc_domain_name_valid(p->data_dom) ||
             strncmp(p->node_dom, "parcel:", 7) != 0 || (p->policy == VC_POLICY_GROUP && !vc_name_valid(p->group)) ||
             (p->policy != VC_POLICY_GROUP && p->group[0]))
                 goto bad;

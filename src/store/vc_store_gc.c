@@ -1662,6 +1662,14 @@ static int reindex_domain(VcStore *s, Reindex *x, uint64_t domain, LockedFds *l)
                         r = -errno;
                         break;
                 }
+                /* A file shorter than a pack header is a pack whose creation
+                 * died before its header was written (pack_create): it holds
+                 * no record and the packs table never named it. Leave it
+                 * out, as writers do; indexing it with the committed length
+                 * of an empty pack (the header's) would point past its end,
+                 * and verify would report it as cut short. */
+                if ((uint64_t)st.st_size < VC_PACK_HDR_LEN)
+                        continue;
                 /* A pack of another store or domain (copied in by hand) is
                  * not ours to index; a damaged header alone does not stop
                  * the records from being read, each names its domain. */
