@@ -75,7 +75,37 @@ done
 echo "(images in all versions: $logical bytes; verify --full:" \
   "$("$V" -s "$D/store-all" verify --full | tail -1))"
 
-say "6. The what-if analysis of the same history: vmcas analyze"
+say "6. Between two hosts: a server on 127.0.0.1, two hosts with their own keys and caches"
+S=$D/store-server; "$V" -s "$S" init > /dev/null
+export VMCAS_TOKEN=$("$V" -s "$S" user add demo | tail -1) VMCAS_PASSPHRASE="demo passphrase"
+"$V" -s "$S" serve --listen 127.0.0.1:0 2> "$D/serve.log" & spid=$!
+trap 'kill $spid 2>/dev/null' EXIT
+for _ in $(seq 100); do port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$D/serve.log"); [ -n "$port" ] && break; sleep 0.1; done
+URL=http://127.0.0.1:$port; cat "$D/serve.log"
+host() { local h=$1; shift; VMCAS_HOST=$h VMCAS_KEYS=$D/keys-$h VMCAS_CACHE=$D/cache-$h "$V" -q -s "$URL" "$@"; }
+first=$(echo "$events" | head -1 | cut -f2)
+vs=$(echo "$events" | awk -F'\t' -v p="$first" '$2 == p { print $3 "\t" $4 "\t" $5 }' | sort -n)
+mem0=$(echo "$vs" | head -1 | cut -f2); disk0=$(echo "$vs" | head -1 | cut -f3)
+host laptop parcel create "$first" --policy all --chunk-size $CS --memory-size "$(stat -c %s "$D/trace/$mem0")" \
+  --disk-size "$(stat -c %s "$D/trace/$disk0")" > /dev/null
+VMCAS_KEYS=$D/keys-office "$V" login "$URL"
+h=laptop
+summary() { grep -o "\"$1\": *[0-9]*" "$2" | grep -o '[0-9]*$'; }
+while IFS=$'\t' read -r ver mem disk; do
+  [ "$ver" -gt 1 ] && host $h checkout "$first" --memory "$D/out.mem" --disk "$D/out.disk" --json > "$D/co.json"
+  host $h checkin "$first" --memory "$D/trace/$mem" --disk "$D/trace/$disk" --json > "$D/ci.json"
+  printf '%-7s %s version %s: checkout received %9s bytes of data, checkin sent %9s\n' $h "$first" "$ver" \
+    "$([ "$ver" -gt 1 ] && summary received_data_bytes "$D/co.json" || echo -)" "$(summary sent_data_bytes "$D/ci.json")"
+  h=$([ $h = laptop ] && echo office || echo laptop)
+done <<< "$vs"
+host $h checkout "$first" --no-lease --memory "$D/out.mem" --disk "$D/out.disk"
+last=$(echo "$vs" | tail -1)
+cmp -s "$D/out.mem" "$D/trace/$(echo "$last" | cut -f2)" && cmp -s "$D/out.disk" "$D/trace/$(echo "$last" | cut -f3)" \
+  && echo "$h: the latest version, checked out through the server, is identical to the trace" || { echo MISMATCH; exit 1; }
+rm -f "$D/out.mem" "$D/out.disk"
+kill $spid; wait $spid 2>/dev/null || true; trap - EXIT
+
+say "7. The what-if analysis of the same history: vmcas analyze"
 bash "$top/scripts/demo-analyze.sh" "$D"
 echo
 echo "Demo files: $D (stores, trace, analysis.json; the figures: $D/report/index.html)"

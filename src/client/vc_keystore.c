@@ -45,7 +45,15 @@ int vc_keystore_dir(const uint8_t uuid[VC_UUID_LEN], char *buf, size_t len)
         if (r < 0)
                 return r;
         vc_hex(uuid, VC_UUID_LEN, hex);
-        return (size_t)snprintf(buf, len, "%s%s%s", root, strcmp(root, "/") ? "/" : "", hex) < len ? 0 : -ENAMETOOLONG;
+        size_t rl = strlen(root), need = rl + 1 + strlen(hex) + 1;
+        if (need > len)
+                return -ENAMETOOLONG;
+        /* built piece by piece: the lengths are checked above */
+        memcpy(buf, root, rl);
+        if (strcmp(root, "/") != 0)
+                buf[rl++] = '/';
+        memcpy(buf + rl, hex, strlen(hex) + 1);
+        return 0;
 }
 
 static int key_name(const char *kind, const char *name, char *buf, size_t len)

@@ -294,6 +294,12 @@ void vc_store_free(VcStore *s)
         free(s);
 }
 
+int vc_store_set_volatile(VcStore *s)
+{
+        s->no_sync = true;
+        return s->db ? vc_db_set_nosync(s->db) : 0;
+}
+
 const char *vc_store_path(const VcStore *s)
 {
         return s->path;

@@ -72,6 +72,14 @@ void vc_store_free(VcStore *s);              /* NULL ok */
 const char *vc_store_path(const VcStore *s);
 const uint8_t *vc_store_uuid(const VcStore *s); /* VC_UUID_LEN bytes */
 
+/* Makes s a store that may lose its newest writes in a crash of the
+ * machine (not of the process): its writers append through the page cache
+ * and do not fdatasync, and index commits do not sync. For a host cache,
+ * whose every chunk can be fetched again and which rebuilds a damaged
+ * index from its packs: it then costs the disk no more than the page
+ * cache does. */
+int vc_store_set_volatile(VcStore *s);
+
 /* Looks up (or with create, creates) the domain called name, e.g.
  * "parcel:7", "group:eng", "all". Ids are small integers, never reused. */
 int vc_store_domain(VcStore *s, const char *name, bool create, uint64_t *ret_id);

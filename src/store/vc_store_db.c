@@ -1601,6 +1601,12 @@ int vc_db_open(const char *dir, VcDbMode mode, VcDb **ret)
         return 0;
 }
 
+int vc_db_set_nosync(VcDb *db)
+{
+        int rc = mdb_env_set_flags(db->env, MDB_NOSYNC, 1);
+        return rc ? db_err(rc, "setting the index's sync mode") : 0;
+}
+
 void vc_db_unref(VcDb *db)
 {
         if (!db)

@@ -90,6 +90,7 @@ struct VcStore {
         int index_err;
         char *index_msg;
         bool index_new;
+        bool no_sync;           /* vc_store_set_volatile: a host cache */
 };
 
 /* A pack fd borrowed from the cache (slot >= 0) or opened for one call. */
@@ -133,6 +134,9 @@ typedef enum {
  * refcounted; a forked child never reuses its parent's. */
 int vc_db_open(const char *dir, VcDbMode mode, VcDb **ret);
 void vc_db_unref(VcDb *db);
+/* Commits stop syncing (LMDB's MDB_NOSYNC): for a store that may lose its
+ * newest writes in a system crash. */
+int vc_db_set_nosync(VcDb *db);
 /* true if another handle of this process shares db. */
 bool vc_db_in_use(VcDb *db);
 /* Bytes of the LMDB files on disk. */

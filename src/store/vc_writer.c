@@ -267,7 +267,7 @@ static int wpack_add(VcWriter *w, uint64_t domain, uint32_t pack, int fd, uint64
                 free(buf);
                 return -ENOMEM;
         }
-        *p = (WPack){ .domain = domain, .pack = pack, .fd = fd, .dfd = open_direct(fd), .size = committed,
+        *p = (WPack){ .domain = domain, .pack = pack, .fd = fd, .dfd = w->s->no_sync ? -1 : open_direct(fd), .size = committed,
                       .committed = committed, .buf = buf };
         int r = p->dfd >= 0 ? reload_tail(p) : 0;
         if (r < 0) {
@@ -705,7 +705,7 @@ int vc_writer_flush(VcWriter *w)
                 int r = wbuf_out(p);
                 if (r < 0)
                         return poison(w, r, p, "write to");
-                if (fdatasync(p->fd) < 0)
+                if (!w->s->no_sync && fdatasync(p->fd) < 0)
                         return poison(w, -errno, p, "sync");
         }
         if (!any)

@@ -368,8 +368,26 @@ static void test_per_upstream(void **state)
         bt_chunks_free(&c);
 }
 
-/* An upstream that sends wrong bytes: refused naming the chunk, not cached,
- * fetched again (and right) once the upstream behaves. */
+/* What the client's open does with what a get delivers: the tag must be
+ * the SHA-256 of the bytes. */
+static int open_check(size_t idx, const uint8_t *data, size_t len, void *ctx)
+{
+        const uint8_t *tags = ctx;
+        uint8_t h[32];
+        vc_sha256(data, len, h);
+        if (memcmp(h, tags + 32 * idx, 32) != 0) {
+                char hex[65];
+                vc_hex(tags + 32 * idx, 32, hex);
+                return vc_errf(-EBADMSG, "chunk %s: its bytes do not match its tag", hex);
+        }
+        return 0;
+}
+
+/* An upstream that sends wrong bytes: the caller's open refuses them,
+ * naming the chunk (the cache does not hash what it fetches: every caller
+ * opens what it gets, and one hash pass is enough), and the cache does not
+ * keep them for good: its hits are hashed, a damaged one is dropped and
+ * fetched again, right once the upstream behaves. */
 static void test_poisoned(void **state)
 {
         Scene *sc = *state;
@@ -387,24 +405,23 @@ static void test_poisoned(void **state)
         one.n = 1;
         char hex[65];
         bt_hex(c.tags, hex);
-        int r = bt_get_check(b, p.name, "all", c.tags, 1, &one);
+        (void)one;
+        vc_errclear();
+        int r = vc_chunks_get(b, p.name, "all", c.tags, 1, open_check, c.tags);
         assert_rc(r, -EBADMSG);
         assert_msg_has(r, hex);
         /* every 4th of a batch: the batch fails on the first bad one */
         spy->flip = 4;
         spy->delivered = 0;
-        bt_hex(c.tags + 32 * 3, hex);
-        r = bt_get_check(b, p.name, "all", c.tags, c.n, &c);
+        vc_errclear();
+        r = vc_chunks_get(b, p.name, "all", c.tags, c.n, open_check, c.tags);
         assert_rc(r, -EBADMSG);
-        assert_msg_has(r, hex);
-        /* an honest upstream again: the flipped chunks were not cached, so
-         * they are fetched (and the good ones before them may be cached) */
+        /* an honest upstream again: the flipped chunks the cache kept are
+         * found damaged on the hit path and fetched again */
         spy->flip = 0;
         unsigned gets = spy->gets;
-        size_t asked = spy->asked;
         assert_rc(bt_get_check(b, p.name, "all", c.tags, c.n, &c), 0);
-        assert_int_equal(spy->gets, gets + 1);
-        assert_true(spy->asked - asked >= c.n - 3);
+        assert_true(spy->gets > gets);
         /* now all cached, and right */
         assert_int_equal(hits_of(b, p.name, "all", &c), c.n);
         vc_backend_free(b);
