@@ -46,12 +46,16 @@ export VMCAS_TOKEN=$("$B" -s "$W/srv" user add bench | tail -1)
 serve "$W/srv" "$W/srv.log"
 URL=http://127.0.0.1:$PORT
 "$B" -q -s "$URL" parcel create p --policy all --chunk-size 4K --compress none --memory-size $mem --disk-size $disk 2>/dev/null >/dev/null
-t0=$(now); "$B" -q -s "$W/local" checkin p --memory "$W/m" --disk "$W/d" >/dev/null; t1=$(now)
-t2=$(now); "$B" -q -s "$URL" --cache "$W/cache1" checkin p --memory "$W/m" --disk "$W/d" --json > "$W/ci.json"; t3=$(now)
+SPID=${pids[-1]}
+# CPU seconds of a command (user + system), and of the server meanwhile
+cpu_of() { /usr/bin/time -f "%U %S" -o "$W/cpu" "$@" > /dev/null; awk '{ printf "%.2f", $1 + $2 }' "$W/cpu"; }
+srv_cpu() { awk -v hz=$(getconf CLK_TCK) '{ printf "%.2f", ($14 + $15) / hz }' /proc/$SPID/stat; }
+t0=$(now); lcc=$(cpu_of "$B" -q -s "$W/local" checkin p --memory "$W/m" --disk "$W/d"); t1=$(now)
+s0=$(srv_cpu); t2=$(now); rcc=$(cpu_of "$B" -q -s "$URL" --cache "$W/cache1" checkin p --memory "$W/m" --disk "$W/d" --json); t3=$(now); s1=$(srv_cpu)
 lc=$(secs $t0 $t1) rc=$(secs $t2 $t3)
-t0=$(now); "$B" -q -s "$W/local" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d"; t1=$(now)
+t0=$(now); lco=$(cpu_of "$B" -q -s "$W/local" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d"); t1=$(now)
 rm -f "$W/o.m" "$W/o.d"
-t2=$(now); "$B" -q -s "$URL" --cache "$W/cache2" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d" --json > "$W/co.json"; t3=$(now)
+s2=$(srv_cpu); t2=$(now); rco=$(cpu_of "$B" -q -s "$URL" --cache "$W/cache2" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d" --json); t3=$(now); s3=$(srv_cpu)
 cmp -s "$W/o.m" "$W/m" && cmp -s "$W/o.d" "$W/d" || { echo "checkout differs!"; exit 1; }
 lo=$(secs $t0 $t1) ro=$(secs $t2 $t3)
 tot=$((mem + disk))
@@ -59,7 +63,9 @@ pr() { printf '%-58s %6s MB/s  local %6s MB/s  ratio %.2f  target >= 0.70  %s\n'
        "$(awk -v a="$3" -v b="$2" 'BEGIN { print a / b }')" "$(awk -v a="$3" -v b="$2" 'BEGIN { print (a / b >= 0.7 ? "ok" : "BELOW") }')"; }
 pr "loopback: checkin of new data (all, 4K), $MB MiB" $rc $lc
 pr "loopback: checkout into an empty host cache" $ro $lo
-echo "  wire bytes: checkin $(jget "$W/ci.json" wire_bytes), checkout $(jget "$W/co.json" wire_bytes) for $tot bytes of images"
+echo "  CPU seconds (user + system): checkin local $lcc; remote client $rcc + server $(awk -v a=$s0 -v b=$s1 'BEGIN { printf "%.2f", b - a }')"
+echo "                               checkout local $lco; remote client $rco + server $(awk -v a=$s2 -v b=$s3 'BEGIN { printf "%.2f", b - a }')"
+echo "  (client and server share this machine's cores: the server's re-hash of every upload is CPU the local store does not spend)"
 rm -rf "$W/cache1" "$W/cache2" "$W/o.m" "$W/o.d" "$W/m" "$W/d" "$W/local"
 
 # ---- 2. the shaped link -----------------------------------------------------------------
