@@ -591,9 +591,9 @@ static int put_part(Remote *rm, const char *parcel, const char *domain, const Vc
         return r;
 }
 
-static int remote_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
+/* Sends items[0..n) in requests of at most put_max bytes. */
+static int put_serial(Remote *rm, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
 {
-        Remote *rm = R(b);
         size_t i = 0;
         int r = 0;
         while (i < n && r >= 0) {
@@ -604,6 +604,60 @@ static int remote_put(VcBackend *b, const char *parcel, const char *domain, cons
                 i = j;
         }
         return r;
+}
+
+#define PUT_STREAMS 3                   /* connections one large put uses at once */
+#define PUT_SPLIT (1u << 20)            /* below this a put is one request */
+
+typedef struct {
+        Remote *rm;
+        const char *parcel, *domain;
+        const VcPutItem *items;
+        size_t n;
+        VcErr err;
+} PutStream;
+
+static void *put_stream(void *arg)
+{
+        PutStream *ps = arg;
+        vc_errclear();
+        vc_err_save(&ps->err, put_serial(ps->rm, ps->parcel, ps->domain, ps->items, ps->n));
+        return NULL;
+}
+
+/* A large batch goes as a few requests on as many connections at once, so
+ * that the server hashes and stores one part while the next arrives: over
+ * a link with latency, and on a server with cores to spare, the upload is
+ * not one request at a time. */
+static int remote_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
+{
+        Remote *rm = R(b);
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++)
+                total += items[i].len;
+        if (total < PUT_SPLIT || n < PUT_STREAMS)
+                return put_serial(rm, parcel, domain, items, n);
+        PutStream ps[PUT_STREAMS];
+        pthread_t th[PUT_STREAMS];
+        bool started[PUT_STREAMS] = { false };
+        for (int k = 0; k < PUT_STREAMS; k++) {
+                size_t lo = n * (size_t)k / PUT_STREAMS, hi = n * (size_t)(k + 1) / PUT_STREAMS;
+                ps[k] = (PutStream){ rm, parcel, domain, items + lo, hi - lo, VC_ERR_INIT };
+        }
+        for (int k = 1; k < PUT_STREAMS; k++)
+                started[k] = pthread_create(&th[k], NULL, put_stream, &ps[k]) == 0;
+        put_stream(&ps[0]);
+        for (int k = 1; k < PUT_STREAMS; k++) {
+                if (started[k])
+                        pthread_join(th[k], NULL);
+                else
+                        put_stream(&ps[k]);
+        }
+        /* the first failure, with its message, in this thread */
+        for (int k = 0; k < PUT_STREAMS; k++)
+                if (vc_err_failed(&ps[k].err))
+                        return vc_err_raise(&ps[k].err);
+        return 0;
 }
 
 static int remote_flush(VcBackend *b)
