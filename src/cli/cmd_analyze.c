@@ -74,7 +74,7 @@ int vc_cmd_analyze(int argc, char **argv)
                 }
                 case 'q': o.quiet = true; break;
                 case 'h': analyze_help(stdout); return 0;
-                default: return vc_cli_usage("analyze", "unknown option");
+                default: return vc_cli_badopt("analyze", argv);
                 }
         }
         if (optind + 1 != argc)
@@ -186,7 +186,7 @@ int vc_cmd_synth(int argc, char **argv)
                         break;
                 case 'q': o.quiet = true; break;
                 case 'h': synth_help(stdout); return 0;
-                default: return vc_cli_usage("synth", "unknown option");
+                default: return vc_cli_badopt("synth", argv);
                 }
                 if (r)
                         return r;

@@ -17,6 +17,15 @@
 #define OPT_HELP { "help", no_argument, NULL, 'h' }
 #define OPT_STORE { "store", required_argument, NULL, 's' }
 
+static void print_json(json_t *j)
+{
+        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (s)
+                puts(s);
+        free(s);
+        json_decref(j);
+}
+
 static int parse_uint(const char *cmd, const char *what, const char *s, unsigned max, unsigned *ret)
 {
         uint64_t v;
@@ -76,7 +85,7 @@ int vc_cmd_serve(int argc, char **argv)
                 case 't': if ((r = parse_uint("serve", "thread count", optarg, 256, &o.threads))) return r; break;
                 case 'm': if ((r = parse_uint("serve", "connection limit", optarg, 65536, &o.max_connections))) return r; break;
                 case 'T': if ((r = parse_uint("serve", "timeout", optarg, 86400, &o.timeout))) return r; break;
-                default: return 2;
+                default: return vc_cli_badopt("serve", argv);
                 }
         }
         if (optind != argc)
@@ -92,14 +101,19 @@ int vc_cmd_serve(int argc, char **argv)
 
 static void help_user(void)
 {
-        printf("Usage: vmcas -s STORE user add NAME [--admin] [--users FILE]\n"
-               "       vmcas -s STORE user list [--json] [--users FILE]\n"
-               "       vmcas -s STORE user remove NAME [--users FILE]\n\n"
+        printf("Usage: vmcas -s STORE user add NAME [--admin] [--users FILE] [--json]\n"
+               "       vmcas -s STORE user list [--users FILE] [--json]\n"
+               "       vmcas -s STORE user remove NAME [--users FILE] [--json]\n\n"
                "The users of 'vmcas serve'. add prints the user's token once, alone on the last\n"
                "line: give it to the user (their client reads it from VMCAS_TOKEN). The store\n"
                "keeps only its SHA-256, in STORE/users (mode 0600). A user sees only their own\n"
                "parcels; an administrator (--admin) may also create parcels for users, break\n"
-               "leases, and run verify and gc. A running server sees changes within a second.\n");
+               "leases, and run verify and gc. A running server sees changes within a second\n"
+               "(at once on SIGHUP).\n\n"
+               "  --admin       add an administrator\n"
+               "  --users FILE  another users file than STORE/users\n"
+               "  --json        add: {\"user\", \"admin\", \"token\"}; list: [{\"name\", \"admin\"}];\n"
+               "                remove: {\"user\", \"removed\"} (docs/json.md)\n");
 }
 
 int vc_cmd_user(int argc, char **argv)
@@ -121,7 +135,7 @@ int vc_cmd_user(int argc, char **argv)
                 case 'a': admin = true; break;
                 case 'u': users = optarg; break;
                 case 'j': json = true; break;
-                default: return 2;
+                default: return vc_cli_badopt("user", argv);
                 }
         }
         if (optind >= argc)
@@ -142,6 +156,11 @@ int vc_cmd_user(int argc, char **argv)
                 char tok[VC_TOKEN_HEX + 1];
                 if ((r = vc_users_add(path, name, admin, tok)) < 0)
                         return vc_cli_fail(r, "user add");
+                if (json) {
+                        print_json(json_pack("{s:s, s:b, s:s}", "user", name, "admin", admin, "token", tok));
+                        vc_wipe(tok, sizeof tok);
+                        return 0;
+                }
                 printf("Added %s '%s'. Their token, shown only now (the store keeps only its hash):\n%s\n",
                        admin ? "administrator" : "user", name, tok);
                 vc_wipe(tok, sizeof tok);
@@ -150,6 +169,10 @@ int vc_cmd_user(int argc, char **argv)
         if (strcmp(verb, "remove") == 0) {
                 if ((r = vc_users_remove(path, name)) < 0)
                         return vc_cli_fail(r, "user remove");
+                if (json) {
+                        print_json(json_pack("{s:s, s:b}", "user", name, "removed", 1));
+                        return 0;
+                }
                 printf("Removed user '%s': their token no longer works (their parcels stay).\n", name);
                 return 0;
         }
@@ -160,7 +183,7 @@ int vc_cmd_user(int argc, char **argv)
                 json_t *a = json_array();
                 for (size_t i = 0; i < u.n; i++)
                         json_array_append_new(a, json_pack("{s:s, s:b}", "name", u.v[i].name, "admin", u.v[i].admin));
-                char *s = json_dumps(a, JSON_INDENT(2));
+                char *s = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
                 puts(s ? s : "[]");
                 free(s);
                 json_decref(a);
@@ -177,26 +200,31 @@ int vc_cmd_user(int argc, char **argv)
 
 static void help_login(void)
 {
-        printf("Usage: vmcas login URL [--push]\n\n"
+        printf("Usage: vmcas login URL [--push] [--json]\n\n"
                "Fetches your key bundle from the server at URL and opens it into this host's key\n"
                "store, so that this host can check your parcels out. The bundle is sealed under\n"
                "your passphrase (scrypt, AES-256-GCM): the server keeps it but cannot read it.\n"
                "The token comes from VMCAS_TOKEN, the passphrase from VMCAS_PASSPHRASE or a\n"
                "prompt. A key this host already has is kept; one that differs is reported and\n"
                "left alone.\n\n"
-               "  --push   the other way: seal this host's keys for the server's store and upload them\n");
+               "  --push   the other way: seal this host's keys for the server's store and upload them\n"
+               "  --json   {\"url\", \"keys_dir\", \"imported\", \"present\", \"conflicts\"}; with --push,\n"
+               "           {\"url\", \"keys_dir\", \"uploaded\"} (docs/json.md)\n\n"
+               "Exit status 1 also when some keys differ from this host's.\n");
 }
 
 int vc_cmd_login(int argc, char **argv)
 {
-        static const struct option opts[] = { OPT_HELP, { "push", no_argument, NULL, 'p' }, { 0 } };
-        bool push = false;
+        static const struct option opts[] = { OPT_HELP, { "push", no_argument, NULL, 'p' },
+                                              { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool push = false, json = false;
         int c;
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
                 switch (c) {
                 case 'h': help_login(); return 0;
                 case 'p': push = true; break;
-                default: return 2;
+                case 'j': json = true; break;
+                default: return vc_cli_badopt("login", argv);
                 }
         }
         if (optind + 1 != argc)
@@ -218,7 +246,10 @@ int vc_cmd_login(int argc, char **argv)
                 vc_backend_free(b);
                 if (r < 0)
                         return vc_cli_fail(r, "login --push");
-                printf("Uploaded a key bundle of %u keys from %s to %s.\n", st.keys, dir, url);
+                if (json)
+                        print_json(json_pack("{s:s, s:s, s:i}", "url", url, "keys_dir", dir, "uploaded", (int)st.keys));
+                else
+                        printf("Uploaded a key bundle of %u keys from %s to %s.\n", st.keys, dir, url);
                 return 0;
         }
         uint8_t *blob = NULL, uuid[VC_UUID_LEN];
@@ -236,6 +267,11 @@ int vc_cmd_login(int argc, char **argv)
         free(blob);
         if (r < 0)
                 return vc_cli_fail(r, "login");
+        if (json) {
+                print_json(json_pack("{s:s, s:s, s:i, s:i, s:i}", "url", url, "keys_dir", dir, "imported",
+                                     (int)st.imported, "present", (int)st.present, "conflicts", (int)st.conflicts));
+                return st.conflicts ? 1 : 0;
+        }
         printf("Logged in to %s: %u keys written to %s, %u already there", url, st.imported, dir, st.present);
         if (st.conflicts)
                 printf(", %u differ from this host's and were left alone", st.conflicts);

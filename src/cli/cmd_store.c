@@ -93,7 +93,7 @@ static void traffic_json(json_t *o, const VcTraffic *t)
                 switch (_c) {                                                           \
                 case 'h': helpfn(); return 0;                                           \
                 case 's': vc_global.store = optarg; break;                              \
-                case '?': return 2;
+                case '?': return vc_cli_badopt(vc_global.cmd, argv);
 
 #define GETOPT_END }
 
@@ -101,14 +101,17 @@ static void traffic_json(json_t *o, const VcTraffic *t)
 
 static void help_init(void)
 {
-        printf("Usage: vmcas -s STORE init\n\nCreates an empty store at STORE (a new or empty directory).\n");
+        printf("Usage: vmcas -s STORE init [--json]\n\nCreates an empty store at STORE (a new or empty directory), and says its\n"
+               "store id and where the keys of its parcels will go.\n\n"
+               "  --json   {\"store\", \"store_id\", \"keys_dir\"} (docs/json.md)\n");
 }
 
 int vc_cmd_init(int argc, char **argv)
 {
-        static const struct option opts[] = { OPT_HELP, OPT_STORE, { 0 } };
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool json = false;
         GETOPT_LOOP(argc, argv, "", opts, help_init)
-        default: break;
+        case 'j': json = true; break;
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("init", "unexpected argument '%s'", argv[optind]);
@@ -125,8 +128,11 @@ int vc_cmd_init(int argc, char **argv)
         char hex[33], keys[4096];
         vc_hex(vc_store_uuid(s), VC_UUID_LEN, hex);
         vc_keystore_dir(vc_store_uuid(s), keys, sizeof keys);
-        printf("Initialized an empty vmcas store in %s\nstore id %s; keys of its parcels go to %s\n",
-               vc_global.store, hex, keys);
+        if (json)
+                print_json(json_pack("{s:s, s:s, s:s}", "store", vc_global.store, "store_id", hex, "keys_dir", keys));
+        else
+                printf("Initialized an empty vmcas store in %s\nstore id %s; keys of its parcels go to %s\n",
+                       vc_global.store, hex, keys);
         vc_store_free(s);
         return 0;
 }
@@ -662,7 +668,7 @@ int vc_cmd_stat(int argc, char **argv)
 
 static void help_verify(void)
 {
-        printf("Usage: vmcas -s STORE verify [--full] [--reindex]\n\n"
+        printf("Usage: vmcas -s STORE|URL verify [--full] [--reindex] [--json]\n\n"
                "Checks the structure: every page of the index file, every index entry points at a\n"
                "matching pack record, every catalog record's checksum, every domain's packs/N/domain\n"
                "file, every keyring node and chunk of every version present. --full also reads\n"
@@ -674,15 +680,46 @@ static void help_verify(void)
                "the repair for a damaged or lost index. An index whose file is damaged is moved\n"
                "aside to STORE/index.damaged-TIME and a new one is built, with the parcels and\n"
                "versions copied out of the old one if they can be read. Run it with nothing else\n"
-               "using the store.\n");
+               "using the store.\n\n"
+               "  --json   the counts, \"ok\", and each problem as a string of \"problems\"\n"
+               "           (docs/json.md); the exit status is still 1 if anything is wrong\n");
 }
 
 /* One problem: what is damaged, then (a local store's verify adds it on a
  * line of its own) which repair fixes it. */
+static json_t *verify_problems; /* verify --json: the problems, in order */
+
 static void report_line(const char *msg, void *ctx)
 {
         (*(int *)ctx)++;
-        printf("DAMAGE: %s\n", msg);
+        if (verify_problems)
+                json_array_append_new(verify_problems, json_string(msg));
+        else
+                printf("DAMAGE: %s\n", msg);
+}
+
+static const char *catalog_fate(VcCatalogFate f)
+{
+        switch (f) {
+        case VC_CATALOG_KEPT: return "kept";
+        case VC_CATALOG_RECOVERED: return "recovered";
+        case VC_CATALOG_RECOVERED_OLDER: return "recovered_older";
+        case VC_CATALOG_RECOVERED_PART: return "recovered_part";
+        case VC_CATALOG_LOST: return "lost";
+        }
+        return "unknown";
+}
+
+static json_t *reindex_json(int chunks, const VcReindexInfo *ri)
+{
+        json_t *o = json_object();
+        json_object_set_new(o, "chunks", json_integer(chunks));
+        json_object_set_new(o, "replaced", json_boolean(ri->replaced));
+        json_object_set_new(o, "moved_to", ri->moved_to[0] ? json_string(ri->moved_to) : json_null());
+        json_object_set_new(o, "catalog", json_string(catalog_fate(ri->catalog)));
+        json_object_set_new(o, "catalog_records", json_integer((json_int_t)ri->catalog_records));
+        json_object_set_new(o, "domain_files_written", json_integer((json_int_t)ri->domain_files_written));
+        return o;
 }
 
 /* What verify --reindex did, when it had to build a new index. 1 if the
@@ -730,15 +767,18 @@ static int reindex_text(const VcReindexInfo *ri)
 int vc_cmd_verify(int argc, char **argv)
 {
         static const struct option opts[] = { OPT_HELP, OPT_STORE, { "full", no_argument, NULL, 'f' },
-                                              { "reindex", no_argument, NULL, 'r' }, { 0 } };
-        bool full = false, reindex = false;
+                                              { "reindex", no_argument, NULL, 'r' },
+                                              { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool full = false, reindex = false, json = false;
         GETOPT_LOOP(argc, argv, "", opts, help_verify)
         case 'f': full = true; break;
         case 'r': reindex = true; break;
+        case 'j': json = true; break;
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("verify", "unexpected argument '%s'", argv[optind]);
         int r, lost = 0;
+        json_t *reindexed = NULL;
         if (reindex) {
                 VcStore *ls;
                 if ((r = open_local_repair("verify", &ls)) != 0)
@@ -748,23 +788,56 @@ int vc_cmd_verify(int argc, char **argv)
                 vc_store_free(ls);
                 if (r < 0)
                         return vc_cli_fail(r, "verify --reindex");
-                lost = reindex_text(&ri);
-                printf("reindexed %d chunks from the packs\n", r);
+                if (json) {
+                        reindexed = reindex_json(r, &ri);
+                        lost = ri.replaced && ri.catalog == VC_CATALOG_LOST;
+                } else {
+                        lost = reindex_text(&ri);
+                        printf("reindexed %d chunks from the packs\n", r);
+                }
         }
         VcBackend *s;
-        if ((r = open_backend("verify", &s)) != 0)
+        if ((r = open_backend("verify", &s)) != 0) {
+                json_decref(reindexed);
                 return r;
+        }
         int lines = 0;
         VcVerifyStats st;
         VcProgress prog;
-        vc_progress_init(&prog, "verify", 0, vc_global.quiet);
+        vc_progress_init(&prog, "verify", 0, vc_global.quiet || json);
         if (vc_backend_local_store(s))
                 vc_store_set_progress(vc_backend_local_store(s), &prog);
+        if (json)
+                verify_problems = json_array();
         r = vc_backend_verify(s, full, report_line, &lines, &st);
         vc_backend_free(s);
-        if (r < 0)
+        if (r < 0) {
+                json_decref(verify_problems);
+                verify_problems = NULL;
+                json_decref(reindexed);
                 return vc_cli_fail(r, "verify");
+        }
         char a[32];
+        if (json) {
+                json_t *o = json_object(), *rp = json_object();
+                json_object_set_new(o, "full", json_boolean(full));
+                json_object_set_new(o, "ok", json_boolean(r == 0 && !lost));
+                json_object_set_new(o, "parcels", json_integer((json_int_t)st.parcels));
+                json_object_set_new(o, "versions", json_integer((json_int_t)st.versions));
+                json_object_set_new(o, "chunks_checked", json_integer((json_int_t)st.chunks_checked));
+                json_object_set_new(o, "bytes_checked", json_integer((json_int_t)st.bytes_checked));
+                json_object_set_new(o, "problems", verify_problems);
+                verify_problems = NULL;
+                json_object_set_new(rp, "reindex", json_integer((json_int_t)st.by_repair[VC_REPAIR_REINDEX]));
+                json_object_set_new(rp, "reindex_if_intact", json_integer((json_int_t)st.by_repair[VC_REPAIR_REINDEX_IF]));
+                json_object_set_new(rp, "repair", json_integer((json_int_t)st.by_repair[VC_REPAIR_BACKUP]));
+                json_object_set_new(rp, "none", json_integer((json_int_t)st.by_repair[VC_REPAIR_NONE]));
+                json_object_set_new(rp, "harmless", json_integer((json_int_t)st.by_repair[VC_REPAIR_HARMLESS]));
+                json_object_set_new(o, "problems_by_repair", rp);
+                json_object_set_new(o, "reindex", reindexed ? reindexed : json_null());
+                print_json(o);
+                return r == 0 && !lost ? 0 : 1;
+        }
         if (full)
                 printf("verified (full) %" PRIu64 " parcels, %" PRIu64 " versions, re-hashed %" PRIu64 " chunks, %s: %s\n",
                        st.parcels, st.versions, st.chunks_checked, sz(st.bytes_checked, a), r == 0 ? "ok" : "PROBLEMS FOUND");
@@ -792,16 +865,18 @@ int vc_cmd_verify(int argc, char **argv)
 
 static void help_prune(void)
 {
-        printf("Usage: vmcas -s STORE prune NAME --keep N\n\n"
+        printf("Usage: vmcas -s STORE|URL prune NAME --keep N [--json]\n\n"
                "Drops every version of parcel NAME but the newest N (N >= 1). Run 'vmcas gc' to\n"
-               "free the chunks no version needs any more.\n");
+               "free the chunks no version needs any more.\n\n"
+               "  --json   {\"parcel\", \"kept\", \"dropped\"} (docs/json.md)\n");
 }
 
 int vc_cmd_prune(int argc, char **argv)
 {
-        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "keep", required_argument, NULL, 'k' }, { 0 } };
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "keep", required_argument, NULL, 'k' },
+                                              { "json", no_argument, NULL, 'j' }, { 0 } };
         uint64_t keep = 0;
-        bool have = false;
+        bool have = false, json = false;
         int r;
         GETOPT_LOOP(argc, argv, "", opts, help_prune)
         case 'k':
@@ -809,6 +884,7 @@ int vc_cmd_prune(int argc, char **argv)
                         return vc_cli_usage("prune", "invalid --keep '%s' (a number of versions, at least 1)", optarg);
                 have = true;
                 break;
+        case 'j': json = true; break;
         GETOPT_END
         if (optind + 1 != argc)
                 return vc_cli_usage("prune", optind >= argc ? "prune needs a parcel NAME" : "unexpected argument");
@@ -821,18 +897,24 @@ int vc_cmd_prune(int argc, char **argv)
         vc_backend_free(s);
         if (r < 0)
                 return vc_cli_fail(r, "prune %s", argv[optind]);
-        printf("dropped %d version%s of %s; run 'vmcas gc' to free their chunks\n", r, r == 1 ? "" : "s", argv[optind]);
+        if (json)
+                print_json(json_pack("{s:s, s:I, s:i}", "parcel", argv[optind], "kept", (json_int_t)keep, "dropped", r));
+        else
+                printf("dropped %d version%s of %s; run 'vmcas gc' to free their chunks\n", r, r == 1 ? "" : "s",
+                       argv[optind]);
         return 0;
 }
 
 static void help_gc(void)
 {
-        printf("Usage: vmcas -s STORE gc [--grace SECONDS] [--json]\n\n"
+        printf("Usage: vmcas -s STORE|URL gc [--grace SECONDS] [--json]\n\n"
                "Frees the chunks that no version needs: deletes pack files left with nothing\n"
                "live, punches the dead records out of the others in place, and rewrites those\n"
                "that are more than half dead if the disk has room. Works on a full disk.\n"
                "Unreferenced chunks younger than the grace period (default 3600 s) are kept:\n"
-               "they may belong to a checkin in progress. Safe to run beside checkins.\n");
+               "they may belong to a checkin in progress. Safe to run beside checkins.\n\n"
+               "  --grace SECONDS  keep unreferenced chunks younger than this (default 3600)\n"
+               "  --json           the counts and sizes before and after (docs/json.md)\n");
 }
 
 int vc_cmd_gc(int argc, char **argv)
@@ -904,10 +986,12 @@ int vc_cmd_gc(int argc, char **argv)
 static void help_lease(void)
 {
         printf("Usage: vmcas -s STORE|URL lease show NAME [--json]\n"
-               "       vmcas -s STORE|URL lease break NAME\n\n"
+               "       vmcas -s STORE|URL lease break NAME [--json]\n\n"
                "A parcel is leased to the host that checked it out, until that host checks it\n"
                "in. show says who holds it; break takes it away (an administrator's call, for a\n"
-               "host that is lost): the old holder's next checkin is then refused, never merged.\n");
+               "host that is lost): the old holder's next checkin is then refused, never merged.\n\n"
+               "  --json   show: {\"parcel\", \"held\", \"host\", \"since\"}; break: {\"parcel\", \"broken\"}\n"
+               "           (docs/json.md)\n");
 }
 
 int vc_cmd_lease(int argc, char **argv)
@@ -938,6 +1022,10 @@ int vc_cmd_lease(int argc, char **argv)
                 vc_backend_free(s);
                 if (r < 0)
                         return vc_cli_fail(r, "lease break %s", name);
+                if (json) {
+                        print_json(json_pack("{s:s, s:b}", "parcel", name, "broken", r > 0));
+                        return 0;
+                }
                 printf(r ? "broke the lease on %s: its holder's next checkin will be refused\n"
                          : "%s was not leased\n", name);
                 return 0;
@@ -968,21 +1056,24 @@ int vc_cmd_lease(int argc, char **argv)
 
 static void help_repair(void)
 {
-        printf("Usage: vmcas -s STORE repair\n\n"
+        printf("Usage: vmcas -s STORE repair [--json]\n\n"
                "Rebuilds the store's index and catalog from the pack files alone: first the\n"
                "chunk index (every pack record names its domain and tag; only records whose\n"
                "bytes match their tag are indexed), then the parcels and versions from the\n"
                "copies of their records that every create, checkin and prune writes to the\n"
                "packs. Versions that prune dropped stay dropped; leases are not kept (check\n"
                "the parcels out again). Then it verifies the store. The repair for a damaged\n"
-               "or lost STORE/index/. Run it with no checkin or gc running.\n");
+               "or lost STORE/index/. Run it with no checkin or gc running.\n\n"
+               "  --json   the reindex, the catalog rebuilt and the verify that follows, as one\n"
+               "           object (docs/json.md); exit status 1 if the verify found problems\n");
 }
 
 int vc_cmd_repair(int argc, char **argv)
 {
-        static const struct option opts[] = { OPT_HELP, OPT_STORE, { 0 } };
+        static const struct option opts[] = { OPT_HELP, OPT_STORE, { "json", no_argument, NULL, 'j' }, { 0 } };
+        bool json = false;
         GETOPT_LOOP(argc, argv, "", opts, help_repair)
-        default: break;
+        case 'j': json = true; break;
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("repair", "unexpected argument '%s'", argv[optind]);
@@ -996,29 +1087,59 @@ int vc_cmd_repair(int argc, char **argv)
                 vc_store_free(s);
                 return vc_cli_fail(r, "repair");
         }
-        if (ri.replaced && ri.moved_to[0])
-                printf("the store's index could not be used; it was moved to %s and a new one was built\n",
-                       ri.moved_to);
-        printf("reindexed %d chunks from the packs\n", r);
+        json_t *o = json ? json_object() : NULL;
+        if (json)
+                json_object_set_new(o, "reindex", reindex_json(r, &ri));
+        else {
+                if (ri.replaced && ri.moved_to[0])
+                        printf("the store's index could not be used; it was moved to %s and a new one was built\n",
+                               ri.moved_to);
+                printf("reindexed %d chunks from the packs\n", r);
+        }
         VcRebuildStats rs;
         r = vc_repo_rebuild_catalog(s, &rs);
         if (r < 0) {
                 vc_store_free(s);
+                json_decref(o);
                 return vc_cli_fail(r, "repair: rebuilding the catalog");
         }
-        printf("rebuilt the catalog: %" PRIu64 " parcels, %" PRIu64 " versions (%" PRIu64 " pruned ones left out%s)\n",
-               rs.parcels, rs.versions, rs.pruned, rs.damaged ? "; some damaged copies skipped" : "");
+        if (json)
+                json_object_set_new(o, "catalog", json_pack("{s:I, s:I, s:I, s:I}", "parcels", (json_int_t)rs.parcels,
+                                                            "versions", (json_int_t)rs.versions, "pruned",
+                                                            (json_int_t)rs.pruned, "damaged_copies",
+                                                            (json_int_t)rs.damaged));
+        else
+                printf("rebuilt the catalog: %" PRIu64 " parcels, %" PRIu64 " versions (%" PRIu64
+                       " pruned ones left out%s)\n",
+                       rs.parcels, rs.versions, rs.pruned, rs.damaged ? "; some damaged copies skipped" : "");
         vc_store_free(s);
         int lines = 0;
         VcVerifyStats st;
         VcBackend *b;
-        if ((r = open_backend("repair", &b)) != 0)
+        if ((r = open_backend("repair", &b)) != 0) {
+                json_decref(o);
                 return r;
+        }
+        if (json)
+                verify_problems = json_array();
         r = vc_backend_verify(b, false, report_line, &lines, &st);
         vc_backend_free(b);
-        if (r < 0)
+        if (r < 0) {
+                json_decref(o);
+                json_decref(verify_problems);
+                verify_problems = NULL;
                 return vc_cli_fail(r, "repair: verify");
-        printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n", st.parcels,
-               st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");
+        }
+        if (json) {
+                json_object_set_new(o, "verify", json_pack("{s:b, s:I, s:I, s:I, s:o}", "ok", r == 0, "parcels",
+                                                           (json_int_t)st.parcels, "versions", (json_int_t)st.versions,
+                                                           "chunks_checked", (json_int_t)st.chunks_checked,
+                                                           "problems", verify_problems));
+                verify_problems = NULL;
+                json_object_set_new(o, "ok", json_boolean(r == 0));
+                print_json(o);
+        } else
+                printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n",
+                       st.parcels, st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");
         return r == 0 ? 0 : 1;
 }

@@ -3,6 +3,7 @@
 #include "core/vc_util.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,17 +54,44 @@ static void usage(FILE *f)
         fprintf(f, "\nRun 'vmcas COMMAND --help' for the options of one command.\n");
 }
 
+/* Under --json: {"error": {...}} on stdout (docs/json.md, error.schema.json). */
+static void json_error(const char *msg, int status, int err)
+{
+        json_t *e = json_pack("{s:s, s:i}", "message", msg, "exit_status", status);
+        if (!e)
+                return;
+        const char *name = err > 0 ? strerrorname_np(err) : NULL;
+        if (name)
+                json_object_set_new(e, "errno", json_string(name));
+        json_object_set_new(e, "command", vc_global.cmd ? json_string(vc_global.cmd) : json_null());
+        json_t *o = json_pack("{s:o}", "error", e);
+        char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        if (s) {
+                fflush(stdout);
+                puts(s);
+                fflush(stdout);
+        }
+        free(s);
+        json_decref(o);
+}
+
 int vc_cli_fail(int r, const char *fmt, ...)
 {
         va_list ap;
-        fprintf(stderr, "vmcas: ");
+        char ctx[1024] = "";
         if (fmt) {
                 va_start(ap, fmt);
-                vfprintf(stderr, fmt, ap);
+                vsnprintf(ctx, sizeof ctx, fmt, ap);
                 va_end(ap);
-                fprintf(stderr, ": ");
         }
-        fprintf(stderr, "%s\n", vc_errmsg(r));
+        if (vc_global.json) {
+                char *msg = NULL;
+                if (asprintf(&msg, "%s%s%s", ctx, fmt ? ": " : "", vc_errmsg(r)) < 0)
+                        msg = NULL;
+                json_error(msg ? msg : vc_errmsg(r), 1, -r);
+                free(msg);
+        } else
+                fprintf(stderr, "vmcas: %s%s%s\n", ctx, fmt ? ": " : "", vc_errmsg(r));
         vc_errclear();
         return 1;
 }
@@ -71,12 +99,28 @@ int vc_cli_fail(int r, const char *fmt, ...)
 int vc_cli_usage(const char *cmd, const char *fmt, ...)
 {
         va_list ap;
-        fprintf(stderr, "vmcas %s: ", cmd);
+        char msg[2048];
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "\nTry 'vmcas %s --help'.\n", cmd);
+        if (vc_global.json) {
+                char full[2200];
+                snprintf(full, sizeof full, "%s (try 'vmcas %s --help')", msg, cmd);
+                json_error(full, 2, 0);
+        } else
+                fprintf(stderr, "vmcas %s: %s\nTry 'vmcas %s --help'.\n", cmd, msg, cmd);
         return 2;
+}
+
+int vc_cli_badopt(const char *cmd, char **argv)
+{
+        const char *opt = optind > 0 ? argv[optind - 1] : "?";
+        if (strncmp(opt, "--", 2) == 0) {
+                if (optopt == 0)
+                        return vc_cli_usage(cmd, "unrecognized option '%s'", opt);
+                return vc_cli_usage(cmd, "option '%s' requires an argument", opt);
+        }
+        return vc_cli_usage(cmd, "invalid option -%c, or its argument is missing", optopt ? optopt : '?');
 }
 
 int main(int argc, char **argv)
@@ -120,6 +164,15 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < VC_ARRAY_SIZE(commands); i++)
                 if (strcmp(cmd, commands[i].name) == 0) {
                         optind = 0; /* a fresh getopt scan for the subcommand */
+                        vc_global.cmd = commands[i].name;
+                        /* --json anywhere (before a "--") asks for errors as
+                         * JSON too, also those found before getopt reaches it;
+                         * analyze's --json names a file, and its errors stay text */
+                        if (strcmp(cmd, "analyze") != 0)
+                                for (int k = idx + 1; k < argc && strcmp(argv[k], "--") != 0; k++)
+                                        if (strcmp(argv[k], "--json") == 0)
+                                                vc_global.json = true;
+                        opterr = 0; /* vc_cli_badopt says what is wrong */
                         return commands[i].fn(argc - idx, argv + idx);
                 }
         fprintf(stderr, "vmcas: unknown command '%s'\n", cmd);

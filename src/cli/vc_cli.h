@@ -15,6 +15,9 @@ typedef struct VcGlobal {
         const char *cache_dir;  /* --cache DIR (a server's host cache) */
         uint64_t cache_size;    /* --cache-size */
         bool no_cache;          /* --no-cache */
+        bool json;              /* --json among the command's arguments: errors
+                                 * go to stdout as one JSON object (docs/json.md) */
+        const char *cmd;        /* the command's name, for messages */
 } VcGlobal;
 
 extern VcGlobal vc_global;
@@ -45,5 +48,12 @@ int vc_cmd_synth(int argc, char **argv);
 int vc_cli_fail(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prints "vmcas CMD: <msg>\nTry 'vmcas CMD --help'." and returns 2. */
 int vc_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For getopt's '?': an unknown option or a missing argument, said as a
+ * usage error (getopt itself is silent); returns 2. */
+int vc_cli_badopt(const char *cmd, char **argv);
+/* Under --json, error messages are printed as
+ *   {"error": {"message": "...", "exit_status": N, "errno": "ENOENT"}}
+ * on stdout (errno only for failures that have one), and nothing on
+ * stderr; otherwise as above, on stderr. */
 
 #endif
