@@ -8,7 +8,7 @@
 # Sources are found by wildcard: every src/<part>/*.c goes into libvmcas.a
 # except the command's main; every tests/**/test_*.c is a test program.
 
-PKGS     := libcrypto zlib libzstd lmdb jansson libmicrohttpd libcurl
+PKGS     := libcrypto zlib libzstd lmdb jansson libmicrohttpd libcurl libsystemd
 CC       ?= gcc
 OPT      ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -g $(OPT) \

@@ -105,6 +105,17 @@ static int users_refresh(VcServer *s)
         return r;
 }
 
+int vc_server_users_reload(VcServer *s, size_t *n)
+{
+        pthread_mutex_lock(&s->users_lock);
+        s->users_checked = 0;
+        s->users_size = -1; /* read it even if it looks unchanged */
+        int r = users_refresh_locked(s);
+        *n = s->users.n;
+        pthread_mutex_unlock(&s->users_lock);
+        return r;
+}
+
 /* The user of "Authorization: Bearer TOKEN", copied into *ret. */
 static int authenticate(VcServer *s, const char *auth, VcUser *ret)
 {

@@ -53,6 +53,9 @@ int vc_server_new(const VcServerOpts *o, VcServer **ret);
 void vc_server_free(VcServer *s);
 /* Flushes every chunk put (at shutdown). */
 int vc_server_flush(VcServer *s);
+/* Reads the users file again now (SIGHUP); *n: how many users it has.
+ * On failure the users known before stay. */
+int vc_server_users_reload(VcServer *s, size_t *n);
 /* The store's path, for the "listening" line. */
 const char *vc_server_store(const VcServer *s);
 

@@ -9,7 +9,13 @@
  *
  * Shutdown (SIGTERM, SIGINT): stop accepting, wait for requests in
  * progress (at most DRAIN_SECONDS; a verify or gc until it ends), close
- * the rest, flush the store. */
+ * the rest, flush the store.
+ *
+ * Under systemd: a listening socket handed over by socket activation
+ * ($LISTEN_FDS) is served instead of --listen; READY=1 is sent to
+ * $NOTIFY_SOCKET once the daemon accepts connections, STOPPING=1 at
+ * shutdown, RELOADING=1 then READY=1 around a SIGHUP, which reads the
+ * users file again at once. */
 #include "server/vc_server_int.h"
 #include "core/vc_util.h"
 
@@ -21,7 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -272,13 +281,41 @@ typedef struct Daemon {
         bool tls;
 } Daemon;
 
+/* A socket from systemd's socket activation: its fd, or -1 if none. */
+static int activated_socket(char *host, size_t len, bool *v6)
+{
+        int n = sd_listen_fds(1);
+        if (n <= 0)
+                return -1;
+        int fd = SD_LISTEN_FDS_START;
+        if (n > 1)
+                fprintf(stderr, "vmcas serve: %d sockets passed by systemd; serving the first\n", n);
+        if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0)
+                return vc_errf(-ENOTSOCK, "the socket passed by systemd (fd %d) is not a listening stream socket", fd);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        snprintf(host, len, "socket");
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+                if (ss.ss_family == AF_INET)
+                        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, (socklen_t)len);
+                else if (ss.ss_family == AF_INET6) {
+                        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, (socklen_t)len);
+                        *v6 = true;
+                }
+        }
+        return fd;
+}
+
 static int start(const VcServerOpts *o, Glue *g, Daemon *dm)
 {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = { 0 };
         socklen_t sl;
         bool v6 = false;
-        int r = parse_listen(o->listen ? o->listen : "127.0.0.1:8470", &ss, &sl, dm->host, sizeof dm->host, &v6);
-        if (r < 0)
+        int r, lfd = activated_socket(dm->host, sizeof dm->host, &v6);
+        if (lfd < -1)
+                return lfd;
+        if (lfd < 0 &&
+            (r = parse_listen(o->listen ? o->listen : "127.0.0.1:8470", &ss, &sl, dm->host, sizeof dm->host, &v6)) < 0)
                 return r;
         if (!o->tls_cert != !o->tls_key)
                 return vc_errf(-EINVAL, "give both --tls-cert and --tls-key, or neither");
@@ -299,17 +336,25 @@ static int start(const VcServerOpts *o, Glue *g, Daemon *dm)
                 { MHD_OPTION_HTTPS_MEM_KEY, 0, dm->key },
                 { MHD_OPTION_END, 0, NULL },
         };
+        /* where to listen: systemd's socket, or the address of --listen */
+        struct MHD_OptionItem where[] = {
+                { MHD_OPTION_LISTEN_SOCKET, lfd, NULL },
+                { MHD_OPTION_SOCK_ADDR, 0, &ss },
+                { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+                { MHD_OPTION_END, 0, NULL },
+        };
         dm->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, g,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                 MHD_OPTION_ARRAY, lfd >= 0 ? where : where + 1,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 4),
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 256),
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout ? o->timeout : 30),
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256u << 10),
-                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                                  MHD_OPTION_NOTIFY_COMPLETED, completed_cb, g,
                                  MHD_OPTION_ARRAY, dm->tls ? tls : tls + 2,
                                  MHD_OPTION_END);
+        if (!dm->d && lfd >= 0)
+                return vc_errf(-EINVAL, "cannot serve on the socket passed by systemd");
         if (!dm->d)
                 return vc_errf(-EADDRINUSE, "cannot listen on %s (in use, or not an address of this host?)",
                                o->listen ? o->listen : "127.0.0.1:8470");
@@ -325,6 +370,7 @@ int vc_server_run(const VcServerOpts *o)
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
         sigaddset(&set, SIGPIPE);
         /* every thread made from here on inherits the mask: only sigwait sees them */
         pthread_sigmask(SIG_BLOCK, &set, NULL);
@@ -344,10 +390,27 @@ int vc_server_run(const VcServerOpts *o)
         fprintf(stderr, "vmcas serve: listening on %s://%s%s%s:%u (store %s)\n", dm.tls ? "https" : "http",
                 brackets ? "[" : "", dm.host, brackets ? "]" : "", dm.port, vc_server_store(g.s));
         fflush(stderr);
+        sd_notifyf(0, "READY=1\nSTATUS=listening on %s://%s%s%s:%u\nMAINPID=%lu", dm.tls ? "https" : "http",
+                   brackets ? "[" : "", dm.host, brackets ? "]" : "", dm.port, (unsigned long)getpid());
         int sig = 0;
         sigdelset(&set, SIGPIPE);
-        while (sigwait(&set, &sig) != 0)
-                ;
+        for (;;) {
+                if (sigwait(&set, &sig) != 0)
+                        continue;
+                if (sig != SIGHUP)
+                        break;
+                sd_notify(0, "RELOADING=1");
+                size_t n = 0;
+                if ((r = vc_server_users_reload(g.s, &n)) < 0) {
+                        fprintf(stderr, "vmcas serve: SIGHUP: the users file could not be read, the users known "
+                                "before stay: %s\n", vc_errmsg(r));
+                        vc_errclear();
+                } else
+                        fprintf(stderr, "vmcas serve: SIGHUP: read the users file again: %zu users\n", n);
+                fflush(stderr);
+                sd_notify(0, "READY=1");
+        }
+        sd_notify(0, "STOPPING=1");
         fprintf(stderr, "vmcas serve: %s: no new connections; finishing requests in progress\n", strsignal(sig));
         MHD_socket ls = MHD_quiesce_daemon(dm.d);
         if (ls != MHD_INVALID_SOCKET)
