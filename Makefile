@@ -21,11 +21,50 @@ LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 TEST_SRC := $(wildcard tests/*/test_*.c)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 
-.PHONY: all deps test demo bench clean valgrind-build fuzz fuzz-bins fuzz-corpus
-all: deps build/vmcas
+.PHONY: all deps test-deps test demo bench clean valgrind-build fuzz fuzz-bins fuzz-corpus man install uninstall
+all: deps build/vmcas man
 
+# VMCAS_NO_DEPS=1: install no Debian package (a package build has them)
 deps:
-	@bash scripts/deps.sh
+	@[ -n "$(VMCAS_NO_DEPS)" ] || bash scripts/deps.sh
+
+# --- installation: `make install PREFIX=/usr DESTDIR=...`; `make uninstall`
+# removes exactly what it installed (scripts/install.sh holds the list).
+# NBDKIT_PLUGIN: the nbdkit plugin, installed into nbdkit's plugin
+# directory if it was built.
+VERSION         := 0.2
+PREFIX          ?= /usr/local
+BINDIR          ?= $(PREFIX)/bin
+MANDIR          ?= $(PREFIX)/share/man
+DOCDIR          ?= $(PREFIX)/share/doc/vmcas
+DATADIR         ?= $(PREFIX)/share/vmcas
+BASHCOMPDIR     ?= $(PREFIX)/share/bash-completion/completions
+SYSTEMDUNITDIR  ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR     ?= $(PREFIX)/lib/sysusers.d
+NBDKIT_PLUGINDIR ?= $(or $(shell pkg-config --variable=plugindir nbdkit 2>/dev/null),$(PREFIX)/lib/nbdkit/plugins)
+NBDKIT_PLUGIN   ?= build/nbdkit-vmcas-plugin.so
+INSTALL_VARS     = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BINDIR="$(BINDIR)" MANDIR="$(MANDIR)" \
+                   DOCDIR="$(DOCDIR)" DATADIR="$(DATADIR)" BASHCOMPDIR="$(BASHCOMPDIR)" \
+                   SYSTEMDUNITDIR="$(SYSTEMDUNITDIR)" SYSUSERSDIR="$(SYSUSERSDIR)" \
+                   NBDKIT_PLUGINDIR="$(NBDKIT_PLUGINDIR)" NBDKIT_PLUGIN="$(NBDKIT_PLUGIN)"
+
+# man pages: POD (man/*.pod, "=include FILE" lines pull in man/inc/), pod2man
+MAN_SRC  := $(wildcard man/vmcas*.pod)
+MAN_PAGES:= $(patsubst man/%.pod,build/man/%.1,$(MAN_SRC))
+man: $(MAN_PAGES)
+build/man/%.1: man/%.pod $(wildcard man/inc/*.pod)
+	@mkdir -p $(dir $@)
+	cd man && awk '/^=include /{ f = $$2; while ((getline l < f) > 0) print l; close(f); next } { print }' $*.pod \
+	  | pod2man --utf8 --section=1 --center="vmcas manual" --release="vmcas $(VERSION)" \
+	    --date="$$(date -u -d @$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} +%Y-%m-%d)" \
+	    --name="$$(echo $* | tr a-z A-Z)" > ../$@.tmp && mv ../$@.tmp ../$@
+
+install: build/vmcas man
+	@echo "installing into $(DESTDIR)$(PREFIX):"
+	@$(INSTALL_VARS) bash scripts/install.sh install
+
+uninstall:
+	@$(INSTALL_VARS) bash scripts/install.sh uninstall
 
 # --- variant rules: $(1)=dir $(2)=extra cflags -------------------------------
 define variant

@@ -8,7 +8,9 @@ set -euo pipefail
 dir=${1:?usage: scripts/demo-analyze.sh DIR}
 top=$(cd "$(dirname "$0")/.." && pwd)
 vmcas=${VMCAS_BIN:-$top/build/vmcas}
-[ -x "$vmcas" ] || make -C "$top" build/vmcas >/dev/null
+if [ ! -x "$vmcas" ]; then
+  if [ -f "$top/Makefile" ]; then make -C "$top" build/vmcas >/dev/null; else vmcas=$(command -v vmcas); fi
+fi
 mkdir -p "$dir"
 if [ ! -f "$dir/trace/manifest.tsv" ]; then
   echo "\$ vmcas synth $dir/trace"

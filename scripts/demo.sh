@@ -7,8 +7,12 @@
 # each run), so the report can be opened afterwards.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-V=${VMCAS:-$top/build/vmcas}
-D=${DEMO_DIR:-$top/build/demo}
+# from a source tree: build/vmcas and build/demo; installed (as
+# /usr/share/vmcas/scripts/demo.sh): the vmcas on PATH and ./vmcas-demo
+if [ -x "$top/build/vmcas" ]; then V=${VMCAS:-$top/build/vmcas}; D=${DEMO_DIR:-$top/build/demo}
+else V=${VMCAS:-$(command -v vmcas)}; D=${DEMO_DIR:-$PWD/vmcas-demo}; fi
+[ -n "$V" ] && [ -x "$V" ] || { echo "demo: no vmcas to run (build it, or install it)" >&2; exit 1; }
+export VMCAS_BIN=$V
 rm -rf "$D"; mkdir -p "$D"
 export VMCAS_KEYS=$D/keys
 CS=${DEMO_CHUNK:-16K}
