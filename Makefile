@@ -75,7 +75,7 @@ $(1)/libvmcas.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
 $(1)/vmcas: $(1)/obj/src/cli/main.o $(1)/libvmcas.a
-	$$(CC) $(2) -o $$@ $$^ $$(LIBS)
+	$$(CC) $(2) $$(LDFLAGS) -o $$@ $$^ $$(LIBS)
 endef
 
 $(eval $(call variant,build,))
