@@ -385,21 +385,6 @@ static void fig_stats(Report *r, const char *name, const char *title, const char
         buf_close(&b);
 }
 
-static const struct {
-        const char *file, *caption;
-        bool needs_events, wide;    /* wide: three panels side by side */
-} figs[] = {
-        { "fig5", "Fig. 5: growth of storage over the days, per policy (data, no keyrings).", false, false },
-        { "fig6", "Fig. 6: growth of storage per chunk size, per policy (no compression, no keyrings).", false, true },
-        { "fig7a", "Fig. 7(a): storage on the last day against chunk size, data only.", false, false },
-        { "fig7b", "Fig. 7(b): storage on the last day against chunk size, data and keyrings.", false, false },
-        { "fig8", "Fig. 8: keyrings as a percentage of stored data.", false, false },
-        { "fig10", "Fig. 10: cumulative distribution of upload (checkin) sizes.", true, true },
-        { "fig11", "Fig. 11: upload sizes against chunk size: mean, median, 95th percentile.", true, true },
-        { "fig12", "Fig. 12: demand-fetch (memory image) download sizes against chunk size.", true, true },
-        { "fig13", "Fig. 13: complete-fetch (memory and disk) download sizes against chunk size.", true, true },
-};
-
 static void html_escape(FILE *f, const char *s)
 {
         for (; *s; s++)
@@ -407,50 +392,345 @@ static void html_escape(FILE *f, const char *s)
                 case '<': fputs("&lt;", f); break;
                 case '>': fputs("&gt;", f); break;
                 case '&': fputs("&amp;", f); break;
+                case '"': fputs("&quot;", f); break;
                 default: fputc(*s, f);
                 }
+}
+
+/* A size for people, e.g. "12.3 MiB". */
+static const char *hsz(uint64_t n, char *buf)
+{
+        return vc_fmt_size(n, buf, 32);
+}
+
+static const char *clabel(const VcAnalysis *a, size_t si, char *buf)
+{
+        return vc_chunk_label(a->sizes[si], false, buf, 16);
+}
+
+static const char *comp_words(VcComp c)
+{
+        return c == VC_COMP_NONE ? "without compression" : c == VC_COMP_GZIP ? "with gzip" : "with zstd";
+}
+
+/* Storage on the last day: data, and data + keyrings. */
+static uint64_t st_data(const VcAnalysis *a, int p, size_t si, size_t ci)
+{
+        return a->storage[vc_st_idx(a, p, si, ci, a->ndays - 1)];
+}
+
+static uint64_t st_total(const VcAnalysis *a, int p, size_t si, size_t ci)
+{
+        return st_data(a, p, si, ci) + a->storage_meta[vc_stm_idx(a, p, si, a->ndays - 1)];
+}
+
+/* 100 * (1 - x / base): what x saves against base, in percent. */
+static double saved(uint64_t x, uint64_t base)
+{
+        return base ? 100.0 * (1.0 - (double)x / (double)base) : 0.0;
+}
+
+/* Mean, median, p95 of one series (upload per policy, or download per
+ * method) at one chunk size and compression. */
+static VcStats series_stats(const VcAnalysis *a, bool upload, int kind, size_t si, size_t ci, uint64_t *vals)
+{
+        VcStats st;
+        if (upload)
+                vc_analysis_upload_series(a, kind, si, ci, vals);
+        else
+                vc_analysis_download_series(a, kind, si, ci, vals);
+        vc_stats(vals, a->nevents, &st);
+        return st;
+}
+
+/* The chunk size that stores least (data + keyrings) under policy p. */
+static size_t best_size(const VcAnalysis *a, int p, size_t ci)
+{
+        size_t best = 0;
+        for (size_t si = 1; si < a->nsizes; si++)
+                if (st_total(a, p, si, ci) < st_total(a, p, best, ci))
+                        best = si;
+        return best;
+}
+
+/* The compression that stores least under ALL at its best size, or ci 0. */
+static size_t best_comp(const VcAnalysis *a)
+{
+        size_t best = 0;
+        for (size_t ci = 1; ci < a->ncomps; ci++)
+                if (st_total(a, VC_POL_ALL, best_size(a, VC_POL_ALL, ci), ci) <
+                    st_total(a, VC_POL_ALL, best_size(a, VC_POL_ALL, best), best))
+                        best = ci;
+        return best;
+}
+
+static void fig_html(FILE *f, const char *file, bool wide, const char *caption, const char *reading)
+{
+        fprintf(f, "<figure id=\"%s\"%s><a href=\"%s.svg\"><img src=\"%s.svg\" alt=\"", file,
+                wide ? " class=\"wide\"" : "", file, file);
+        html_escape(f, caption);
+        fprintf(f, "\"></a><figcaption><strong>");
+        html_escape(f, caption);
+        fprintf(f, "</strong> ");
+        html_escape(f, reading);
+        fprintf(f, " (<a href=\"%s.png\">PNG</a>)</figcaption></figure>\n", file);
+}
+
+/* The storage table: per chunk size and compression, Delta's data, then
+ * for IP and ALL data, keyrings and what they save against Delta. */
+static void storage_table_html(const VcAnalysis *a, FILE *f, size_t only_si)
+{
+        char b1[32], b2[32], b3[32], sb[16];
+        fprintf(f, "<table><caption>Storage on day %u (the last day); saved: 1 &minus; (data + keyrings) / "
+                   "Delta's data</caption>\n<thead><tr><th rowspan=\"2\">chunk</th><th rowspan=\"2\">compression</th>"
+                   "<th>Delta</th><th colspan=\"3\">IP</th><th colspan=\"3\">ALL</th></tr>\n"
+                   "<tr><th>data</th><th>data</th><th>keyrings</th><th>saved</th><th>data</th><th>keyrings</th>"
+                   "<th>saved</th></tr></thead>\n<tbody>\n", a->ndays - 1);
+        for (size_t si = 0; si < a->nsizes; si++) {
+                if (only_si != SIZE_MAX && si != only_si)
+                        continue;
+                for (size_t ci = 0; ci < a->ncomps; ci++) {
+                        uint64_t delta = st_data(a, VC_POL_DELTA, si, ci);
+                        fprintf(f, "<tr><td>%s</td><td>%s</td><td>%s</td>", clabel(a, si, sb),
+                                vc_comp_name(a->comps[ci]), hsz(delta, b1));
+                        for (int p = VC_POL_IP; p <= VC_POL_ALL; p++) {
+                                uint64_t d = st_data(a, p, si, ci), t = st_total(a, p, si, ci);
+                                fprintf(f, "<td>%s</td><td>%s</td><td>%.1f%%</td>", hsz(d, b2), hsz(t - d, b3),
+                                        saved(t, delta));
+                        }
+                        fprintf(f, "</tr>\n");
+                }
+        }
+        fprintf(f, "</tbody></table>\n");
+}
+
+/* Mean / median / p95 per chunk size and compression, for each kind. */
+static void stats_table_html(const VcAnalysis *a, FILE *f, const char *title, bool upload, const int *kinds,
+                             const char *const *names, int nk, uint64_t *vals)
+{
+        char b1[32], b2[32], b3[32], sb[16];
+        fprintf(f, "<table><caption>");
+        html_escape(f, title);
+        fprintf(f, ": mean, median and 95th percentile of %zu</caption>\n<thead><tr><th rowspan=\"2\">chunk</th>"
+                   "<th rowspan=\"2\">compression</th>", a->nevents);
+        for (int k = 0; k < nk; k++)
+                fprintf(f, "<th colspan=\"3\">%s</th>", names[k]);
+        fprintf(f, "</tr>\n<tr>");
+        for (int k = 0; k < nk; k++)
+                fprintf(f, "<th>mean</th><th>median</th><th>p95</th>");
+        fprintf(f, "</tr></thead>\n<tbody>\n");
+        for (size_t si = 0; si < a->nsizes; si++)
+                for (size_t ci = 0; ci < a->ncomps; ci++) {
+                        fprintf(f, "<tr><td>%s</td><td>%s</td>", clabel(a, si, sb), vc_comp_name(a->comps[ci]));
+                        for (int k = 0; k < nk; k++) {
+                                VcStats st = series_stats(a, upload, kinds[k], si, ci, vals);
+                                fprintf(f, "<td>%s</td><td>%s</td><td>%s</td>", hsz((uint64_t)st.mean, b1),
+                                        hsz(st.median, b2), hsz(st.p95, b3));
+                        }
+                        fprintf(f, "</tr>\n");
+                }
+        fprintf(f, "</tbody></table>\n");
 }
 
 static void write_html(Report *r)
 {
         const VcAnalysis *a = r->a;
+        const VcTrace *t = a->trace;
         FILE *f = open_in(r, "index.html");
         if (!f)
                 return;
-        char *tables = NULL;
-        size_t len = 0;
-        FILE *t = open_memstream(&tables, &len);
-        if (t) {
-                vc_analysis_print_tables(a, t);
-                fclose(t);
+        uint64_t *vals = malloc((a->nevents + 1) * sizeof *vals);
+        if (!vals) {
+                fclose(f);
+                if (r->err == 0)
+                        r->err = -ENOMEM;
+                return;
         }
+        size_t fx = r->fixed;
+        uint32_t last = a->ndays - 1;
+        char b1[32], b2[32], b3[32], b4[32], b5[32], sb[16], sb2[16], line[512];
         fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-                   "<title>vmcas analyze: report</title>\n<style>\n"
-                   "body { font-family: sans-serif; margin: 2em; max-width: 1560px; }\n"
-                   "pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 13px; }\n"
-                   "figure { margin: 2em 0; } img { width: 100%%; max-width: 900px; border: 1px solid #ddd; }\n"
-                   "img.wide { max-width: 1500px; }\n"
-                   "figcaption { color: #333; margin-top: .3em; }\n</style></head><body>\n"
-                   "<h1>What-if analysis of a VM image trace</h1>\n"
-                   "<p>Storage and network costs of the Delta, IP and ALL policies for every chunk size and "
-                   "compression, as defined in <code>shared/spec/analysis.md</code> after Nath et al., USENIX ATC "
-                   "2006. Figure numbers follow the study. The numbers behind every figure are in the "
-                   "<code>.dat</code> files beside this page; <code>figures.gp</code> redraws them.</p>\n"
-                   "<h2>Tables</h2>\n<pre>");
-        html_escape(f, tables ? tables : "");
-        free(tables);
-        fprintf(f, "</pre>\n<h2>Figures</h2>\n");
-        for (size_t i = 0; i < VC_ARRAY_SIZE(figs); i++) {
-                if (figs[i].needs_events && a->nevents == 0)
-                        continue;
-                fprintf(f, "<figure id=\"%s\"><a href=\"%s.svg\"><img%s src=\"%s.svg\" alt=\"%s\"></a>"
-                           "<figcaption>%s (<a href=\"%s.png\">PNG</a>)</figcaption></figure>\n",
-                        figs[i].file, figs[i].file, figs[i].wide ? " class=\"wide\"" : "", figs[i].file,
-                        figs[i].caption, figs[i].caption, figs[i].file);
+                   "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                   "<title>vmcas analyze: what content addressing saves on this trace</title>\n<style>\n"
+                   "body { font-family: \"DejaVu Sans\", sans-serif; margin: 2em auto; max-width: 1500px; "
+                   "padding: 0 1em; color: #222; line-height: 1.4; }\n"
+                   "h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }\n"
+                   ".answers { background: #f3f7fb; border-left: 4px solid #1f77b4; padding: .5em 1.5em; }\n"
+                   ".answers li { margin: .4em 0; }\n"
+                   ".pair { display: flex; flex-wrap: wrap; gap: 2em; align-items: flex-start; margin: 1.5em 0; }\n"
+                   ".pair > figure { flex: 1 1 520px; margin: 0; } .pair > .tables { flex: 1 1 640px; overflow-x: auto; }\n"
+                   "figure.wide { flex-basis: 100%%; }\n"
+                   "img { width: 100%%; border: 1px solid #ddd; background: white; }\n"
+                   "figcaption { margin-top: .4em; }\n"
+                   "table { border-collapse: collapse; font-size: 13px; margin-bottom: 1.5em; }\n"
+                   "caption { text-align: left; font-weight: bold; padding-bottom: .3em; }\n"
+                   "th, td { border: 1px solid #ccc; padding: .2em .5em; text-align: right; white-space: nowrap; }\n"
+                   "th { background: #eee; } tbody tr:nth-child(even) { background: #fafafa; }\n"
+                   ".broken { color: #b00; font-weight: bold; }\n"
+                   "</style>\n"
+                   /* page errors are kept where a test (or a person) can see them */
+                   "<script>window.addEventListener('error', function (e) { var h = document.documentElement;\n"
+                   "  if (e.message) h.setAttribute('data-errors', (h.getAttribute('data-errors') || '') + e.message + '; '); });\n"
+                   "</script></head><body>\n"
+                   "<h1>What content addressing saves on this trace</h1>\n");
+        fprintf(f, "<p>The trace: %zu parcels, %zu versions (%zu checkins), %s of images over %u days. "
+                   "The Delta, IP and ALL policies are replayed for every chunk size and compression "
+                   "(after Nath et al., USENIX ATC 2006; figure numbers follow the study).</p>\n",
+                t->nparcels, t->nversions, a->nevents, hsz(t->bytes, b1), a->ndays);
+
+        /* ---- the answers ---- */
+        size_t c0 = 0; /* the first compression asked for: "none" by default */
+        fprintf(f, "<section class=\"answers\"><h2 style=\"border:0; margin-top:.5em\">The answers</h2>\n<ol>\n");
+        fprintf(f, "<li><strong>How much does each policy save against Delta?</strong> At %s chunks %s, on day %u, "
+                   "IP stores %.1f%% less than Delta and ALL %.1f%% less (data and keyrings: %s, %s, %s).",
+                clabel(a, fx, sb), comp_words(a->comps[c0]), last,
+                saved(st_total(a, VC_POL_IP, fx, c0), st_data(a, VC_POL_DELTA, fx, c0)),
+                saved(st_total(a, VC_POL_ALL, fx, c0), st_data(a, VC_POL_DELTA, fx, c0)),
+                hsz(st_data(a, VC_POL_DELTA, fx, c0), b1), hsz(st_total(a, VC_POL_IP, fx, c0), b2),
+                hsz(st_total(a, VC_POL_ALL, fx, c0), b3));
+        if (a->nevents) {
+                VcStats d = series_stats(a, true, VC_POL_DELTA, fx, c0, vals);
+                VcStats ip = series_stats(a, true, VC_POL_IP, fx, c0, vals);
+                VcStats al = series_stats(a, true, VC_POL_ALL, fx, c0, vals);
+                VcStats cd = series_stats(a, false, VC_DL_COMPLETE_DELTA, fx, c0, vals);
+                VcStats cc = series_stats(a, false, VC_DL_COMPLETE_CAS, fx, c0, vals);
+                fprintf(f, " On the network, a checkin uploads on average %s under Delta, %s under IP "
+                           "(%.1f%% less) and %s under ALL (%.1f%% less); a complete checkout downloads %s with "
+                           "Delta's cache and %s with a CAS cache (%.1f%% less).",
+                        hsz((uint64_t)d.mean, b1), hsz((uint64_t)ip.mean, b2), saved((uint64_t)ip.mean, (uint64_t)d.mean),
+                        hsz((uint64_t)al.mean, b3), saved((uint64_t)al.mean, (uint64_t)d.mean),
+                        hsz((uint64_t)cd.mean, b4), hsz((uint64_t)cc.mean, b5), saved((uint64_t)cc.mean, (uint64_t)cd.mean));
+        } else
+                fprintf(f, " No parcel has a second version, so there is no network traffic to compare.");
+        fprintf(f, "</li>\n<li><strong>Which chunk size is best?</strong> ");
+        for (size_t ci = 0; ci < a->ncomps; ci++) {
+                size_t bi = best_size(a, VC_POL_IP, ci), ba = best_size(a, VC_POL_ALL, ci);
+                fprintf(f, "%s%s, storage is smallest at %s chunks under ALL (%s) and at %s under IP (%s)",
+                        ci ? "; " : "", comp_words(a->comps[ci]), clabel(a, ba, sb), hsz(st_total(a, VC_POL_ALL, ba, ci), b1),
+                        clabel(a, bi, sb2), hsz(st_total(a, VC_POL_IP, bi, ci), b2));
+                if (ci == 0)
+                        fprintf(f, ", keyrings included");
         }
-        if (a->nevents == 0)
+        size_t bc = best_comp(a);
+        fprintf(f, ". The least storage overall: ALL at %s chunks %s.",
+                clabel(a, best_size(a, VC_POL_ALL, bc), sb), comp_words(a->comps[bc]));
+        fprintf(f, "</li>\n</ol></section>\n");
+
+        /* ---- storage over time ---- */
+        fprintf(f, "<h2>Storage over time</h2>\n<div class=\"pair\">\n");
+        snprintf(line, sizeof line, "After %u days at %s chunks, Delta holds %s, IP %s and ALL %s (data, no "
+                 "keyrings): the lines part where versions share content Delta cannot see.", last, clabel(a, fx, sb),
+                 hsz(st_data(a, VC_POL_DELTA, fx, c0), b1), hsz(st_data(a, VC_POL_IP, fx, c0), b2),
+                 hsz(st_data(a, VC_POL_ALL, fx, c0), b3));
+        fig_html(f, "fig5", false, "Fig. 5: growth of storage per policy.", line);
+        fprintf(f, "<div class=\"tables\">\n");
+        storage_table_html(a, f, fx);
+        fprintf(f, "</div></div>\n<div class=\"pair\">\n");
+        snprintf(line, sizeof line, "Each panel is one policy: smaller chunks find more sharing, so their lines "
+                 "grow slower (%s chunks under ALL: %s; %s: %s).", clabel(a, 0, sb), hsz(st_data(a, VC_POL_ALL, 0, 0), b1),
+                 clabel(a, a->nsizes - 1, sb2), hsz(st_data(a, VC_POL_ALL, a->nsizes - 1, 0), b2));
+        fig_html(f, "fig6", true, "Fig. 6: growth of storage per chunk size, without compression or keyrings.", line);
+        fprintf(f, "</div>\n");
+
+        /* ---- storage against chunk size ---- */
+        fprintf(f, "<h2>Storage against chunk size</h2>\n<div class=\"pair\">\n");
+        size_t ba = best_size(a, VC_POL_ALL, c0);
+        snprintf(line, sizeof line, "Data alone shrinks as chunks get smaller: ALL holds %s at %s chunks and %s "
+                 "at %s.", hsz(st_data(a, VC_POL_ALL, 0, c0), b1), clabel(a, 0, sb),
+                 hsz(st_data(a, VC_POL_ALL, a->nsizes - 1, c0), b2), clabel(a, a->nsizes - 1, sb2));
+        fig_html(f, "fig7a", false, "Fig. 7(a): storage on the last day, data only.", line);
+        fprintf(f, "<div class=\"tables\">\n");
+        storage_table_html(a, f, SIZE_MAX);
+        fprintf(f, "</div></div>\n<div class=\"pair\">\n");
+        snprintf(line, sizeof line, "With keyrings, small chunks cost metadata: ALL is smallest at %s chunks (%s).",
+                 clabel(a, ba, sb), hsz(st_total(a, VC_POL_ALL, ba, c0), b1));
+        fig_html(f, "fig7b", false, "Fig. 7(b): storage on the last day, data and keyrings.", line);
+        {
+                uint64_t d0 = st_data(a, VC_POL_ALL, 0, c0);
+                snprintf(line, sizeof line, "Keyrings are %.1f%% of ALL's data at %s chunks and %.1f%% at %s.",
+                         d0 ? 100.0 * (double)(st_total(a, VC_POL_ALL, 0, c0) - d0) / (double)d0 : 0.0,
+                         clabel(a, 0, sb),
+                         st_data(a, VC_POL_ALL, a->nsizes - 1, c0)
+                                 ? 100.0 * (double)(st_total(a, VC_POL_ALL, a->nsizes - 1, c0) -
+                                                    st_data(a, VC_POL_ALL, a->nsizes - 1, c0)) /
+                                           (double)st_data(a, VC_POL_ALL, a->nsizes - 1, c0)
+                                 : 0.0,
+                         clabel(a, a->nsizes - 1, sb2));
+                fig_html(f, "fig8", false, "Fig. 8: keyrings as a share of stored data.", line);
+        }
+        fprintf(f, "</div>\n");
+
+        if (a->nevents == 0) {
                 fprintf(f, "<p>No parcel has a second version: there is no upload or download to draw.</p>\n");
+        } else {
+                static const int pols[] = { VC_POL_DELTA, VC_POL_IP, VC_POL_ALL };
+                static const char *const pol_names[] = { "Delta", "IP", "ALL" };
+                fprintf(f, "<h2>Upload per checkin</h2>\n<div class=\"pair\">\n");
+                VcStats d = series_stats(a, true, VC_POL_DELTA, fx, c0, vals);
+                VcStats al = series_stats(a, true, VC_POL_ALL, fx, c0, vals);
+                snprintf(line, sizeof line, "At %s chunks, half the checkins upload at most %s under Delta and "
+                         "%s under ALL; the 95th percentile is %s and %s.", clabel(a, fx, sb), hsz(d.median, b1),
+                         hsz(al.median, b2), hsz(d.p95, b3), hsz(al.p95, b4));
+                fig_html(f, "fig10", true, "Fig. 10: cumulative distribution of upload sizes.", line);
+                fprintf(f, "</div>\n<div class=\"pair\">\n");
+                snprintf(line, sizeof line, "Smaller chunks upload less: under ALL the mean upload is %s at %s "
+                         "chunks and %s at %s.", hsz((uint64_t)series_stats(a, true, VC_POL_ALL, 0, c0, vals).mean, b1),
+                         clabel(a, 0, sb),
+                         hsz((uint64_t)series_stats(a, true, VC_POL_ALL, a->nsizes - 1, c0, vals).mean, b2),
+                         clabel(a, a->nsizes - 1, sb2));
+                fig_html(f, "fig11", true, "Fig. 11: upload sizes against chunk size.", line);
+                fprintf(f, "<div class=\"tables\">\n");
+                stats_table_html(a, f, "Upload per checkin (data, without keyrings)", true, pols, pol_names, 3, vals);
+                fprintf(f, "</div></div>\n");
+
+                fprintf(f, "<h2>Download per checkout</h2>\n<div class=\"pair\">\n");
+                static const int dem[] = { VC_DL_DEMAND_NOCACHE, VC_DL_DEMAND_DELTA, VC_DL_DEMAND_CAS_M,
+                                           VC_DL_DEMAND_CAS_MD };
+                static const char *const dem_names[] = { "No cache", "Delta", "CAS + cache (M)", "CAS + cache (M+D)" };
+                VcStats nc = series_stats(a, false, VC_DL_DEMAND_NOCACHE, fx, c0, vals);
+                VcStats md = series_stats(a, false, VC_DL_DEMAND_CAS_MD, fx, c0, vals);
+                snprintf(line, sizeof line, "Fetching the memory image on demand costs %s on average without a "
+                         "cache and %s with a CAS cache of memory and disk (%.1f%% less), at %s chunks.",
+                         hsz((uint64_t)nc.mean, b1), hsz((uint64_t)md.mean, b2),
+                         saved((uint64_t)md.mean, (uint64_t)nc.mean), clabel(a, fx, sb));
+                fig_html(f, "fig12", true, "Fig. 12: demand-fetch download (memory image).", line);
+                fprintf(f, "<div class=\"tables\">\n");
+                stats_table_html(a, f, "Demand-fetch download (memory image)", false, dem, dem_names, 4, vals);
+                fprintf(f, "</div></div>\n<div class=\"pair\">\n");
+                static const int com[] = { VC_DL_COMPLETE_NOCACHE, VC_DL_COMPLETE_DELTA, VC_DL_COMPLETE_CAS };
+                static const char *const com_names[] = { "No cache", "Delta", "CAS" };
+                VcStats cn = series_stats(a, false, VC_DL_COMPLETE_NOCACHE, fx, c0, vals);
+                VcStats cc = series_stats(a, false, VC_DL_COMPLETE_CAS, fx, c0, vals);
+                snprintf(line, sizeof line, "A complete checkout of both images costs %s on average without a "
+                         "cache and %s with a CAS cache (%.1f%% less), at %s chunks.", hsz((uint64_t)cn.mean, b1),
+                         hsz((uint64_t)cc.mean, b2), saved((uint64_t)cc.mean, (uint64_t)cn.mean), clabel(a, fx, sb));
+                fig_html(f, "fig13", true, "Fig. 13: complete-fetch download (memory and disk images).", line);
+                fprintf(f, "<div class=\"tables\">\n");
+                stats_table_html(a, f, "Complete-fetch download (memory and disk images)", false, com, com_names, 3,
+                                 vals);
+                fprintf(f, "</div></div>\n");
+        }
+        fprintf(f, "<h2>Method</h2>\n<p>Storage is what each policy keeps after every version of the trace is "
+                   "checked in, in time order; keyrings are each version's list of chunk tags and keys. Uploads "
+                   "are the data a checkin sends, downloads the data a checkout fetches with each kind of cache "
+                   "(<code>docs/analyze.md</code>). The numbers behind every figure are in the <code>.dat</code> "
+                   "files beside this page, and <code>figures.gp</code> redraws them with gnuplot. Read and "
+                   "analysed in %.2f s with %u threads.</p>\n", a->seconds, a->threads);
+        /* a figure that did not load says so, instead of leaving a hole */
+        fprintf(f, "<script>\nwindow.addEventListener('load', function () {\n"
+                   "  var bad = [];\n"
+                   "  document.querySelectorAll('img').forEach(function (i) {\n"
+                   "    if (!i.complete || i.naturalWidth === 0) {\n"
+                   "      bad.push(i.getAttribute('src'));\n"
+                   "      var p = document.createElement('p'); p.className = 'broken';\n"
+                   "      p.textContent = 'This figure could not be loaded: ' + i.getAttribute('src') +\n"
+                   "        ' (is gnuplot installed? see gnuplot.log)';\n"
+                   "      i.parentNode.parentNode.insertBefore(p, i.parentNode);\n"
+                   "    }\n  });\n"
+                   "  document.body.setAttribute('data-figures', bad.length ? 'missing: ' + bad.join(' ') : 'ok');\n"
+                   "});\n</script>\n");
         fprintf(f, "</body></html>\n");
+        free(vals);
         close_in(r, f, "index.html");
 }
 

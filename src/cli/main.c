@@ -90,8 +90,8 @@ int vc_cli_fail(int r, const char *fmt, ...)
                         msg = NULL;
                 json_error(msg ? msg : vc_errmsg(r), 1, -r);
                 free(msg);
-        } else
-                fprintf(stderr, "vmcas: %s%s%s\n", ctx, fmt ? ": " : "", vc_errmsg(r));
+        }
+        fprintf(stderr, "vmcas: %s%s%s\n", ctx, fmt ? ": " : "", vc_errmsg(r));
         vc_errclear();
         return 1;
 }
@@ -107,8 +107,8 @@ int vc_cli_usage(const char *cmd, const char *fmt, ...)
                 char full[2200];
                 snprintf(full, sizeof full, "%s (try 'vmcas %s --help')", msg, cmd);
                 json_error(full, 2, 0);
-        } else
-                fprintf(stderr, "vmcas %s: %s\nTry 'vmcas %s --help'.\n", cmd, msg, cmd);
+        }
+        fprintf(stderr, "vmcas %s: %s\nTry 'vmcas %s --help'.\n", cmd, msg, cmd);
         return 2;
 }
 

@@ -16,7 +16,7 @@ typedef struct VcGlobal {
         uint64_t cache_size;    /* --cache-size */
         bool no_cache;          /* --no-cache */
         bool json;              /* --json among the command's arguments: errors
-                                 * go to stdout as one JSON object (docs/json.md) */
+                                 * go to stdout as one JSON object too (docs/json.md) */
         const char *cmd;        /* the command's name, for messages */
 } VcGlobal;
 
@@ -51,9 +51,9 @@ int vc_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(pr
 /* For getopt's '?': an unknown option or a missing argument, said as a
  * usage error (getopt itself is silent); returns 2. */
 int vc_cli_badopt(const char *cmd, char **argv);
-/* Under --json, error messages are printed as
- *   {"error": {"message": "...", "exit_status": N, "errno": "ENOENT"}}
- * on stdout (errno only for failures that have one), and nothing on
- * stderr; otherwise as above, on stderr. */
+/* Under --json, error messages are also printed as
+ *   {"error": {"message": "...", "exit_status": N, "errno": "ENOENT", "command": "log"}}
+ * on stdout (errno only for failures that have one); stderr has the same
+ * line as without --json. */
 
 #endif

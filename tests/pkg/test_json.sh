@@ -11,11 +11,14 @@ is() { local sch=$1; shift; _n=$((_n+1)); local rc=0
   "$@" >"$TMPDIR/j.out" 2>"$TMPDIR/j.err" || rc=$?
   if [ $rc = 0 ] && /usr/bin/python3 "$J" "$sch" "$TMPDIR/j.out" >"$TMPDIR/j.why" 2>&1; then echo "ok $_n - $sch: $*"
   else echo "not ok $_n - $sch: $* (rc=$rc)"; sed 's/^/# /' "$TMPDIR/j.why" "$TMPDIR/j.err" | head -20; _failed=1; fi; }
-# err STATUS CMD...: the command exits STATUS, prints a JSON error on stdout, nothing on stderr
+# err STATUS CMD...: the command exits STATUS, prints a JSON error on stdout
+# (and its usual line on stderr, the same message)
 err() { local want=$1; shift; _n=$((_n+1)); local rc=0
   "$@" >"$TMPDIR/j.out" 2>"$TMPDIR/j.err" || rc=$?
-  if [ $rc = "$want" ] && [ ! -s "$TMPDIR/j.err" ] && /usr/bin/python3 "$J" error "$TMPDIR/j.out" >"$TMPDIR/j.why" 2>&1 &&
-     grep -q "\"exit_status\": $want" "$TMPDIR/j.out"; then echo "ok $_n - error $want: $*"
+  local first; first=$(head -1 "$TMPDIR/j.err" | sed 's/^vmcas[^:]*: //' | cut -c1-40)
+  if [ $rc = "$want" ] && /usr/bin/python3 "$J" error "$TMPDIR/j.out" >"$TMPDIR/j.why" 2>&1 &&
+     grep -q "\"exit_status\": $want" "$TMPDIR/j.out" && [ -n "$first" ] && grep -qF -- "$first" "$TMPDIR/j.out"; then
+    echo "ok $_n - error $want: $*"
   else echo "not ok $_n - error $want: $* (rc=$rc)"; sed 's/^/# /' "$TMPDIR/j.why" "$TMPDIR/j.out" "$TMPDIR/j.err" | head -20; _failed=1; fi; }
 
 S=$TMPDIR/st
@@ -68,7 +71,7 @@ VMCAS_PASSPHRASE=pw is login vmcas login "$URL" --push --json
 stop_server
 unset VMCAS_TOKEN
 
-# errors under --json: on stdout, one object, nothing on stderr
+# errors under --json: on stdout, one object; stderr says the same
 err 1 vmcas -s "$TMPDIR/nostore" stat --json
 err 1 vmcas -s "$S" log nosuch --json
 err 2 vmcas -s "$S" prune a --keep 0 --json
