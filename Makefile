@@ -28,6 +28,10 @@ all: deps build/vmcas man
 deps:
 	@[ -n "$(VMCAS_NO_DEPS)" ] || bash scripts/deps.sh
 
+# what only the tests need (scripts/deps.sh test): jsonschema, chromium, debhelper...
+test-deps: deps
+	@[ -n "$(VMCAS_NO_DEPS)" ] || bash scripts/deps.sh test
+
 # --- installation: `make install PREFIX=/usr DESTDIR=...`; `make uninstall`
 # removes exactly what it installed (scripts/install.sh holds the list).
 # NBDKIT_PLUGIN: the nbdkit plugin, installed into nbdkit's plugin
@@ -141,7 +145,7 @@ fuzz-corpus: deps build/tools/gen-fuzz-corpus
 	rm -f fuzz/corpus/*/seed-*
 	build/tools/gen-fuzz-corpus fuzz/corpus
 
-test: deps build/vmcas build/asan/vmcas build/vg/vmcas build/tools/vc-testimg $(TEST_BINS) $(REPLAY_BINS)
+test: test-deps build/vmcas man build/asan/vmcas build/vg/vmcas build/tools/vc-testimg $(TEST_BINS) $(REPLAY_BINS)
 	@bash tests/run.sh
 
 demo: deps build/vmcas build/tools/vc-testimg
