@@ -121,6 +121,27 @@ static size_t read_cb(char *dst, size_t size, size_t nmemb, void *ctx)
         return n;
 }
 
+/* curl rewinds the body when it must send it again: on a kept connection
+ * that the server closed meanwhile (a server restarting), it resends the
+ * request on a new one. The body is in memory: any offset can be sought. */
+static int seek_cb(void *ctx, curl_off_t off, int origin)
+{
+        Http *x = ctx;
+        if (origin != SEEK_SET || off < 0)
+                return CURL_SEEKFUNC_CANTSEEK;
+        uint64_t left = (uint64_t)off;
+        x->iv = 0;
+        x->ivoff = 0;
+        while (x->iv < x->niov && left >= x->iov[x->iv].iov_len) {
+                left -= x->iov[x->iv].iov_len;
+                x->iv++;
+        }
+        if (x->iv == x->niov && left)
+                return CURL_SEEKFUNC_FAIL;
+        x->ivoff = (size_t)left;
+        return CURL_SEEKFUNC_OK;
+}
+
 static size_t write_cb(char *d, size_t size, size_t nmemb, void *ctx)
 {
         Http *x = ctx;
@@ -269,6 +290,8 @@ static void setup(Remote *rm, Http *x, CURL *h, struct curl_slist *hl, char *err
         }
         curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
         curl_easy_setopt(h, CURLOPT_READDATA, x);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
 }
 
 static void count_wire(Remote *rm, CURL *h)

@@ -339,13 +339,14 @@ static int start(const VcServerOpts *o, Glue *g, Daemon *dm)
         /* where to listen: systemd's socket, or the address of --listen */
         struct MHD_OptionItem where[] = {
                 { MHD_OPTION_LISTEN_SOCKET, lfd, NULL },
+                { MHD_OPTION_END, 0, NULL },
                 { MHD_OPTION_SOCK_ADDR, 0, &ss },
                 { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
                 { MHD_OPTION_END, 0, NULL },
         };
         dm->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, g,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                 MHD_OPTION_ARRAY, lfd >= 0 ? where : where + 1,
+                                 MHD_OPTION_ARRAY, lfd >= 0 ? where : where + 2,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 4),
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 256),
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout ? o->timeout : 30),
