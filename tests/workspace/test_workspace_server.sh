@@ -55,6 +55,21 @@ nbdcopy "$WS_URI" a.raw
 check "byte for byte what host B wrote" 'cmp -s a.raw exp'
 stop_ws TERM
 
+# --fetch background: the disk comes while it is served
+ok "host D checks out with --fetch background" host D B checkout p --no-lease --workspace wsD --fetch background
+ok "host D serves it" serve_ws wsD serveD.log $(hostenv D B)
+nbdsh -u "$WS_URI" -c 'import sys; sys.stdout.buffer.write(h.pread(4096, 2000000))' > dd
+check "reads are served at once" 'cmp -s dd <(tail -c +2000001 exp | head -c 4096)'
+for _ in $(seq 300); do
+  ( export $(hostenv D B); "$VMCAS" workspace status wsD --json ) > sD.json
+  [ "$(wsj sD.json missing_chunks)" = 0 ] && break; sleep 0.1
+done
+check "and the whole disk arrives in the background ($(wsj sD.json present_chunks) present)" \
+  '[ "$(wsj sD.json missing_chunks)" = 0 ] && [ "$(wsj sD.json present_chunks)" -gt 900 ]'
+nbdcopy "$WS_URI" dD.raw
+check "byte for byte" 'cmp -s dD.raw exp'
+stop_ws TERM
+
 # the server goes away under a workspace on demand
 ok "host C checks out without a lease, on demand" host C B checkout p --no-lease --workspace wsC
 ok "host C serves it" serve_ws wsC serveC.log $(hostenv C B)
