@@ -427,6 +427,7 @@ struct VcWorkspace {
         uint64_t n;
         uint32_t cs;
         bool local;                /* the store is local: nothing to fetch ahead */
+        uint64_t readahead;        /* bytes fetched along with a miss */
         int lock_fd, ov_fd, dirty_fd;
         uint8_t *map;              /* dirty bits (atomic) */
         uint8_t *state;            /* ST_*: is a chunk in the host cache? */
@@ -437,6 +438,7 @@ struct VcWorkspace {
         pthread_mutex_t stripes[STRIPES];
         VcSealer *sealers[VC_MAX_THREADS * 4];
         int nsealers;
+        int jobs;                  /* fetch jobs still running (fetch_async) */
         /* the background fetch */
         pthread_t bg;
         bool bg_started, bg_stop;
@@ -539,6 +541,10 @@ int vc_ws_open(const char *dir, VcWorkspace **ret)
                 goto fail;
         }
         w->local = strcmp(vc_backend_kind(w->b), "cache") != 0;
+        const char *ra = getenv("VMCAS_READAHEAD");
+        w->readahead = READAHEAD_BYTES;
+        if (ra && *ra && vc_parse_size(ra, "VMCAS_READAHEAD", &w->readahead) < 0)
+                vc_errclear();
         w->state = calloc(w->n + 1, 1);
         if (!w->state) {
                 r = -ENOMEM;
@@ -564,6 +570,10 @@ void vc_ws_close(VcWorkspace *w)
                 pthread_mutex_unlock(&w->lock);
                 pthread_join(w->bg, NULL);
         }
+        pthread_mutex_lock(&w->lock);
+        while (w->jobs > 0)
+                pthread_cond_wait(&w->cv, &w->lock);
+        pthread_mutex_unlock(&w->lock);
         if (w->ov_fd >= 0 && w->dirty_fd >= 0 && w->map)
                 vc_ws_flush(w);
         for (int i = 0; i < w->nsealers; i++)
@@ -652,6 +662,118 @@ static int fetch_wants(VcWorkspace *w, Want *want, size_t n, bool deferred)
         return 0;
 }
 
+/* A fetch of misses on a thread of its own: the reader waits only until
+ * the chunks it asked for are delivered, not for the read-ahead nor for
+ * the host cache to store them (which costs an fsync). */
+typedef struct Job {
+        VcWorkspace *w;
+        Want *want;
+        size_t n, needed, delivered;
+        bool done, abandoned;
+        VcErr err;
+        VcSealer *sl;
+        uint8_t *tags, *tmp;
+} Job;
+
+static void job_free(Job *j)
+{
+        free(j->want);
+        free(j->tags);
+        free(j->tmp);
+        free(j);
+}
+
+static int job_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
+{
+        Job *j = ctx;
+        Want *x = &j->want[idx];
+        if (!x->dst)
+                return 0;
+        GotCtx g = { j->w, j->want, j->sl, j->tmp };
+        int r = ws_got(idx, data, len, &g);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&j->w->lock);
+        j->delivered++;
+        x->dst = NULL;              /* delivered: never touched again */
+        pthread_cond_broadcast(&j->w->cv);
+        pthread_mutex_unlock(&j->w->lock);
+        return 0;
+}
+
+static void *job_main(void *arg)
+{
+        Job *j = arg;
+        VcWorkspace *w = j->w;
+        int r = vc_chunks_get(w->b, w->p.name, w->p.data_dom, j->tags, j->n, job_got, j);
+        if (r < 0)
+                vc_err_save(&j->err, vc_errf_prefix(r, "reading the disk of parcel '%s' version %u", w->p.name,
+                                                    w->info.version));
+        sealer_put(w, j->sl);
+        pthread_mutex_lock(&w->lock);
+        for (size_t i = 0; i < j->n; i++)
+                if (j->want[i].claimed)
+                        w->state[j->want[i].chunk] = r < 0 ? ST_UNKNOWN : ST_KNOWN;
+        j->done = true;
+        bool drop = j->abandoned;
+        w->jobs--;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->lock);
+        if (drop)
+                job_free(j);
+        return NULL;
+}
+
+/* Fetches the non-deferred wants on a job thread; returns once those with
+ * a destination are delivered (or the fetch failed). Updates the claims. */
+static int fetch_async(VcWorkspace *w, Want *want, size_t nw)
+{
+        Job *j = calloc(1, sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        j->w = w;
+        j->want = malloc(nw * sizeof *j->want + 1);
+        j->tags = malloc(32 * nw + 1);
+        j->tmp = malloc(w->cs);
+        int r = j->want && j->tags && j->tmp ? sealer_get(w, &j->sl) : -ENOMEM;
+        if (r < 0) {
+                job_free(j);
+                return r;
+        }
+        for (size_t i = 0; i < nw; i++)
+                if (!want[i].deferred) {
+                        memcpy(j->tags + 32 * j->n, w->e[want[i].chunk].tag, 32);
+                        j->needed += want[i].dst != NULL;
+                        j->want[j->n++] = want[i];
+                }
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        pthread_mutex_lock(&w->lock);
+        w->jobs++;
+        pthread_mutex_unlock(&w->lock);
+        if (pthread_create(&t, &at, job_main, j) != 0) {
+                pthread_attr_destroy(&at);
+                job_main(j);        /* here, then: frees nothing, j is ours */
+        } else
+                pthread_attr_destroy(&at);
+        pthread_mutex_lock(&w->lock);
+        while (!j->done && j->delivered < j->needed)
+                pthread_cond_wait(&w->cv, &w->lock);
+        bool ok = j->delivered == j->needed;
+        bool done = j->done;
+        if (!done)
+                j->abandoned = true;    /* the job frees itself */
+        pthread_mutex_unlock(&w->lock);
+        r = ok ? 0 : vc_err_raise(&j->err);
+        if (!ok && r == 0)
+                r = vc_errf(-EIO, "the store delivered only part of a read");
+        if (done)
+                job_free(j);
+        return r;
+}
+
 /* Reads [off, off+count) of the base version and the overlay. */
 int vc_ws_pread(VcWorkspace *w, void *buf, uint32_t count, uint64_t off)
 {
@@ -694,7 +816,7 @@ int vc_ws_pread(VcWorkspace *w, void *buf, uint32_t count, uint64_t off)
         }
         if (miss && !w->local) {
                 /* a miss brings its sequential neighbours along */
-                uint64_t ra = VC_MIN(READAHEAD_MAX, VC_MAX(1, READAHEAD_BYTES / cs));
+                uint64_t ra = VC_MIN(READAHEAD_MAX, w->readahead / cs);
                 for (uint64_t i = last + 1; i < VC_MIN(w->n, last + 1 + ra); i++)
                         if (w->state[i] == ST_UNKNOWN && !vc_entry_is_zero(&w->e[i]) && !bit_get(w->map, i)) {
                                 w->state[i] = ST_INFLIGHT;
@@ -702,12 +824,18 @@ int vc_ws_pread(VcWorkspace *w, void *buf, uint32_t count, uint64_t off)
                         }
         }
         pthread_mutex_unlock(&w->lock);
-        int r = fetch_wants(w, want, nw, false);
-        pthread_mutex_lock(&w->lock);
-        for (size_t j = 0; j < nw; j++)
-                if (want[j].claimed)
-                        w->state[want[j].chunk] = r < 0 ? ST_UNKNOWN : ST_KNOWN;
-        pthread_cond_broadcast(&w->cv);
+        int r;
+        if (miss && !w->local) {
+                r = fetch_async(w, want, nw);
+                pthread_mutex_lock(&w->lock);
+        } else {
+                r = fetch_wants(w, want, nw, false);
+                pthread_mutex_lock(&w->lock);
+                for (size_t j = 0; j < nw; j++)
+                        if (want[j].claimed)
+                                w->state[want[j].chunk] = r < 0 ? ST_UNKNOWN : ST_KNOWN;
+                pthread_cond_broadcast(&w->cv);
+        }
         if (defer && r >= 0)
                 for (size_t j = 0; j < nw; j++)
                         while (want[j].deferred && w->state[want[j].chunk] == ST_INFLIGHT)
