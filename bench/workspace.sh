@@ -19,7 +19,7 @@ GB=${BENCH_CHECKIN_GB:-8}
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/vmcas-wsbench.XXXXXX")
 pids=()
 export VMCAS_PASSPHRASE=bench
-trap 'for p in "${pids[@]}"; do kill -9 $p 2>/dev/null; done; rm -rf "$W"' EXIT
+trap 'for p in "${pids[@]}"; do kill -9 $p 2>/dev/null || true; done; rm -rf "$W"' EXIT
 cd "$W"
 export VMCAS_KEYS=$W/keys VMCAS_HOST=bench
 nbdsh() { PATH=/usr/bin:$PATH command nbdsh "$@"; }
