@@ -118,6 +118,7 @@ static int vm_can_extents(void *h)
 
 static int vm_pread(void *h, void *buf, uint32_t count, uint64_t offset, uint32_t flags)
 {
+        vc_ws_note_read(ws, count, offset);
         int r = vc_ws_pread(ws, buf, count, offset);
         return r < 0 ? fail(r) : 0;
 }

@@ -209,6 +209,7 @@ static int ws_status(int argc, char **argv)
                 json_object_set_new(j, "missing_chunks", json_integer((json_int_t)st.missing));
                 json_object_set_new(j, "bytes_to_send", json_integer((json_int_t)st.dirty_bytes));
                 json_object_set_new(j, "served", json_boolean(st.served));
+                json_object_set_new(j, "read_order_chunks", json_integer((json_int_t)st.read_order));
                 print_json(j);
         } else {
                 char a[32];

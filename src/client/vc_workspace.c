@@ -29,6 +29,7 @@
 #define READAHEAD_MAX 64
 #define STRIPES 64
 #define BG_BATCH_BYTES (4u << 20)
+#define READ_ORDER_MAX (1u << 20)      /* chunks of the read order kept */
 
 enum { ST_UNKNOWN = 0, ST_INFLIGHT = 1, ST_KNOWN = 2 };
 
@@ -439,6 +440,13 @@ struct VcWorkspace {
         VcSealer *sealers[VC_MAX_THREADS * 4];
         int nsealers;
         int jobs;                  /* fetch jobs still running (fetch_async) */
+        /* the read order: disk chunks in the order the client first read
+         * them since the disk was opened (DIR/readorder, the working set's
+         * raw material) */
+        uint8_t *seen;             /* a bit per chunk */
+        uint32_t *order;
+        size_t norder, nsaved;
+        int order_fd;
         /* the background fetch */
         pthread_t bg;
         bool bg_started, bg_stop;
@@ -508,7 +516,7 @@ int vc_ws_open(const char *dir, VcWorkspace **ret)
         VcWorkspace *w = calloc(1, sizeof *w);
         if (!w)
                 return -ENOMEM;
-        w->lock_fd = w->ov_fd = w->dirty_fd = -1;
+        w->lock_fd = w->ov_fd = w->dirty_fd = w->order_fd = -1;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cv, NULL);
         pthread_mutex_init(&w->flush_lock, NULL);
@@ -552,6 +560,17 @@ int vc_ws_open(const char *dir, VcWorkspace **ret)
         }
         if ((r = scan_cache(w)) < 0)
                 goto fail;
+        w->seen = calloc(map_bytes(w->n) + 1, 1);
+        w->order = malloc(VC_MIN(w->n, READ_ORDER_MAX) * sizeof *w->order + 1);
+        if (!w->seen || !w->order || (r = path_in(dir, "readorder", path, sizeof path)) < 0) {
+                r = r < 0 ? r : -ENOMEM;
+                goto fail;
+        }
+        w->order_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (w->order_fd < 0) {
+                r = vc_errf(-errno, "cannot create %s: %s", path, strerror(errno));
+                goto fail;
+        }
         *ret = w;
         return 0;
 fail:
@@ -576,6 +595,10 @@ void vc_ws_close(VcWorkspace *w)
         pthread_mutex_unlock(&w->lock);
         if (w->ov_fd >= 0 && w->dirty_fd >= 0 && w->map)
                 vc_ws_flush(w);
+        if (w->order_fd >= 0)
+                close(w->order_fd);
+        free(w->seen);
+        free(w->order);
         for (int i = 0; i < w->nsealers; i++)
                 vc_sealer_free(w->sealers[i]);
         vc_backend_free(w->b);
@@ -889,9 +912,47 @@ int vc_ws_pwrite(VcWorkspace *w, const void *buf, uint32_t count, uint64_t off)
         return 0;
 }
 
+/* Appends the chunks first read since the last save to DIR/readorder (u32
+ * each, little-endian). Best effort: the order is a hint. */
+static void order_save(VcWorkspace *w)
+{
+        if (w->order_fd < 0)
+                return;
+        pthread_mutex_lock(&w->lock);
+        size_t from = w->nsaved, to = w->norder;
+        pthread_mutex_unlock(&w->lock);
+        if (to <= from)
+                return;
+        uint8_t *buf = malloc(4 * (to - from));
+        if (!buf)
+                return;
+        for (size_t i = from; i < to; i++)
+                vc_put32(buf + 4 * (i - from), w->order[i]);
+        if (vc_pwrite_full(w->order_fd, buf, 4 * (to - from), (off_t)(4 * from)) == 0)
+                w->nsaved = to;
+        else
+                vc_errclear();
+        free(buf);
+}
+
+void vc_ws_note_read(VcWorkspace *w, uint32_t count, uint64_t off)
+{
+        if (count == 0 || off >= w->info.disk_size || !w->seen)
+                return;
+        uint64_t first = off / w->cs, last = (VC_MIN(off + count, w->info.disk_size) - 1) / w->cs;
+        pthread_mutex_lock(&w->lock);
+        for (uint64_t i = first; i <= last && w->norder < READ_ORDER_MAX; i++)
+                if (!(w->seen[i >> 3] & (1u << (i & 7)))) {
+                        w->seen[i >> 3] |= (uint8_t)(1u << (i & 7));
+                        w->order[w->norder++] = (uint32_t)i;
+                }
+        pthread_mutex_unlock(&w->lock);
+}
+
 int vc_ws_flush(VcWorkspace *w)
 {
         pthread_mutex_lock(&w->flush_lock);
+        order_save(w);
         size_t mb = map_bytes(w->n);
         uint8_t *snap = NULL;
         pthread_mutex_lock(&w->lock);
@@ -1025,6 +1086,10 @@ int vc_ws_status(const char *dir, VcWsStatus *st)
         } else
                 close(lfd);
         st->chunks = n;
+        struct stat ost;
+        char opath[PATH_MAX];
+        if (path_in(dir, "readorder", opath, sizeof opath) == 0 && stat(opath, &ost) == 0)
+                st->read_order = (uint64_t)ost.st_size / 4;
         VcBackend *b = NULL;
         VcBackendOpts bo = { .cache_dir = st->info.cache_dir[0] ? st->info.cache_dir : NULL };
         if ((r = vc_backend_open(st->info.locator, &bo, &b)) < 0)

@@ -75,6 +75,10 @@ const VcWsInfo *vc_ws_info(const VcWorkspace *w);
 int vc_ws_pread(VcWorkspace *w, void *buf, uint32_t count, uint64_t off);
 int vc_ws_pwrite(VcWorkspace *w, const void *buf, uint32_t count, uint64_t off);
 int vc_ws_flush(VcWorkspace *w);
+/* Notes a read of the client (not one of the workspace's own): the chunks
+ * read for the first time since the disk was opened go, in order, to
+ * DIR/readorder (saved at each flush and at close). */
+void vc_ws_note_read(VcWorkspace *w, uint32_t count, uint64_t off);
 /* Calls fn for runs of [off, off+count) rounded out to whole chunks:
  * zero true for all-zero chunks of the base that were not written. */
 typedef int (*vc_ws_extent_fn)(uint64_t off, uint64_t len, bool zero, void *ctx);
@@ -89,6 +93,7 @@ typedef struct VcWsStatus {
         uint64_t chunks, zero, dirty, present, missing;
         uint64_t dirty_bytes;      /* what checkin hashes at most */
         bool served;               /* another process holds the lock */
+        uint64_t read_order;       /* chunks in DIR/readorder (as last saved) */
 } VcWsStatus;
 
 /* What the workspace holds: dirty chunks, chunks present in the host

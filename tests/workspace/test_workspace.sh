@@ -47,6 +47,10 @@ check "status: 4 dirty chunks (256 KiB to send), served" \
 fails "checkin while served is refused" "in use" vmcas -q workspace checkin ws
 ok "nbdkit stops" stop_ws TERM
 ok "the workspace reopens after the stop" serve_ws ws serve2.log
+ok "reads in an order of the client's" nbdsh -u "$WS_URI" -c 'h.pread(4096, 100 * 65536); h.pread(100, 5 * 65536 + 10); h.pread(4096, 100 * 65536); h.pread(70000, 50 * 65536); h.flush()'
+vmcas workspace status ws --json > s3.json
+check "the read order is kept: chunks 100, 5, 50, 51 ($(od -An -tu4 ws/readorder | xargs))" \
+  '[ "$(od -An -tu4 ws/readorder | xargs)" = "100 5 50 51" ] && [ "$(wsj s3.json read_order_chunks)" = 4 ]'
 nbdcopy "$WS_URI" out3.raw
 check "with every write" 'cmp -s out3.raw exp'
 stop_ws TERM
