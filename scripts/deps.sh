@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libzstd-dev zlib1g-dev liblmdb-dev
       libmicrohttpd-dev libcurl4-openssl-dev nbdkit nbdkit-plugin-dev libnbd-dev
-      libnbd-bin libcmocka-dev libjansson-dev gnuplot-nox valgrind openssl perl e2fsprogs
+      libnbd-bin python3-libnbd qemu-utils libcmocka-dev libjansson-dev gnuplot-nox valgrind openssl perl e2fsprogs
       libsystemd-dev)
 [ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-dev)
 # `make test` only: JSON Schema checks, the completion, the Debian package

@@ -273,6 +273,10 @@ int vc_backend_remote_open(const char *url, const VcBackendOpts *o, VcBackend **
  * then owns. */
 int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, VcBackend **ret);
 
+/* A cache only: has[i] = 1 if the cache itself holds tags[i] of upstream
+ * domain (nothing is asked upstream). -ENOTSUP on another back end. */
+int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, size_t n, uint8_t *has);
+
 /* Local only: the VcStore behind a local back end (the server's and the
  * maintenance commands' way in), or NULL. */
 struct VcStore *vc_backend_local_store(VcBackend *b);

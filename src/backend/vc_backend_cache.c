@@ -1004,3 +1004,28 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
         *ret = &c->base;
         return 0;
 }
+
+int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, size_t n, uint8_t *has)
+{
+        memset(has, 0, n);
+        if (strcmp(vc_backend_kind(b), "cache") != 0)
+                return -ENOTSUP;
+        Cache *c = C(b);
+        uint64_t id;
+        if (domain_id(c, domain, false, &id) < 0) {
+                vc_errclear();          /* nothing of this domain cached */
+                return 0;
+        }
+        _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n + 1, sizeof *locs);
+        if (!locs)
+                return -ENOMEM;
+        int r = vc_txn_begin(c->s, false, &t);
+        if (r < 0)
+                return r;
+        if ((r = vc_store_prefetch(c->s, t, id, tags, 32, n, locs)) < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                has[i] = locs[i].found;
+        return 0;
+}

@@ -427,13 +427,19 @@ int vc_cmd_checkin(int argc, char **argv)
 static void help_checkout(void)
 {
         printf("Usage: vmcas -s STORE|URL checkout NAME [--version N] --memory FILE --disk FILE\n"
-               "                                  [--no-lease] [--json]\n\n"
+               "                                  [--no-lease] [--json]\n"
+               "       vmcas -s STORE|URL checkout NAME [--version N] --workspace DIR\n"
+               "                                  [--fetch demand|complete|background] [--no-lease] [--json]\n\n"
                "Writes version N (default: the latest) of parcel NAME, byte for byte. Each file is\n"
                "written beside its target and renamed into place only when both are complete.\n"
                "From a server, only the chunks the host cache lacks are fetched.\n\n"
                "The parcel is leased to this host until it checks in; a parcel leased to another\n"
                "host is refused. --no-lease reads without taking the lease (nothing to check in).\n\n"
-               "  --json   the counts, and the bytes moved (as for checkin)\n");
+               "  --json   the counts, and the bytes moved (as for checkin)\n\n"
+               "--workspace DIR writes the memory image to DIR/memory and keeps the disk in the\n"
+               "host cache, served by `vmcas workspace serve DIR` (see `vmcas workspace --help`):\n"
+               "--fetch demand (the default) fetches disk chunks when they are read, complete\n"
+               "fetches them all before returning, background while the disk is served.\n");
 }
 
 int vc_cmd_checkout(int argc, char **argv)
@@ -445,9 +451,11 @@ int vc_cmd_checkout(int argc, char **argv)
                 { "version", required_argument, NULL, 'v' },
                 { "no-lease", no_argument, NULL, 'n' },
                 { "json", no_argument, NULL, 'j' },
+                { "workspace", required_argument, NULL, 'W' },
+                { "fetch", required_argument, NULL, 'F' },
                 { 0 }
         };
-        const char *mem = NULL, *disk = NULL;
+        const char *mem = NULL, *disk = NULL, *ws = NULL, *fetch = NULL;
         uint64_t version = 0;
         bool json = false;
         VcCheckoutOpts co = { 0 };
@@ -457,6 +465,8 @@ int vc_cmd_checkout(int argc, char **argv)
         case 'j': json = true; break;
         case 'm': mem = optarg; break;
         case 'd': disk = optarg; break;
+        case 'W': ws = optarg; break;
+        case 'F': fetch = optarg; break;
         case 'v':
                 if ((r = vc_parse_u64(optarg, "version", &version)) < 0 || version == 0 || version > UINT32_MAX)
                         return vc_cli_usage("checkout", "invalid version '%s' (versions are 1, 2, 3...)", optarg);
@@ -464,6 +474,11 @@ int vc_cmd_checkout(int argc, char **argv)
         GETOPT_END
         if (optind + 1 != argc)
                 return vc_cli_usage("checkout", optind >= argc ? "checkout needs a parcel NAME" : "unexpected argument");
+        if (ws || fetch) {
+                if (!ws || mem || disk)
+                        return vc_cli_usage("checkout", "--workspace DIR goes without --memory and --disk; --fetch needs it");
+                return vc_checkout_workspace(argv[optind], (uint32_t)version, ws, fetch, co.no_lease, json);
+        }
         if (!mem || !disk)
                 return vc_cli_usage("checkout", "--memory FILE and --disk FILE are required");
         VcBackend *s;

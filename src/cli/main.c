@@ -20,6 +20,7 @@ static const struct {
         { "parcel",   vc_cmd_parcel,   "create or list parcels" },
         { "checkin",  vc_cmd_checkin,  "store a new version of a parcel" },
         { "checkout", vc_cmd_checkout, "write out a version of a parcel" },
+        { "workspace", vc_cmd_workspace, "serve, inspect or check in a workspace (checkout --workspace)" },
         { "log",      vc_cmd_log,      "list the versions of a parcel" },
         { "stat",     vc_cmd_stat,     "storage used, per store and parcel" },
         { "verify",   vc_cmd_verify,   "check the store's structure (--full: every chunk)" },

@@ -40,6 +40,12 @@ int vc_cmd_serve(int argc, char **argv);
 int vc_cmd_user(int argc, char **argv);
 int vc_cmd_login(int argc, char **argv);
 
+/* workspaces (src/cli/cmd_workspace.c) */
+int vc_cmd_workspace(int argc, char **argv);
+/* checkout NAME --workspace DIR (fetch: NULL, "demand", "complete", "background") */
+int vc_checkout_workspace(const char *name, uint32_t version, const char *dir, const char *fetch, bool no_lease,
+                          bool json);
+
 /* the what-if analysis (src/analyze/) */
 int vc_cmd_analyze(int argc, char **argv);
 int vc_cmd_synth(int argc, char **argv);

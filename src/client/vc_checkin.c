@@ -101,7 +101,8 @@ static int work(void *arg, int tid)
          * file, reads it itself: reading is then as parallel as sealing. */
         uint64_t lo = n * (uint64_t)tid / (uint64_t)c->nthreads;
         uint64_t hi = n * (uint64_t)(tid + 1) / (uint64_t)c->nthreads;
-        if (c->src && c->src->fd >= 0 && hi > lo) {
+        const uint8_t *dirty = c->src ? c->src->dirty : NULL;
+        if (c->src && c->src->fd >= 0 && hi > lo && !dirty) {
                 uint64_t from = lo * cs, to = VC_MIN(hi * cs, b->len);
                 int r = source_read(c->src, c->src_off + from, b->buf + from, (size_t)(to - from));
                 if (r < 0)
@@ -112,6 +113,17 @@ static int work(void *arg, int tid)
                 size_t len = (size_t)VC_MIN(cs, b->len - i * cs);
                 uint64_t idx = b->first + i;
                 VcEntry *e = &b->out[i];
+                if (dirty) {
+                        /* a workspace: a clean chunk is the base's, unread */
+                        if (!(dirty[idx >> 3] & (1u << (idx & 7)))) {
+                                *e = c->src->base[idx];
+                                b->kind[i] = vc_entry_is_zero(e) ? SLOT_ZERO : SLOT_REUSED;
+                                continue;
+                        }
+                        int r = source_read(c->src, c->src_off + i * cs, b->buf + i * cs, len);
+                        if (r < 0)
+                                return r;
+                }
                 if (vc_is_zero(d, len)) {
                         memset(e, 0, sizeof *e);
                         b->kind[i] = SLOT_ZERO;
@@ -495,6 +507,8 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
                 goto out;
         p->latest++;
         st->version = p->latest;
+        if (disk->out)
+                memcpy(disk->out, edisk, ndisk * sizeof(VcEntry));
         st->seconds = vc_mono() - t0;
 out:
         vc_wipe(&rm, sizeof rm);

@@ -187,7 +187,45 @@ static void fsync_parent(const char *path)
 }
 
 /* Takes the lease for this host and remembers its token. */
-static int take_lease(VcBackend *b, const char *name)
+int checkout_file(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t version, const VcEntry *e, uint64_t n,
+                  uint64_t size, const char *path, const char *what, bool quiet)
+{
+        char tmp[PATH_MAX];
+        int fd = -1, nth = vc_threads();
+        if (nth < 0)
+                return nth;
+        int r = tmp_beside(path, tmp, sizeof tmp, &fd);
+        if (r < 0)
+                return r;
+        VcProgress prog;
+        vc_progress_init(&prog, "checkout", size, quiet);
+        bool local = strcmp(vc_backend_kind(b), "local") == 0;
+        uint64_t run = VC_MAX(1, (local ? 1u << 20 : 8u << 20) / p->chunk_size);
+        if (!local)
+                nth = VC_MIN(VC_THREADS_MAX, VC_MAX(4, nth));
+        Out o = { .b = b, .p = p, .e = e, .n = n, .size = size, .fd = fd, .what = what, .version = version,
+                  .nthreads = nth, .run = run, .prog = &prog, .dfd = open_direct(tmp) };
+        pthread_mutex_init(&o.lock, NULL);
+        r = write_image(&o, p, k);
+        pthread_mutex_destroy(&o.lock);
+        for (int i = 0; i < VC_MAX_THREADS; i++)
+                vc_sealer_free(o.sealers[i]);
+        if (o.dfd >= 0)
+                close(o.dfd);
+        close(fd);
+        if (r >= 0) {
+                vc_progress_end(&prog, o.done);
+                if (rename(tmp, path) < 0)
+                        r = vc_errf(-errno, "cannot move the %s image into place: %s", what, strerror(errno));
+                else
+                        fsync_parent(path);
+        }
+        if (r < 0)
+                unlink(tmp);
+        return r;
+}
+
+int take_lease(VcBackend *b, const char *name)
 {
         VcLease ls;
         int r = vc_lease_acquire(b, name, vc_host_name(), &ls);

@@ -56,6 +56,12 @@ typedef struct Source {
         const VcParcel *p;
         const VcEntry *e;
         VcSealer *sealer;
+        /* a workspace's disk (vc_workspace.c): only the chunks whose bit
+         * is set in dirty are read from fd (the overlay) and hashed; every
+         * other chunk keeps its entry in base */
+        const uint8_t *dirty;
+        const VcEntry *base;
+        VcEntry *out;                 /* not NULL: do_checkin copies the new entries here */
 } Source;
 
 int source_open_file(const char *path, const char *what, uint64_t want, Source *src);
@@ -69,6 +75,15 @@ int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len);
  * the commit presents, or NULL. */
 int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const uint8_t *lease, bool quiet,
                VcCheckinStats *st);
+
+/* ---- checkout (vc_checkout.c) ---------------------------------------------------- */
+
+/* Writes an image of version `version` (entries e[0..n), size bytes) to
+ * path atomically (temp file beside it, fsync, rename). */
+int checkout_file(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t version, const VcEntry *e, uint64_t n,
+                  uint64_t size, const char *path, const char *what, bool quiet);
+/* Takes parcel name's lease for this host and saves its token. */
+int take_lease(VcBackend *b, const char *name);
 
 /* ---- this host's leases ------------------------------------------------------------ */
 
