@@ -38,6 +38,9 @@ is lease-break vmcas -s "$S" lease break a --json
 is lease-show vmcas -s "$S" lease show a --json
 is stat vmcas -s "$S" stat --json
 is verify vmcas -s "$S" verify --json
+is workspace-checkout vmcas -s "$S" checkout c --workspace ws --json
+is workspace-status vmcas workspace status ws --json
+is workspace-checkin vmcas workspace checkin ws --release --json
 is verify vmcas -s "$S" verify --full --json
 is prune vmcas -s "$S" prune a --keep 1 --json
 is gc vmcas -s "$S" gc --grace 0 --json
