@@ -1175,7 +1175,8 @@ int vc_ws_checkin(const char *dir, bool release, bool quiet, VcCheckinStats *st)
                 r = -ENOMEM;
                 goto out;
         }
-        if ((r = lease_for_checkin(b, in.parcel, token)) < 0)
+        int taken = lease_for_checkin(b, in.parcel, token);
+        if ((r = taken) < 0)
                 goto out;
         r = do_checkin(b, &p, &k, &mem, &disk, token, quiet, st);
         if (r == -ESTALE)
@@ -1203,6 +1204,10 @@ int vc_ws_checkin(const char *dir, bool release, bool quiet, VcCheckinStats *st)
                 if (vc_lease_release(b, in.parcel, token) < 0)
                         vc_errclear();
                 lease_token_forget(vc_backend_uuid(b), in.parcel);
+        } else if (taken && r >= 0) {
+                /* a lease this checkin took, and keeps: its token is this
+                 * host's from now on (as vc_checkin --keep-lease does) */
+                r = lease_token_save(vc_backend_uuid(b), in.parcel, token);
         }
 out:
         vc_wipe(token, sizeof token);
