@@ -26,9 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(v.seq == 0x0123456789abcdefull);
         if (r < 0)
                 return 0;
-        FUZZ_CHECK(size == VC_VERSION_REC_LEN);
-        uint8_t buf[VC_VERSION_REC_LEN];
-        vc_version_pack(&v, buf);
-        FUZZ_CHECK(memcmp(buf, data, sizeof buf) == 0);
+        FUZZ_CHECK(vc_version_rec_len_ok(size) && v.format == (size == VC_VERSION_REC_LEN ? 3 : 2));
+        uint8_t buf[VC_VERSION_REC_MAX];
+        FUZZ_CHECK(vc_version_pack(&v, buf) == size);
+        FUZZ_CHECK(memcmp(buf, data, size) == 0);
         return 0;
 }

@@ -387,6 +387,19 @@ static void gen_version(void)
         /* Stands for the GCM-sealed root keys: opaque to the parser. */
         rnd(v.wrapped, sizeof v.wrapped);
         uint8_t b[VC_VERSION_REC_LEN];
+        /* format 2: what a development build wrote, still read */
+        v.format = 2;
+        put("version", "format-2", b, vc_version_pack(&v, b));
+        v.format = VC_VERSION_FORMAT;
+        v.machine_size = 365555;
+        rnd(v.machine_root, sizeof v.machine_root);
+        v.order_size = 8 * 1200;
+        rnd(v.order_root, sizeof v.order_root);
+        vc_version_pack(&v, b);
+        put("version", "v3-machine", b, sizeof b);
+        v.machine_size = v.order_size = 0;
+        memset(v.machine_root, 0, 32);
+        memset(v.order_root, 0, 32);
         vc_version_pack(&v, b);
         put("version", "v3", b, sizeof b);
         v.version = 1;

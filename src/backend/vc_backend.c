@@ -191,7 +191,7 @@ int vc_cat_create(VcBackend *b, const char *name, const char *owner, const uint8
 int vc_cat_commit(VcBackend *b, const VcCommit *c)
 {
         CHECK(check_parcel(c->parcel));
-        if (c->record_len != VC_VERSION_REC_LEN)
+        if (c->record_len != VC_VERSION_REC_LEN)   /* a client writes format 3 only */
                 return vc_errf(-EINVAL, "a version record of %zu bytes", c->record_len);
         return b->ops->commit(b, c);
 }

@@ -272,7 +272,7 @@ typedef struct { VcVersionInfo *v; size_t n, cap; } VerCtx;
 static int ver_cb(const void *key, size_t klen, const void *val, size_t vlen, void *ctx)
 {
         VerCtx *c = ctx;
-        if (klen != 12 || vlen != 8 + VC_VERSION_REC_LEN)
+        if (klen != 12 || vlen < 8 || !vc_version_rec_len_ok(vlen - 8))
                 return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
         if (c->n == c->cap) {
                 size_t nc = c->cap ? 2 * c->cap : 16;
@@ -285,8 +285,8 @@ static int ver_cb(const void *key, size_t klen, const void *val, size_t vlen, vo
         VcVersionInfo *v = &c->v[c->n++];
         v->version = vc_get32be((const uint8_t *)key + 8);
         v->seq = vc_get64(val);
-        v->record_len = VC_VERSION_REC_LEN;
-        memcpy(v->record, (const uint8_t *)val + 8, VC_VERSION_REC_LEN);
+        v->record_len = vlen - 8;
+        memcpy(v->record, (const uint8_t *)val + 8, vlen - 8);
         return 0;
 }
 
@@ -319,14 +319,13 @@ static int local_version(VcBackend *b, const char *name, uint32_t version, VcVer
         if (r < 0 || (r = info_of(t, name, &pi, &id)) < 0)
                 return r;
         memset(ret, 0, sizeof *ret);
-        r = vc_repo_version_raw(t, id, version, ret->record, &ret->seq);
+        r = vc_repo_version_raw(t, id, version, ret->record, &ret->record_len, &ret->seq);
         if (r == -ENOENT)
                 return vc_errf(-ENOENT, "parcel '%s' has no version %u%s", name, version,
                                pi.latest == 0 ? " (it has no version yet)" : "");
         if (r < 0)
                 return r;
         ret->version = version;
-        ret->record_len = VC_VERSION_REC_LEN;
         return 0;
 }
 

@@ -8,11 +8,14 @@
 #include "core/vc_util.h"
 #include "repo/vc_repo.h"
 #include "store/vc_store.h"
+#include "vm/vc_vm.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +147,8 @@ static void help_parcel(void)
         printf("Usage: vmcas -s STORE parcel create NAME --policy delta|ip|all|group:GROUP\n"
                "              [--chunk-size 4K..512K] [--compress none|gzip|zstd]\n"
                "              (--memory-size SIZE --disk-size SIZE | --from PARCEL[@VERSION]) [--json]\n"
+               "       vmcas -s STORE parcel create NAME --policy P (--from-qemu KERNEL,INITRD | --from-disk IMAGE)\n"
+               "              --memory-size SIZE [--disk-size SIZE] [--append CMDLINE] ...\n"
                "       vmcas -s STORE parcel list [--json]\n\n"
                "create makes a parcel. With sizes it has no version yet and its first checkin is\n"
                "version 1; with --from, version 1 is a copy of another parcel's version (a gold\n"
@@ -153,7 +158,13 @@ static void help_parcel(void)
                "                    ip: anything within the parcel; group:G: anything within the group G;\n"
                "                    all: anything in the store (convergent encryption)\n"
                "  --chunk-size S    a power of two from 4K to 512K (default: the source's, or 128K)\n"
-               "  --compress C      per chunk, kept only when smaller (default: zstd)\n");
+               "  --compress C      per chunk, kept only when smaller (default: zstd)\n"
+               "  --from-qemu K,I   a virtual machine whose first resume boots kernel K and initramfs I\n"
+               "                    (both kept in the parcel) with an empty disk of --disk-size\n"
+               "  --from-disk IMG   a virtual machine whose first resume boots the raw disk image IMG\n"
+               "                    (--disk-size defaults to its size)\n"
+               "  --append CMDLINE  the kernel command line of --from-qemu (default: console=ttyS0)\n"
+               "A VM's memory size is its RAM: a whole number of MiB. `vmcas resume` runs it.\n");
 }
 
 static void parcel_json(json_t *o, const VcParcel *p)
@@ -208,10 +219,13 @@ static int parcel_create(int argc, char **argv)
                 { "from", required_argument, NULL, 'f' },
                 { "json", no_argument, NULL, 'j' },
                 { "owner", required_argument, NULL, 'o' },
+                { "from-qemu", required_argument, NULL, 'Q' },
+                { "from-disk", required_argument, NULL, 'D' },
+                { "append", required_argument, NULL, 'A' },
                 { 0 }
         };
         VcCreateOpts o = { .comp = VC_COMP_ZSTD };
-        const char *policy = NULL, *from = NULL;
+        const char *policy = NULL, *from = NULL, *from_qemu = NULL, *from_disk = NULL, *append = NULL;
         bool json = false, have_mem = false, have_disk = false;
         uint64_t v;
         int r;
@@ -241,6 +255,9 @@ static int parcel_create(int argc, char **argv)
         case 'f': from = optarg; break;
         case 'j': json = true; break;
         case 'o': o.owner = optarg; break;
+        case 'Q': from_qemu = optarg; break;
+        case 'D': from_disk = optarg; break;
+        case 'A': append = optarg; break;
         GETOPT_END
         if (optind + 1 != argc)
                 return vc_cli_usage("parcel", optind >= argc ? "parcel create needs a NAME"
@@ -250,6 +267,49 @@ static int parcel_create(int argc, char **argv)
                 return vc_cli_usage("parcel", "--policy is required (delta, ip, all or group:NAME)");
         if ((r = vc_policy_parse(policy, &o.policy, o.group, sizeof o.group)) < 0)
                 return vc_cli_usage("parcel", "%s", vc_errmsg(r));
+        bool vm = from_qemu || from_disk;
+        if (from_qemu && from_disk)
+                return vc_cli_usage("parcel", "give --from-qemu or --from-disk, not both");
+        if (vm && from)
+                return vc_cli_usage("parcel", "--from copies a parcel's version; it does not go with --from-qemu or "
+                                    "--from-disk");
+        if (append && !from_qemu)
+                return vc_cli_usage("parcel", "--append is the kernel command line of --from-qemu");
+        _vc_cleanup_(vc_freep) uint8_t *machine = NULL;
+        char kernel[PATH_MAX] = "", *initrd = NULL;
+        if (vm) {
+                if (!have_mem)
+                        return vc_cli_usage("parcel", "a VM needs --memory-size (its RAM)");
+                if (o.mem_size % (1u << 20) || o.mem_size < (16u << 20))
+                        return vc_cli_usage("parcel", "a VM's --memory-size is a whole number of MiB, at least 16M");
+                if (from_disk) {
+                        struct stat dst;
+                        if (stat(from_disk, &dst) < 0 || !S_ISREG(dst.st_mode))
+                                return vc_cli_fail(vc_errf(-ENOENT, "the disk image '%s' %s", from_disk,
+                                                           errno == ENOENT ? "does not exist" : "is not a regular file"),
+                                                   "parcel create %s", argv[optind]);
+                        if (!have_disk)
+                                o.disk_size = (uint64_t)dst.st_size;
+                        have_disk = true;
+                        o.disk_image = from_disk;
+                } else if (!have_disk)
+                        return vc_cli_usage("parcel", "--from-qemu needs --disk-size (its empty disk)");
+                if (from_qemu) {
+                        const char *comma = strchr(from_qemu, ',');
+                        size_t kn = comma ? (size_t)(comma - from_qemu) : strlen(from_qemu);
+                        if (!comma || kn == 0 || !comma[1] || kn >= sizeof kernel)
+                                return vc_cli_usage("parcel", "--from-qemu takes KERNEL,INITRD");
+                        memcpy(kernel, from_qemu, kn);
+                        kernel[kn] = 0;
+                        initrd = (char *)comma + 1;
+                }
+                size_t mlen = 0;
+                if ((r = vc_vm_machine_new(from_qemu ? kernel : NULL, initrd, append ? append : "console=ttyS0",
+                                           &machine, &mlen)) < 0)
+                        return vc_cli_fail(r, "parcel create %s", argv[optind]);
+                o.machine = machine;
+                o.machine_len = mlen;
+        }
         if (from && (have_mem || have_disk))
                 return vc_cli_usage("parcel", "give either --from or --memory-size and --disk-size, not both");
         if (!from && !(have_mem && have_disk))
@@ -287,11 +347,15 @@ static int parcel_create(int argc, char **argv)
                 return vc_cli_fail(r, "parcel create %s", o.name);
         }
         if (json) {
-                json_t *j = from ? checkin_json(&st) : json_object();
+                json_t *j = from || vm ? checkin_json(&st) : json_object();
                 json_object_set_new(j, "parcel", json_string(o.name));
                 print_json(j);
         } else if (from) {
                 printf("Created parcel %s (%s) from %s.\n", o.name, policy, from);
+                checkin_text(o.name, &st);
+        } else if (vm) {
+                printf("Created parcel %s (%s): a VM that boots %s; `vmcas resume %s --workspace DIR` runs it.\n",
+                       o.name, policy, from_qemu ? kernel : from_disk, o.name);
                 checkin_text(o.name, &st);
         } else
                 printf("Created parcel %s (%s); its first checkin will be version 1.\n", o.name, policy);

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void print_json(json_t *j)
@@ -132,6 +134,14 @@ static int find_plugin(char *buf, size_t len)
         return vc_errf(-ENOENT, "cannot find nbdkit-vmcas-plugin.so (build it with make, or set VMCAS_PLUGIN)");
 }
 
+static volatile pid_t serve_child;
+
+static void pass_signal(int sig)
+{
+        if (serve_child > 0)
+                kill(serve_child, sig);
+}
+
 static int ws_serve(int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -178,11 +188,35 @@ static int ws_serve(int argc, char **argv)
         } else
                 printf("nbd://127.0.0.1:%s\n", port);
         fflush(stdout);
-        if (sock)
-                execlp(nbdkit, nbdkit, "-f", "-U", sock, plugin, arg, (char *)NULL);
-        else
-                execlp(nbdkit, nbdkit, "-f", "-i", "127.0.0.1", "-p", port, plugin, arg, (char *)NULL);
-        return vc_cli_fail(vc_errf(-errno, "cannot run %s: %s", nbdkit, strerror(errno)), NULL);
+        /* nbdkit runs as our child, and we stay until it exits: it ties
+         * its life to its parent's (it sets PR_SET_PDEATHSIG), and a
+         * caller that starts us in the background (vmcas resume) goes
+         * away. SIGTERM, SIGINT and SIGHUP are passed on to it. */
+        fflush(NULL);
+        pid_t child = fork();
+        if (child < 0)
+                return vc_cli_fail(vc_errf(-errno, "cannot fork: %s", strerror(errno)), NULL);
+        if (child == 0) {
+                if (sock)
+                        execlp(nbdkit, nbdkit, "-f", "-U", sock, plugin, arg, (char *)NULL);
+                else
+                        execlp(nbdkit, nbdkit, "-f", "-i", "127.0.0.1", "-p", port, plugin, arg, (char *)NULL);
+                fprintf(stderr, "vmcas: cannot run %s: %s\n", nbdkit, strerror(errno));
+                _exit(127);
+        }
+        serve_child = child;
+        struct sigaction sa = { .sa_handler = pass_signal };
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        int status;
+        while (waitpid(child, &status, 0) < 0)
+                if (errno != EINTR)
+                        return vc_cli_fail(vc_errf(-errno, "waiting for nbdkit: %s", strerror(errno)), NULL);
+        if (WIFEXITED(status))
+                return WEXITSTATUS(status);
+        return 1;
 }
 
 static int ws_status(int argc, char **argv)

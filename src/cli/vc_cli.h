@@ -46,6 +46,10 @@ int vc_cmd_workspace(int argc, char **argv);
 int vc_checkout_workspace(const char *name, uint32_t version, const char *dir, const char *fetch, bool no_lease,
                           bool json);
 
+/* a parcel as a QEMU VM (src/cli/cmd_vm.c) */
+int vc_cmd_resume(int argc, char **argv);
+int vc_cmd_suspend(int argc, char **argv);
+
 /* the what-if analysis (src/analyze/) */
 int vc_cmd_analyze(int argc, char **argv);
 int vc_cmd_synth(int argc, char **argv);

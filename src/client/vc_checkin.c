@@ -3,6 +3,7 @@
  * build the keyrings; commit the version in one atomic call. */
 #include "client/vc_client_int.h"
 #include "client/vc_keystore.h"
+#include "client/vc_machine.h"
 #include "core/vc_limits.h"
 #include "core/vc_pool.h"
 
@@ -321,32 +322,40 @@ static int node_put(const uint8_t tag[32], const uint8_t *sealed, size_t len, vo
 
 /* ---- the whole checkin ------------------------------------------------------------- */
 
-static void version_aad(const VcVersion *v, uint8_t aad[VC_VERSION_AAD_LEN])
-{
-        uint8_t rec[VC_VERSION_REC_LEN];
-        vc_version_pack(v, rec);
-        memcpy(aad, rec, VC_VERSION_AAD_LEN);
-}
-
-static int load_prev(Checkin *c, VcEntry **pmem, uint64_t *npm, VcEntry **pdisk, uint64_t *npd)
+/* The previous version's entries: memory, disk and machine (whose
+ * kernel and initrd come back unchanged at every suspend). */
+static int load_prev(Checkin *c, VcEntry **pmem, uint64_t *npm, VcEntry **pdisk, uint64_t *npd, VcEntry **pmach,
+                     uint64_t *npx)
 {
         VcVersion pv;
-        VcEntry rm, rd;
-        int r = version_open(c->b, c->p, c->k, c->p->latest, &pv, &rm, &rd);
+        VcEntry rm, rd, aux[2];
+        NodesCtxPub nc = { c->b, c->p };
+        int r = version_open_aux(c->b, c->p, c->k, c->p->latest, &pv, &rm, &rd, aux);
         if (r >= 0)
                 r = read_entries(c->b, c->p, c->k, &pv, &rm, &rd, pmem, npm, pdisk, npd);
+        if (r >= 0 && pv.machine_size && pv.machine_size <= VC_MACHINE_MAX) {
+                *npx = vc_chunk_count(pv.machine_size, c->p->chunk_size);
+                if (!(*pmach = calloc(*npx + 1, sizeof(VcEntry))))
+                        r = -ENOMEM;
+                else
+                        r = vc_tree_read_levels(c->k->node, &aux[0], *npx, nodes_get_pub, &nc, *pmach);
+        }
         vc_wipe(&rm, sizeof rm);
         vc_wipe(&rd, sizeof rd);
+        vc_wipe(aux, sizeof aux);
         if (r < 0 || c->p->policy == VC_POLICY_DELTA)
                 return r;
-        /* one table over both images: memory pages often reappear on disk
+        /* one table over every tree: memory pages often reappear on disk
          * and back (page cache, swap) */
-        c->prev_all = malloc((*npm + *npd + 1) * sizeof(VcEntry));
+        uint64_t all = *npm + *npd + *npx;
+        c->prev_all = malloc((all + 1) * sizeof(VcEntry));
         if (!c->prev_all || vc_tagset_new(&c->prevmap) < 0)
                 return -ENOMEM;
         memcpy(c->prev_all, *pmem, *npm * sizeof(VcEntry));
         memcpy(c->prev_all + *npm, *pdisk, *npd * sizeof(VcEntry));
-        for (uint64_t i = 0; i < *npm + *npd; i++)
+        if (*npx)
+                memcpy(c->prev_all + *npm + *npd, *pmach, *npx * sizeof(VcEntry));
+        for (uint64_t i = 0; i < all; i++)
                 if (!vc_entry_is_zero(&c->prev_all[i]) && (r = vc_tagset_add(c->prevmap, 0, c->prev_all[i].key, i)) < 0)
                         return r;
         return 0;
@@ -409,23 +418,29 @@ static void free_checkin(Checkin *c)
 }
 
 /* The version record of the new version, its roots' keys sealed. */
-static int make_record(Checkin *c, const VcEntry *rm, const VcEntry *rd, uint8_t rec[VC_VERSION_REC_LEN])
+static int make_record(Checkin *c, const VcEntry *rm, const VcEntry *rd, const VcEntry aux[2], const VcAuxIn *ai,
+                       uint8_t rec[VC_VERSION_REC_LEN])
 {
         VcCheckinStats *st = c->st;
-        VcVersion v = { .version = c->p->latest + 1, .timestamp = vc_now(), .mem_size = c->p->mem_size,
-                        .disk_size = c->p->disk_size };
+        VcVersion v = { .format = VC_VERSION_FORMAT, .version = c->p->latest + 1, .timestamp = vc_now(),
+                        .mem_size = c->p->mem_size, .disk_size = c->p->disk_size,
+                        .machine_size = ai ? ai->machine_len : 0, .order_size = ai ? ai->order_len : 0 };
         memcpy(v.uuid, c->p->uuid, 16);
         memcpy(v.mem_root, rm->tag, 32);
         memcpy(v.disk_root, rd->tag, 32);
+        memcpy(v.machine_root, aux[0].tag, 32);
+        memcpy(v.order_root, aux[1].tag, 32);
         st->meta_bytes += VC_VERSION_REC_LEN;
         v.new_chunks = st->new_chunks;
         v.new_bytes = st->new_bytes;
         v.meta_bytes = st->meta_bytes;
-        uint8_t aad[VC_VERSION_AAD_LEN], roots[64];
-        version_aad(&v, aad);
+        uint8_t aad[VC_VERSION_AAD_LEN], roots[128];
+        size_t alen = vc_version_aad(&v, aad);
         memcpy(roots, rm->key, 32);
         memcpy(roots + 32, rd->key, 32);
-        int r = vc_gcm_seal(c->k->wrap, aad, sizeof aad, roots, sizeof roots, v.wrapped);
+        memcpy(roots + 64, aux[0].key, 32);
+        memcpy(roots + 96, aux[1].key, 32);
+        int r = vc_gcm_seal(c->k->wrap, aad, alen, roots, sizeof roots, v.wrapped);
         vc_wipe(roots, sizeof roots);
         if (r < 0)
                 return r;
@@ -433,8 +448,8 @@ static int make_record(Checkin *c, const VcEntry *rm, const VcEntry *rd, uint8_t
         return 0;
 }
 
-int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const uint8_t *lease, bool quiet,
-               VcCheckinStats *st)
+int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const VcAuxIn *aux,
+               const uint8_t *lease, bool quiet, VcCheckinStats *st)
 {
         memset(st, 0, sizeof *st);
         double t0 = vc_mono();
@@ -451,10 +466,13 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         }
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cv, NULL);
-        VcEntry *emem = NULL, *edisk = NULL, *pmem = NULL, *pdisk = NULL;
-        uint64_t npm = 0, npd = 0;
-        uint64_t nmem = 0, ndisk = 0;
-        VcEntry rm, rd;
+        VcEntry *emem = NULL, *edisk = NULL, *pmem = NULL, *pdisk = NULL, *pmach = NULL, *eaux[2] = { NULL, NULL };
+        uint64_t npm = 0, npd = 0, npx = 0;
+        uint64_t nmem = 0, ndisk = 0, naux[2] = { 0, 0 };
+        VcEntry rm, rd, raux[2];
+        memset(raux, 0, sizeof raux);
+        const uint8_t *auxb[2] = { aux ? aux->machine : NULL, aux ? aux->order : NULL };
+        size_t auxn[2] = { aux && aux->machine ? aux->machine_len : 0, aux && aux->order ? aux->order_len : 0 };
         uint8_t salt[8], rec[VC_VERSION_REC_LEN];
         int r;
         if ((r = vc_image_size_check("the memory image", p->mem_size, p->chunk_size)) < 0 ||
@@ -465,11 +483,20 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         nmem = vc_chunk_count(p->mem_size, p->chunk_size);
         ndisk = vc_chunk_count(p->disk_size, p->chunk_size);
         /* the previous version, whose chunks need no sealing */
-        if (p->latest > 0 && (r = load_prev(c, &pmem, &npm, &pdisk, &npd)) < 0)
+        if (auxn[0] > VC_MACHINE_MAX || auxn[1] > VC_ORDER_MAX || auxn[1] % 8) {
+                r = vc_errf(-EINVAL, "a machine of %zu bytes or a read order of %zu bytes is more than a version "
+                            "holds", auxn[0], auxn[1]);
+                goto out;
+        }
+        for (int i = 0; i < 2; i++)
+                naux[i] = vc_chunk_count(auxn[i], p->chunk_size);
+        if (p->latest > 0 && (r = load_prev(c, &pmem, &npm, &pdisk, &npd, &pmach, &npx)) < 0)
                 goto out;
         emem = calloc(nmem + 1, sizeof(VcEntry));
         edisk = calloc(ndisk + 1, sizeof(VcEntry));
-        if (!emem || !edisk || (r = alloc_batches(c)) < 0) {
+        eaux[0] = calloc(naux[0] + 1, sizeof(VcEntry));
+        eaux[1] = calloc(naux[1] + 1, sizeof(VcEntry));
+        if (!emem || !edisk || !eaux[0] || !eaux[1] || (r = alloc_batches(c)) < 0) {
                 r = -ENOMEM;
                 goto out;
         }
@@ -480,7 +507,7 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
                         goto out;
                 vc_sealer_set_salt(c->sealers[i], salt);
         }
-        vc_progress_init(&c->prog, "checkin", p->mem_size + p->disk_size, quiet);
+        vc_progress_init(&c->prog, "checkin", p->mem_size + p->disk_size + auxn[0] + auxn[1], quiet);
         if (pthread_create(&c->putter, NULL, put_main, c) != 0) {
                 r = vc_errf(-EAGAIN, "cannot start a thread");
                 goto out;
@@ -490,14 +517,25 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         if ((r = checkin_image(c, mem, pmem, npm, emem, 0)) < 0 ||
             (r = checkin_image(c, disk, pdisk, npd, edisk, VC_DELTA_DISK_BASE)) < 0)
                 goto out;
+        for (int i = 0; i < 2; i++) {
+                if (!auxn[i])
+                        continue;
+                Source s = { .size = auxn[i], .what = i ? "read order" : "machine", .fd = -1, .mem = auxb[i] };
+                if ((r = checkin_image(c, &s, i ? NULL : pmach, i ? 0 : npx, eaux[i],
+                                       i ? VC_DELTA_ORDER_BASE : VC_DELTA_MACHINE_BASE)) < 0)
+                        goto out;
+        }
         vc_progress_end(&c->prog, c->done);
 
         /* keyrings */
         if ((r = vc_tree_build(k->node, emem, nmem, node_put, c, &rm)) < 0 ||
-            (r = vc_tree_build(k->node, edisk, ndisk, node_put, c, &rd)) < 0 || (r = flush_nodes(c)) < 0)
+            (r = vc_tree_build(k->node, edisk, ndisk, node_put, c, &rd)) < 0 ||
+            (r = vc_tree_build(k->node, eaux[0], naux[0], node_put, c, &raux[0])) < 0 ||
+            (r = vc_tree_build(k->node, eaux[1], naux[1], node_put, c, &raux[1])) < 0 || (r = flush_nodes(c)) < 0)
                 goto out;
         /* chunks ▸ version: everything durable before the version names it */
-        if ((r = vc_chunks_flush(b)) < 0 || (r = make_record(c, &rm, &rd, rec)) < 0)
+        VcAuxIn ai = { .machine_len = auxn[0], .order_len = auxn[1] };
+        if ((r = vc_chunks_flush(b)) < 0 || (r = make_record(c, &rm, &rd, raux, &ai, rec)) < 0)
                 goto out;
         test_hold("VMCAS_TEST_HOLD_COMMIT");
         VcCommit cm = { .parcel = p->name, .base = p->latest, .record = rec, .record_len = sizeof rec,
@@ -513,21 +551,62 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
 out:
         vc_wipe(&rm, sizeof rm);
         vc_wipe(&rd, sizeof rd);
+        vc_wipe(raux, sizeof raux);
         free_checkin(c);
         free(c);
         free(emem);
         free(edisk);
+        free(eaux[0]);
+        free(eaux[1]);
         free(pmem);
         free(pdisk);
+        free(pmach);
         VcTraffic tr1;
         vc_backend_traffic(b, &tr1);
         vc_traffic_since(&tr0, &tr1, &st->traffic);
         return r < 0 ? r : 0;
 }
 
+/* The machine a plain checkin gives the new version: the previous one's,
+ * but without its device state, which belonged to the previous memory
+ * image (the new version boots). NULL if the previous has none. */
+static int carried_machine(VcBackend *b, const VcParcel *p, const Keys *k, uint8_t **out, size_t *out_len)
+{
+        VcVersion v;
+        VcEntry rm, rd, aux[2];
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        *out = NULL;
+        *out_len = 0;
+        if (p->latest == 0)
+                return 0;
+        int r = version_open_aux(b, p, k, p->latest, &v, &rm, &rd, aux);
+        if (r >= 0)
+                r = read_aux(b, p, k, &v, 0, &aux[0], &buf, &len);
+        vc_wipe(&rm, sizeof rm);
+        vc_wipe(&rd, sizeof rd);
+        vc_wipe(aux, sizeof aux);
+        if (r < 0 || !buf)
+                return r;
+        VcMachine m;
+        if ((r = vc_machine_parse(buf, len, &m)) >= 0) {
+                if (!m.sec[VC_MS_DEVSTATE]) {
+                        *out = buf;
+                        *out_len = len;
+                        return 0;
+                }
+                m.sec[VC_MS_DEVSTATE] = NULL;
+                r = vc_machine_build(&m, out, out_len);
+        }
+        free(buf);
+        return r;
+}
+
 int vc_checkin(VcBackend *b, const char *name, const char *mem_path, const char *disk_path, const VcCheckinOpts *o,
                VcCheckinStats *st)
 {
+        uint8_t *mach = NULL;
+        size_t mlen = 0;
         VcParcel p;
         Keys k = { 0 };
         Source mem = { .fd = -1 }, disk = { .fd = -1 };
@@ -540,9 +619,10 @@ int vc_checkin(VcBackend *b, const char *name, const char *mem_path, const char 
         int taken = 0;
         if ((r = source_open_file(mem_path, "memory", p.mem_size, &mem)) < 0 ||
             (r = source_open_file(disk_path, "disk", p.disk_size, &disk)) < 0 ||
-            (r = taken = lease_for_checkin(b, name, token)) < 0)
+            (r = carried_machine(b, &p, &k, &mach, &mlen)) < 0 || (r = taken = lease_for_checkin(b, name, token)) < 0)
                 goto out;
-        r = do_checkin(b, &p, &k, &mem, &disk, token, o->quiet, st);
+        VcAuxIn ai = { .machine = mach, .machine_len = mlen };
+        r = do_checkin(b, &p, &k, &mem, &disk, &ai, token, o->quiet, st);
         if (r == -ESTALE)
                 lease_token_forget(vc_backend_uuid(b), name);
         if ((r >= 0 && !o->keep_lease) || (r < 0 && taken && r != -ESTALE)) {
@@ -562,6 +642,7 @@ int vc_checkin(VcBackend *b, const char *name, const char *mem_path, const char 
                         goto out;
         }
 out:
+        free(mach);
         vc_wipe(token, sizeof token);
         keys_wipe(&k);
         if (mem.fd >= 0)

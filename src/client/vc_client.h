@@ -58,6 +58,11 @@ typedef struct VcCreateOpts {
         const char *from;         /* NULL, or a gold image parcel ... */
         uint32_t from_version;    /* ... and its version (0: latest) */
         const char *owner;        /* a server: the user it is for (admin) */
+        /* a virtual machine's parcel (vc_machine.h): version 1 is this
+         * machine, an empty memory and disk_image (NULL: an empty disk) */
+        const uint8_t *machine;
+        size_t machine_len;
+        const char *disk_image;
 } VcCreateOpts;
 
 typedef struct VcCheckinOpts {

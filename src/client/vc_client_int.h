@@ -6,6 +6,7 @@
 
 #include "client/vc_client.h"
 #include "core/vc_keyring.h"
+#include "core/vc_limits.h"
 #include "core/vc_util.h"
 
 #include <pthread.h>
@@ -38,6 +39,18 @@ int parcel_open(VcBackend *b, const char *name, VcParcel *p, Keys *k);
  * the two roots (tag, key). */
 int version_open(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t version, VcVersion *v, VcEntry *mem_root,
                  VcEntry *disk_root);
+/* The same, and the roots of the machine and read-order trees (aux[0],
+ * aux[1]; all-zero entries where the version has none). */
+int version_open_aux(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t version, VcVersion *v,
+                     VcEntry *mem_root, VcEntry *disk_root, VcEntry aux[2]);
+/* The bytes of an aux tree of version v (root from version_open_aux, size
+ * from v): *buf malloc'ed (NULL and 0 for none). */
+int read_aux(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, int which, const VcEntry *root,
+             uint8_t **buf, size_t *len);
+/* The largest machine blob (kernel, initrd and device state) a version
+ * may hold, and the largest read order. */
+#define VC_MACHINE_MAX (512ull << 20)
+#define VC_ORDER_MAX (8ull * VC_IMAGE_CHUNKS_MAX)
 
 /* Reads the entries of both images of version v (roots from version_open),
  * keyring nodes fetched level by level in batches. */
@@ -45,6 +58,13 @@ int read_entries(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion
                  const VcEntry *rd, VcEntry **mem, uint64_t *nmem, VcEntry **disk, uint64_t *ndisk);
 
 int sealer_for(const VcParcel *p, const Keys *k, VcSealer **ret);
+
+/* Fetches keyring nodes of p through b (for vc_tree_read_levels). */
+typedef struct NodesCtxPub {
+        VcBackend *b;
+        const VcParcel *p;
+} NodesCtxPub;
+int nodes_get_pub(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gctx, void *ctx);
 
 /* ---- image sources: a file, or a version of a parcel (for --from) ---------- */
 
@@ -62,6 +82,8 @@ typedef struct Source {
         const uint8_t *dirty;
         const VcEntry *base;
         VcEntry *out;                 /* not NULL: do_checkin copies the new entries here */
+        const uint8_t *mem;           /* ... or bytes in memory (fd -1, b NULL) */
+        bool zeros;                   /* ... or all zeros */
 } Source;
 
 int source_open_file(const char *path, const char *what, uint64_t want, Source *src);
@@ -73,8 +95,15 @@ int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len);
 
 /* Checks (mem, disk) in as version p->latest+1 of *p. lease: the token
  * the commit presents, or NULL. */
-int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const uint8_t *lease, bool quiet,
-               VcCheckinStats *st);
+/* aux: the machine and read-order bytes of the new version (NULL: none). */
+typedef struct VcAuxIn {
+        const uint8_t *machine;
+        size_t machine_len;
+        const uint8_t *order;
+        size_t order_len;
+} VcAuxIn;
+int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const VcAuxIn *aux,
+               const uint8_t *lease, bool quiet, VcCheckinStats *st);
 
 /* ---- checkout (vc_checkout.c) ---------------------------------------------------- */
 

@@ -142,15 +142,17 @@ int parcel_open(VcBackend *b, const char *name, VcParcel *p, Keys *k)
         return 0;
 }
 
-static void version_aad(const VcVersion *v, uint8_t aad[VC_VERSION_AAD_LEN])
-{
-        uint8_t rec[VC_VERSION_REC_LEN];
-        vc_version_pack(v, rec);
-        memcpy(aad, rec, VC_VERSION_AAD_LEN);
-}
-
 int version_open(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t version, VcVersion *v, VcEntry *rm,
                  VcEntry *rd)
+{
+        VcEntry aux[2];
+        int r = version_open_aux(b, p, k, version, v, rm, rd, aux);
+        vc_wipe(aux, sizeof aux);
+        return r;
+}
+
+int version_open_aux(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t version, VcVersion *v, VcEntry *rm,
+                     VcEntry *rd, VcEntry aux[2])
 {
         VcVersionInfo vi;
         int r = vc_cat_version(b, p->name, version, &vi);
@@ -161,9 +163,9 @@ int version_open(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t versio
                 return vc_errf_replace(r, "the record of version %u of parcel '%s' is malformed (changed outside "
                                        "vmcas?)", version, p->name);
         v->seq = vi.seq;
-        uint8_t aad[VC_VERSION_AAD_LEN], roots[64];
-        version_aad(v, aad);
-        r = vc_gcm_open(k->wrap, aad, sizeof aad, v->wrapped, VC_WRAPPED_LEN, roots);
+        uint8_t aad[VC_VERSION_AAD_LEN], roots[128] = { 0 };
+        size_t alen = vc_version_aad(v, aad);
+        r = vc_gcm_open(k->wrap, aad, alen, v->wrapped, v->format == 2 ? VC_WRAPPED_LEN_V2 : VC_WRAPPED_LEN, roots);
         if (r == -EKEYREJECTED)
                 return vc_errf(r, "version %u of parcel '%s' does not open with this key (wrong key, or a record "
                                "changed outside vmcas)", version, p->name);
@@ -180,6 +182,10 @@ int version_open(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t versio
         memcpy(rm->key, roots, 32);
         memcpy(rd->tag, v->disk_root, 32);
         memcpy(rd->key, roots + 32, 32);
+        memcpy(aux[0].tag, v->machine_root, 32);
+        memcpy(aux[0].key, roots + 64, 32);
+        memcpy(aux[1].tag, v->order_root, 32);
+        memcpy(aux[1].key, roots + 96, 32);
         vc_wipe(roots, sizeof roots);
         return 0;
 }
@@ -239,6 +245,50 @@ int read_entries(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion
         return r;
 }
 
+int read_aux(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, int which, const VcEntry *root,
+             uint8_t **buf, size_t *len)
+{
+        uint64_t size = which == 0 ? v->machine_size : v->order_size;
+        const char *what = which == 0 ? "machine" : "read order";
+        *buf = NULL;
+        *len = 0;
+        if (size == 0)
+                return 0;
+        if (size > (which == 0 ? VC_MACHINE_MAX : VC_ORDER_MAX))
+                return vc_errf(-EBADMSG, "version %u of parcel '%s' names a %s of %" PRIu64 " bytes, more than "
+                               "vmcas writes", v->version, p->name, what, size);
+        uint64_t n = vc_chunk_count(size, p->chunk_size);
+        VcEntry *e = calloc(n + 1, sizeof *e);
+        uint8_t *out = malloc(size);
+        VcSealer *sl = NULL;
+        NodesCtx nc = { b, p };
+        int r = !e || !out ? -ENOMEM : vc_tree_read_levels(k->node, root, n, nodes_get, &nc, e);
+        if (r >= 0)
+                r = sealer_for(p, k, &sl);
+        if (r >= 0) {
+                Source src = { .size = size, .what = what, .fd = -1, .b = b, .p = p, .e = e, .sealer = sl };
+                r = source_read(&src, 0, out, (size_t)size);
+        }
+        vc_sealer_free(sl);
+        if (e)
+                vc_wipe(e, (n + 1) * sizeof *e);
+        free(e);
+        if (r < 0) {
+                free(out);
+                return vc_errf_prefix(r, "the %s of version %u of parcel '%s'", what, v->version, p->name);
+        }
+        *buf = out;
+        *len = (size_t)size;
+        return 0;
+}
+
+int nodes_get_pub(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gctx, void *ctx)
+{
+        const NodesCtxPub *pc = ctx;
+        NodesCtx nc = { pc->b, pc->p };
+        return nodes_get(tags, n, got, gctx, &nc);
+}
+
 /* ---- sources ------------------------------------------------------------------- */
 
 int source_open_file(const char *path, const char *what, uint64_t want, Source *src)
@@ -289,6 +339,14 @@ static int src_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
 
 int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len)
 {
+        if (src->zeros) {
+                memset(buf, 0, len);
+                return 0;
+        }
+        if (src->mem) {
+                memcpy(buf, src->mem + off, len);
+                return 0;
+        }
         if (src->fd >= 0) {
                 int r = vc_pread_full(src->fd, buf, len, (off_t)off);
                 if (r < 0)
@@ -528,16 +586,25 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
         VcParcelInfo cur;
         Keys k = { 0 }, sk = { 0 };
         VcVersion sv;
-        VcEntry srm, srd, *smem = NULL, *sdisk = NULL;
+        VcEntry srm, srd, saux[2], *smem = NULL, *sdisk = NULL;
         uint64_t nsm = 0, nsd = 0;
+        uint8_t *smach = NULL;
+        size_t smlen = 0;
+        memset(saux, 0, sizeof saux);
         VcSealer *ssealer = NULL;
         Source mem = { .fd = -1 }, disk = { .fd = -1 };
         uint8_t rec[VC_PARCEL_REC_MAX];
         size_t rlen;
         bool resume = false, made_parcel = false, made_group = false;
         int r = vc_cat_parcel(b, o->name, &cur);
-        if (r == 0 && !(o->from && cur.latest == 0))
+        if (r == 0 && !((o->from || o->machine) && cur.latest == 0))
                 return vc_errf(-EEXIST, "parcel '%s' already exists", o->name);
+        if (o->machine) {
+                /* a VM's disk image: checked before anything is made */
+                if (o->disk_image && (r = source_open_file(o->disk_image, "disk", o->disk_size, &disk)) < 0)
+                        return r;
+                sv = (VcVersion){ .mem_size = o->mem_size, .disk_size = o->disk_size };
+        }
         if (r < 0 && r != -ENOENT)
                 return r;
         resume = r == 0;
@@ -549,8 +616,9 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
                         r = vc_errf(-ENOENT, "parcel '%s' has no version to copy yet", o->from);
                         goto out;
                 }
-                if ((r = version_open(b, &src, &sk, o->from_version ? o->from_version : src.latest, &sv, &srm,
-                                      &srd)) < 0)
+                if ((r = version_open_aux(b, &src, &sk, o->from_version ? o->from_version : src.latest, &sv, &srm,
+                                          &srd, saux)) < 0 ||
+                    (r = read_aux(b, &src, &sk, &sv, 0, &saux[0], &smach, &smlen)) < 0)
                         goto out;
         }
         if (resume) {
@@ -580,8 +648,17 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
                         goto out;
                 }
                 /* the record is in the store: from now on the keys stay */
-                if (!o->from)
+                if (!o->from && !o->machine)
                         goto out;
+        }
+        if (o->machine) {
+                /* version 1 of a VM: its machine, no memory yet, its disk */
+                mem = (Source){ .size = p.mem_size, .what = "memory", .fd = -1, .zeros = true };
+                if (disk.fd < 0)
+                        disk = (Source){ .size = p.disk_size, .what = "disk", .fd = -1, .zeros = true };
+                VcAuxIn ai = { .machine = o->machine, .machine_len = o->machine_len };
+                r = do_checkin(b, &p, &k, &mem, &disk, &ai, NULL, quiet, st);
+                goto made;
         }
         /* version 1 is a copy of the gold image */
         if ((r = read_entries(b, &src, &sk, &sv, &srm, &srd, &smem, &nsm, &sdisk, &nsd)) < 0 ||
@@ -589,7 +666,9 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
                 goto out;
         mem = (Source){ .size = sv.mem_size, .what = "memory", .fd = -1, .b = b, .p = &src, .e = smem, .sealer = ssealer };
         disk = (Source){ .size = sv.disk_size, .what = "disk", .fd = -1, .b = b, .p = &src, .e = sdisk, .sealer = ssealer };
-        r = do_checkin(b, &p, &k, &mem, &disk, NULL, quiet, st);
+        VcAuxIn sai = { .machine = smach, .machine_len = smlen };
+        r = do_checkin(b, &p, &k, &mem, &disk, &sai, NULL, quiet, st);
+made:
         if (r < 0) {
                 char msg[1024];
                 snprintf(msg, sizeof msg, "%s", vc_errmsg(r));
@@ -600,6 +679,10 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
 undo:
         make_keys_undo(b, &p, &k, made_parcel, made_group, r);
 out:
+        if (disk.fd >= 0)
+                close(disk.fd);
+        free(smach);
+        vc_wipe(saux, sizeof saux);
         vc_wipe(&srm, sizeof srm);
         vc_wipe(&srd, sizeof srd);
         keys_wipe(&k);

@@ -3,6 +3,7 @@
  * and docs/FORMAT.md. */
 #include "client/vc_workspace.h"
 #include "client/vc_client_int.h"
+#include "client/vc_machine.h"
 #include "core/vc_chunk.h"
 #include "core/vc_hash.h"
 #include "core/vc_limits.h"
@@ -350,11 +351,15 @@ int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCh
         VcParcel p;
         VcVersion v;
         Keys k = { 0 };
-        VcEntry *em = NULL, *ed = NULL, rm, rd;
-        uint64_t nm = 0, nd = 0;
+        VcEntry *em = NULL, *ed = NULL, rm, rd, aux[2], *ws = NULL;
+        uint64_t nm = 0, nd = 0, nws = 0;
+        uint8_t *mach = NULL, *ord = NULL;
+        size_t mlen = 0, olen = 0;
+        char path_m[PATH_MAX];
         VcTraffic tr0, tr1;
         double t0 = vc_mono();
         memset(st, 0, sizeof *st);
+        memset(aux, 0, sizeof aux);
         vc_backend_traffic(b, &tr0);
         int r = parcel_open(b, name, &p, &k);
         if (r < 0)
@@ -363,13 +368,49 @@ int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCh
                 r = vc_errf(-ENOENT, "parcel '%s' has no version yet", name);
                 goto out;
         }
-        if ((r = version_open(b, &p, &k, o->version ? o->version : p.latest, &v, &rm, &rd)) < 0 ||
-            (r = read_entries(b, &p, &k, &v, &rm, &rd, &em, &nm, &ed, &nd)) < 0)
+        if ((r = version_open_aux(b, &p, &k, o->version ? o->version : p.latest, &v, &rm, &rd, aux)) < 0 ||
+            (r = read_entries(b, &p, &k, &v, &rm, &rd, &em, &nm, &ed, &nd)) < 0 ||
+            (r = read_aux(b, &p, &k, &v, 0, &aux[0], &mach, &mlen)) < 0 ||
+            (r = read_aux(b, &p, &k, &v, 1, &aux[1], &ord, &olen)) < 0)
                 goto out;
+        if (mach) {
+                VcMachine m;
+                if ((r = vc_machine_parse(mach, mlen, &m)) < 0) {
+                        vc_errf_prefix(r, "version %u of parcel '%s'", v.version, name);
+                        goto out;
+                }
+                st->machine_bytes = mlen;
+                st->devstate = m.sec[VC_MS_DEVSTATE] != NULL;
+        }
+        /* the working set: the disk chunks the VM read first after its
+         * last resume, in that order, each once */
+        if (olen) {
+                ws = calloc(olen / 8 + 1, sizeof *ws);
+                uint8_t *once = calloc(nd / 8 + 1, 1);
+                if (!ws || !once) {
+                        free(once);
+                        r = -ENOMEM;
+                        goto out;
+                }
+                for (size_t i = 0; i < olen / 8; i++) {
+                        uint64_t j = vc_get64(ord + 8 * i);
+                        if (j < nd && !(once[j >> 3] & (1u << (j & 7))) && !vc_entry_is_zero(&ed[j])) {
+                                once[j >> 3] |= (uint8_t)(1u << (j & 7));
+                                ws[nws++] = ed[j];
+                        }
+                }
+                free(once);
+                st->working_set = nws;
+        }
         if (!o->no_lease && (r = take_lease(b, name)) < 0)
                 goto out;
         if ((r = prepare_dir(dir)) < 0)
                 goto out;
+        if (mach && ((r = path_in(dir, "machine", path_m, sizeof path_m)) < 0 ||
+                     (r = vc_write_file_atomic(path_m, mach, mlen, 0600)) < 0)) {
+                vc_errf_prefix(r, "writing %s", path_m);
+                goto out;
+        }
         char path[PATH_MAX];
         if ((r = path_in(dir, "memory", path, sizeof path)) < 0 ||
             (r = checkout_file(b, &p, &k, v.version, em, nm, v.mem_size, path, "memory", o->quiet)) < 0)
@@ -383,6 +424,10 @@ int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCh
         if (r < 0 || (r = make_overlay(dir, v.disk_size)) < 0 || (r = keyring_write(dir, ed, nd)) < 0)
                 goto out;
         if (o->fetch == VC_FETCH_COMPLETE && (r = fill_cache(b, &p, ed, nd, o->quiet, &st->disk_fetched)) < 0)
+                goto out;
+        /* demand and background: the working set comes first, before the
+         * VM asks for it */
+        if (o->fetch != VC_FETCH_COMPLETE && nws && (r = fill_cache(b, &p, ws, nws, o->quiet, &st->disk_fetched)) < 0)
                 goto out;
         /* the workspace file last: it makes the directory a workspace */
         VcWsInfo in = { .version = v.version, .chunk_size = p.chunk_size, .mem_size = v.mem_size,
@@ -405,11 +450,17 @@ int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCh
 out:
         vc_wipe(&rm, sizeof rm);
         vc_wipe(&rd, sizeof rd);
+        vc_wipe(aux, sizeof aux);
         keys_wipe(&k);
         if (ed)
                 vc_wipe(ed, nd * sizeof *ed);
+        if (ws)
+                vc_wipe(ws, nws * sizeof *ws);
         free(em);
         free(ed);
+        free(ws);
+        free(mach);
+        free(ord);
         st->co.seconds = vc_mono() - t0;
         vc_backend_traffic(b, &tr1);
         vc_traffic_since(&tr0, &tr1, &st->co.traffic);
@@ -1132,6 +1183,7 @@ int vc_ws_status(const char *dir, VcWsStatus *st)
 int vc_ws_checkin(const char *dir, bool release, bool quiet, VcCheckinStats *st)
 {
         VcWsInfo in;
+        uint8_t *mach = NULL, *ord = NULL;
         VcParcel p;
         Keys k = { 0 };
         Source mem = { .fd = -1 }, disk = { .fd = -1 };
@@ -1178,7 +1230,33 @@ int vc_ws_checkin(const char *dir, bool release, bool quiet, VcCheckinStats *st)
         int taken = lease_for_checkin(b, in.parcel, token);
         if ((r = taken) < 0)
                 goto out;
-        r = do_checkin(b, &p, &k, &mem, &disk, token, quiet, st);
+        /* beside the images: the machine (as suspend left it) and the
+         * order in which the VM read its disk since it was last served */
+        VcAuxIn ai = { 0 };
+        if ((r = path_in(dir, "machine", path, sizeof path)) < 0)
+                goto out;
+        r = vc_read_file(path, &mach, &ai.machine_len, VC_MACHINE_MAX);
+        if (r < 0 && r != -ENOENT) {
+                r = vc_errf(r, "cannot read %s: %s", path, strerror(-r));
+                goto out;
+        }
+        ai.machine = mach;
+        if ((r = path_in(dir, "readorder", path, sizeof path)) < 0)
+                goto out;
+        uint8_t *o32 = NULL;
+        size_t o32n = 0;
+        if (vc_read_file(path, &o32, &o32n, 4 * (size_t)VC_IMAGE_CHUNKS_MAX) == 0) {
+                size_t cnt = o32n / 4;
+                if (cnt && (ord = malloc(8 * cnt))) {
+                        for (size_t i = 0; i < cnt; i++)
+                                vc_put64(ord + 8 * i, vc_get32(o32 + 4 * i));
+                        ai.order = ord;
+                        ai.order_len = 8 * cnt;
+                }
+                free(o32);
+        }
+        vc_errclear();
+        r = do_checkin(b, &p, &k, &mem, &disk, &ai, token, quiet, st);
         if (r == -ESTALE)
                 lease_token_forget(vc_backend_uuid(b), in.parcel);
         if (r < 0)
@@ -1219,6 +1297,8 @@ out:
         free(e);
         free(out);
         free(map);
+        free(mach);
+        free(ord);
         if (mem.fd >= 0)
                 close(mem.fd);
         if (disk.fd >= 0)

@@ -43,6 +43,9 @@ typedef struct VcWsCheckoutOpts {
 typedef struct VcWsCheckoutStats {
         VcCheckoutStats co;
         uint64_t disk_fetched;     /* disk chunks fetched before returning */
+        uint64_t working_set;      /* chunks of the version's read order (fetched first) */
+        uint64_t machine_bytes;    /* DIR/machine (0: the version has none) */
+        bool devstate;             /* the machine holds a device state: resume, not boot */
 } VcWsCheckoutStats;
 
 /* Checks version o->version of name out to the new workspace dir (which

@@ -43,12 +43,16 @@
 #define VC_IMAGE_MAX (4ULL << 40)             /* bytes of one image */
 #define VC_IMAGE_CHUNKS_MAX (1ULL << 24)      /* chunks of one image */
 #define VC_DELTA_DISK_BASE (1ULL << 43)       /* delta nonce position of the disk's chunk 0 */
+#define VC_DELTA_MACHINE_BASE (1ULL << 41)    /* ... of a version's machine (vc_repo.h) */
+#define VC_DELTA_ORDER_BASE (1ULL << 42)      /* ... of its read order */
 #define VC_CHUNK_DEFAULT (128u << 10)         /* chunk size of a parcel made from sizes alone */
 #define VC_THREADS_MAX 16                     /* worker threads of one checkin or checkout */
 #define VC_VERSION_MAX UINT32_MAX             /* version numbers, --keep */
 #define VC_GRACE_MAX (1ULL << 40)             /* seconds (35000 years) */
 
-_Static_assert(VC_IMAGE_CHUNKS_MAX <= VC_DELTA_DISK_BASE, "memory and disk delta nonces would overlap");
+_Static_assert(VC_IMAGE_CHUNKS_MAX <= VC_DELTA_MACHINE_BASE && VC_DELTA_MACHINE_BASE + VC_IMAGE_CHUNKS_MAX <=
+               VC_DELTA_ORDER_BASE && VC_DELTA_ORDER_BASE + VC_IMAGE_CHUNKS_MAX <= VC_DELTA_DISK_BASE,
+               "delta nonces of a version's trees would overlap");
 _Static_assert(((VC_DELTA_DISK_BASE + VC_IMAGE_CHUNKS_MAX) >> 44) == 0, "delta nonce counter would overflow");
 _Static_assert(VC_IMAGE_MAX <= VC_IMAGE_CHUNKS_MAX * (uint64_t)VC_CHUNK_MAX, "an image at the size limit must fit");
 _Static_assert((VC_IMAGE_CHUNKS_MAX + 1) * 64 <= SIZE_MAX, "keyring entries of an image must be allocatable");

@@ -58,7 +58,7 @@ int vc_catcopy_unpack(const uint8_t *b, size_t len, VcCatCopy *c)
         }
         c->rec = b + o;
         c->rec_len = len - o;
-        if ((c->type == VC_CAT_VERSION && c->rec_len != VC_VERSION_REC_LEN) ||
+        if ((c->type == VC_CAT_VERSION && !vc_version_rec_len_ok(c->rec_len)) ||
             (c->type == VC_CAT_PRUNE && c->rec_len != 0) || (c->type == VC_CAT_PARCEL && c->rec_len > VC_PARCEL_REC_MAX))
                 return -EBADMSG;
         return 0;
@@ -290,11 +290,11 @@ int vc_repo_rebuild_catalog(VcStore *s, VcRebuildStats *st)
                         st->pruned++;
                         continue;
                 }
-                uint8_t key[12], val[8 + VC_VERSION_REC_LEN];
+                uint8_t key[12], val[8 + VC_VERSION_REC_MAX];
                 vc_version_key(p.id, v.version, key);
                 vc_put64(val, ++seq);
-                memcpy(val + 8, c->c.rec, VC_VERSION_REC_LEN);
-                if ((r = vc_txn_put(t, VC_TABLE_VERSIONS, key, sizeof key, val, sizeof val)) < 0)
+                memcpy(val + 8, c->c.rec, c->c.rec_len);
+                if ((r = vc_txn_put(t, VC_TABLE_VERSIONS, key, sizeof key, val, 8 + c->c.rec_len)) < 0)
                         goto out;
                 if (v.version > p.latest) {
                         uint8_t rec[VC_PARCEL_REC_MAX];

@@ -137,11 +137,13 @@ bad:
         return vc_errf(-EBADMSG, "the record of parcel '%s' is malformed (changed outside vmcas?)", name);
 }
 
-void vc_version_pack(const VcVersion *v, uint8_t b[VC_VERSION_REC_LEN])
+size_t vc_version_pack(const VcVersion *v, uint8_t b[VC_VERSION_REC_MAX])
 {
-        memset(b, 0, VC_VERSION_REC_LEN);
+        bool v2 = v->format == 2;
+        size_t len = v2 ? VC_VERSION_REC_LEN_V2 : VC_VERSION_REC_LEN;
+        memset(b, 0, len);
         memcpy(b, "VVER", 4);
-        b[4] = VC_VERSION_FORMAT;
+        b[4] = v2 ? 2 : VC_VERSION_FORMAT;
         vc_put32(b + 8, v->version);
         vc_put64(b + 16, (uint64_t)v->timestamp);
         memcpy(b + 24, v->uuid, 16);
@@ -152,17 +154,38 @@ void vc_version_pack(const VcVersion *v, uint8_t b[VC_VERSION_REC_LEN])
         vc_put64(b + 120, v->new_chunks);
         vc_put64(b + 128, v->new_bytes);
         vc_put64(b + 136, v->meta_bytes);
-        memcpy(b + 144, v->wrapped, VC_WRAPPED_LEN);
+        if (v2) {
+                memcpy(b + 144, v->wrapped, VC_WRAPPED_LEN_V2);
+                return len;
+        }
+        vc_put64(b + 144, v->machine_size);
+        memcpy(b + 152, v->machine_root, 32);
+        vc_put64(b + 184, v->order_size);
+        memcpy(b + 192, v->order_root, 32);
+        memcpy(b + 224, v->wrapped, VC_WRAPPED_LEN);
+        return len;
+}
+
+size_t vc_version_aad(const VcVersion *v, uint8_t aad[VC_VERSION_AAD_LEN])
+{
+        uint8_t rec[VC_VERSION_REC_MAX];
+        vc_version_pack(v, rec);
+        size_t n = v->format == 2 ? VC_VERSION_AAD_LEN_V2 : VC_VERSION_AAD_LEN;
+        memcpy(aad, rec, n);
+        vc_wipe(rec, sizeof rec);
+        return n;
 }
 
 int vc_version_unpack(const uint8_t *b, size_t len, VcVersion *v)
 {
+        static const uint8_t zero[32];
         uint64_t seq = v->seq;
         memset(v, 0, sizeof *v);
         v->seq = seq;
-        if (len != VC_VERSION_REC_LEN || memcmp(b, "VVER", 4) != 0 || b[4] != VC_VERSION_FORMAT || b[5] || b[6] ||
-            b[7] || vc_get32(b + 12))
+        if (!vc_version_rec_len_ok(len) || memcmp(b, "VVER", 4) != 0 ||
+            b[4] != (len == VC_VERSION_REC_LEN ? VC_VERSION_FORMAT : 2) || b[5] || b[6] || b[7] || vc_get32(b + 12))
                 return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
+        v->format = b[4];
         v->version = vc_get32(b + 8);
         v->timestamp = (int64_t)vc_get64(b + 16);
         memcpy(v->uuid, b + 24, 16);
@@ -173,7 +196,19 @@ int vc_version_unpack(const uint8_t *b, size_t len, VcVersion *v)
         v->new_chunks = vc_get64(b + 120);
         v->new_bytes = vc_get64(b + 128);
         v->meta_bytes = vc_get64(b + 136);
-        memcpy(v->wrapped, b + 144, VC_WRAPPED_LEN);
+        if (v->format == 2) {
+                memcpy(v->wrapped, b + 144, VC_WRAPPED_LEN_V2);
+                return 0;
+        }
+        v->machine_size = vc_get64(b + 144);
+        memcpy(v->machine_root, b + 152, 32);
+        v->order_size = vc_get64(b + 184);
+        memcpy(v->order_root, b + 192, 32);
+        memcpy(v->wrapped, b + 224, VC_WRAPPED_LEN);
+        /* a tree of no bytes has no root */
+        if ((v->machine_size == 0 && memcmp(v->machine_root, zero, 32) != 0) ||
+            (v->order_size == 0 && memcmp(v->order_root, zero, 32) != 0) || v->order_size % 8 != 0)
+                return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
         return 0;
 }
 

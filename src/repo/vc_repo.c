@@ -101,7 +101,8 @@ int vc_repo_parcel_put(VcTxn *t, const VcParcel *p, const uint8_t *rec, size_t l
         return vc_txn_put(t, VC_TABLE_PARCELS, p->name, strlen(p->name), buf, 13 + ol + len);
 }
 
-int vc_repo_version_raw(VcTxn *t, uint64_t id, uint32_t version, uint8_t rec[VC_VERSION_REC_LEN], uint64_t *seq)
+int vc_repo_version_raw(VcTxn *t, uint64_t id, uint32_t version, uint8_t rec[VC_VERSION_REC_MAX], size_t *len,
+                        uint64_t *seq)
 {
         uint8_t key[12];
         const void *val;
@@ -110,10 +111,11 @@ int vc_repo_version_raw(VcTxn *t, uint64_t id, uint32_t version, uint8_t rec[VC_
         int r = vc_txn_get(t, VC_TABLE_VERSIONS, key, sizeof key, &val, &vlen);
         if (r < 0)
                 return r;
-        if (vlen != 8 + VC_VERSION_REC_LEN)
+        if (vlen < 8 || !vc_version_rec_len_ok(vlen - 8))
                 return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
         *seq = vc_get64(val);
-        memcpy(rec, (const uint8_t *)val + 8, VC_VERSION_REC_LEN);
+        *len = vlen - 8;
+        memcpy(rec, (const uint8_t *)val + 8, vlen - 8);
         return 0;
 }
 
@@ -166,7 +168,7 @@ int vc_repo_parcels(VcTxn *t, VcParcel **ret, size_t *n)
 
 static int version_decode(const uint8_t *val, size_t vlen, VcVersion *v)
 {
-        if (vlen != 8 + VC_VERSION_REC_LEN)
+        if (vlen < 8 || !vc_version_rec_len_ok(vlen - 8))
                 return vc_errf(-EBADMSG, "a version record is malformed (changed outside vmcas?)");
         v->seq = vc_get64(val);
         return vc_version_unpack(val + 8, vlen - 8, v);
@@ -293,6 +295,14 @@ int vc_repo_walk(VcStore *s, const VcParcel *p, const VcVersion *v, VcTagSet *se
         if (r >= 0) {
                 w.which = "disk";
                 r = walk_node(&w, v->disk_root, 0);
+        }
+        if (r >= 0) {
+                w.which = "machine";
+                r = walk_node(&w, v->machine_root, 0);
+        }
+        if (r >= 0) {
+                w.which = "read order";
+                r = walk_node(&w, v->order_root, 0);
         }
         free(w.buf);
         return r < 0 ? r : 0;

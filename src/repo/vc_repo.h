@@ -19,16 +19,28 @@
  * The store reads the domains (to walk versions for gc and verify) but
  * cannot change any field without the client refusing the record.
  *
- * Version record (made by the client at checkin), format 2, 236 bytes:
- *   0 "VVER"  4 u8 format 2  5..7 0  8 u32 version  12 u32 0
+ * Version record (made by the client at checkin), format 3, 380 bytes:
+ *   0 "VVER"  4 u8 format 3  5..7 0  8 u32 version  12 u32 0
  *   16 i64 timestamp  24 u8[16] parcel uuid
  *   40 u64 memory size  48 u64 disk size
  *   56 u8[32] memory root tag  88 u8[32] disk root tag
  *   120 u64 new chunks  128 u64 new bytes  136 u64 metadata bytes
- *   144 u8[92] the two root keys, AES-256-GCM under the parcel's wrap key
- *       with bytes 0..143 as associated data
- * The root tags are in the clear so the store can walk the version's tree;
- * every field is authenticated by the GCM tag.
+ *   144 u64 machine size  152 u8[32] machine root tag
+ *   184 u64 read-order size  192 u8[32] read-order root tag
+ *   224 u8[156] the four root keys, AES-256-GCM under the parcel's wrap
+ *       key with bytes 0..223 as associated data
+ * Two more trees beside the images, of any size (0: none, an all-zero
+ * root): the machine (src/client/vc_machine.h: how the VM boots and the
+ * device state QEMU saved at suspend) and the read order (the disk chunks
+ * the VM read first after its last resume, u64 indexes, for checkout to
+ * fetch ahead). Their chunks are sealed like the images' in the data
+ * domain and walked by gc and verify like them.
+ * Format 2 (236 bytes, an earlier vmcas 0.2 development build) is read
+ * still: bytes 0..143 as above with format 2, then the two image root keys
+ * sealed (92 bytes) with bytes 0..143 as associated data; no machine, no
+ * read order.
+ * The root tags are in the clear so the store can walk the version's
+ * trees; every field is authenticated by the GCM tag.
  *
  * In the local catalog (table PARCELS, key = name) a parcel's value is
  *   u64 local id ‖ u32 latest version ‖ u8 owner length ‖ owner ‖ record
@@ -51,13 +63,18 @@
 #define VC_DOMAIN_MAX 80            /* domain names, NUL included */
 #define VC_USER_MAX 64
 #define VC_PARCEL_FORMAT 2
-#define VC_VERSION_FORMAT 2
+#define VC_VERSION_FORMAT 3
 #define VC_PARCEL_REC_MAX 400
 #define VC_PARCEL_REC_FIXED 88
-#define VC_VERSION_REC_LEN 236
+#define VC_VERSION_REC_LEN 380          /* format 3, what this vmcas writes */
+#define VC_VERSION_REC_LEN_V2 236       /* format 2, still read */
 #define VC_VERSION_REC_MAX VC_VERSION_REC_LEN
-#define VC_VERSION_AAD_LEN 144
-#define VC_WRAPPED_LEN (64 + VC_GCM_OVERHEAD)
+#define VC_VERSION_AAD_LEN 224
+#define VC_VERSION_AAD_LEN_V2 144
+#define VC_WRAPPED_LEN (128 + VC_GCM_OVERHEAD)
+#define VC_WRAPPED_LEN_V2 (64 + VC_GCM_OVERHEAD)
+/* A version record of either format has one of these lengths. */
+#define vc_version_rec_len_ok(n) ((n) == VC_VERSION_REC_LEN || (n) == VC_VERSION_REC_LEN_V2)
 #define VC_RECORD_MAC_LEN 32
 
 typedef struct VcParcel {
@@ -83,13 +100,16 @@ typedef struct VcParcel {
 } VcParcel;
 
 typedef struct VcVersion {
+        uint8_t format;               /* 3 (2: an older record, no machine) */
         uint32_t version;
         int64_t timestamp;
         uint8_t uuid[16];
         uint64_t mem_size, disk_size;
         uint8_t mem_root[32], disk_root[32];
         uint64_t new_chunks, new_bytes, meta_bytes;
-        uint8_t wrapped[VC_WRAPPED_LEN];
+        uint64_t machine_size, order_size;    /* 0: none */
+        uint8_t machine_root[32], order_root[32];
+        uint8_t wrapped[VC_WRAPPED_LEN];      /* VC_WRAPPED_LEN_V2 used in format 2 */
         uint64_t seq;                 /* the store's commit order */
 } VcVersion;
 
@@ -103,8 +123,13 @@ bool vc_name_valid(const char *s);
  * record (an earlier vmcas) is refused with -EPROTO. */
 int vc_parcel_pack(const VcParcel *p, uint8_t *buf, size_t cap, size_t *len);
 int vc_parcel_unpack(const uint8_t *buf, size_t len, const char *name, VcParcel *p);
-void vc_version_pack(const VcVersion *v, uint8_t out[VC_VERSION_REC_LEN]);
+/* Packs v in its format (v->format: 3, or 2 to re-make an older record's
+ * associated data); returns the record's length. */
+size_t vc_version_pack(const VcVersion *v, uint8_t out[VC_VERSION_REC_MAX]);
 int vc_version_unpack(const uint8_t *buf, size_t len, VcVersion *v);
+/* The associated data of v's sealed root keys (bytes 0..223, or 0..143 of
+ * format 2) and its length. */
+size_t vc_version_aad(const VcVersion *v, uint8_t aad[VC_VERSION_AAD_LEN]);
 void vc_version_key(uint64_t parcel_id, uint32_t version, uint8_t key[12]);
 /* The domain names of a new parcel: "parcel:<uuid hex>" for its nodes; its
  * own, "group:NAME" or "all" for its data. */
@@ -121,7 +146,8 @@ int vc_repo_parcel_raw(VcTxn *t, const char *name, uint8_t *rec, size_t cap, siz
 /* Writes the catalog value of p: its id, latest, owner and record rec. */
 int vc_repo_parcel_put(VcTxn *t, const VcParcel *p, const uint8_t *rec, size_t len);
 /* The raw record of version v of parcel id (and its commit sequence). */
-int vc_repo_version_raw(VcTxn *t, uint64_t id, uint32_t version, uint8_t rec[VC_VERSION_REC_LEN], uint64_t *seq);
+int vc_repo_version_raw(VcTxn *t, uint64_t id, uint32_t version, uint8_t rec[VC_VERSION_REC_MAX], size_t *len,
+                        uint64_t *seq);
 /* All parcels, sorted by name (malloc'ed). */
 int vc_repo_parcels(VcTxn *t, VcParcel **ret, size_t *n);
 /* -ENOENT with "parcel 'x' has no version N" if absent. */
