@@ -22,7 +22,7 @@ static const struct {
         { "checkout", vc_cmd_checkout, "write out a version of a parcel" },
         { "workspace", vc_cmd_workspace, "serve, inspect or check in a workspace (checkout --workspace)" },
         { "resume",   vc_cmd_resume,   "run a parcel as a QEMU VM, where it was suspended" },
-        { "suspend",  vc_cmd_suspend,  "suspend a VM into its workspace (--checkin: and the store)" },
+        { "suspend",  vc_cmd_suspend,  "suspend a VM into its workspace, and check it in" },
         { "log",      vc_cmd_log,      "list the versions of a parcel" },
         { "stat",     vc_cmd_stat,     "storage used, per store and parcel" },
         { "verify",   vc_cmd_verify,   "check the store's structure (--full: every chunk)" },

@@ -98,7 +98,7 @@ for f in "$TOP"/docs/schema/*.schema.json; do
 done
 
 # every --help ends with a newline and exits 0
-for c in "" init parcel checkin checkout log stat verify prune gc lease repair serve user login analyze synth; do
+for c in "" init parcel checkin checkout log stat verify prune gc lease repair serve user login analyze synth resume suspend; do
   _n=$((_n+1)); rc=0
   vmcas $c --help >"$TMPDIR/h.out" 2>&1 || rc=$?
   if [ $rc = 0 ] && [ -s "$TMPDIR/h.out" ] && [ "$(tail -c 1 "$TMPDIR/h.out" | od -An -c | tr -d ' ')" = '\n' ]; then
