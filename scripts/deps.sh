@@ -10,7 +10,9 @@ pkgs=(build-essential pkg-config libssl-dev libzstd-dev zlib1g-dev liblmdb-dev
 [ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-dev)
 # `make test` only: JSON Schema checks, the completion, the Debian package
 # build, the report in a real browser
-[ "${1:-}" = test ] && pkgs+=(python3-jsonschema bash-completion debhelper chromium fonts-dejavu-core)
+# and the VM tests: QEMU, a Debian kernel and busybox for the tiny guest
+[ "${1:-}" = test ] && pkgs+=(python3-jsonschema bash-completion debhelper chromium fonts-dejavu-core
+                               qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

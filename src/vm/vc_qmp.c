@@ -76,7 +76,19 @@ static int send_json(VcQmp *q, json_t *msg)
                 return -ENOMEM;
         size_t n = strlen(s);
         s[n] = '\n';
-        int r = vc_write_full(q->fd, s, n + 1);
+        /* MSG_NOSIGNAL: a QEMU that has gone is an error, not SIGPIPE */
+        size_t off = 0;
+        int r = 0;
+        while (off < n + 1) {
+                ssize_t w = send(q->fd, s + off, n + 1 - off, MSG_NOSIGNAL);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0) {
+                        r = -errno;
+                        break;
+                }
+                off += (size_t)w;
+        }
         free(s);
         return r < 0 ? vc_errf(r, "cannot talk to QEMU: %s", strerror(-r)) : 0;
 }

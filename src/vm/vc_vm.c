@@ -414,7 +414,9 @@ static int start_vm(const char *dir, const VcWsInfo *in, const VcMachine *m, con
         snprintf(st->accel, sizeof st->accel, "%s", accel);
         if (r < 0 || (r = vc_qmp_connect(qmp, START_TIMEOUT, &q)) < 0) {
                 log_tail(dir, "qemu.log", tail, sizeof tail);
-                r = vc_errf(-EIO, "QEMU did not start%s%s", tail[0] ? ": " : "", tail[0] ? tail : "");
+                char why[1024];
+                snprintf(why, sizeof why, "%s", vc_errmsg(r));
+                r = vc_errf_replace(-EIO, "QEMU did not start: %s", tail[0] ? tail : why);
                 goto fail;
         }
         if (incoming) {
@@ -432,9 +434,9 @@ static int start_vm(const char *dir, const VcWsInfo *in, const VcMachine *m, con
                         snprintf(msg, sizeof msg, "%s", vc_errmsg(r));
                         sleep_ms(200);
                         log_tail(dir, "qemu.log", tail, sizeof tail);
-                        r = vc_errf(-EIO, "the device state of version %u of parcel '%s' does not load into QEMU: "
-                                    "%s%s%s", in->version, in->parcel, tail[0] ? tail : msg,
-                                    tail[0] ? "" : "", "");
+                        r = vc_errf_replace(-EIO, "the device state of version %u of parcel '%s' does not load "
+                                            "into QEMU (the VM was suspended with other devices, or another "
+                                            "QEMU?): %s", in->version, in->parcel, tail[0] ? tail : msg);
                         goto fail;
                 }
         }

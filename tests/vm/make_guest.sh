@@ -2,7 +2,8 @@
 # Builds the tiny guest of the VM tests from Debian packages alone: the
 # host's Debian kernel (linux-image-*), and an initramfs of busybox-static
 # with the virtio modules of that kernel. Its /init formats the virtio disk
-# (ext2, if it has no file system yet), writes /mnt/hello, then counts
+# (ext2, if it has no file system yet), writes /mnt/hello and 4 MiB of
+# random data it never reads again (/mnt/big), then counts
 # forever on the serial console: "tick N", and every 4 ticks it drops its
 # caches and prints the file as read back from the disk.
 #   make_guest.sh OUTDIR   ->  OUTDIR/vmlinuz OUTDIR/initrd.gz
@@ -36,6 +37,8 @@ i=0; while [ ! -b /dev/vda ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i+1)); done
 if ! mount -t ext4 /dev/vda /mnt 2>/dev/null; then mke2fs -q /dev/vda && mount -t ext4 /dev/vda /mnt; fi
 echo "guest: booted"
 [ -f /mnt/hello ] || { echo "written by the guest before suspend" > /mnt/hello; sync; }
+# data the guest does not read again: a resume on demand never fetches it
+[ -f /mnt/big ] || { dd if=/dev/urandom of=/mnt/big bs=64k count=64 2>/dev/null; sync; }
 n=0
 while true; do
   n=\$((n+1)); echo "tick \$n"
