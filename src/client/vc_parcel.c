@@ -601,8 +601,9 @@ int vc_parcel_create(VcBackend *b, const VcCreateOpts *o, bool quiet, VcCheckinS
                 return vc_errf(-EEXIST, "parcel '%s' already exists", o->name);
         if (o->machine) {
                 /* a VM's disk image: checked before anything is made */
-                if (o->disk_image && (r = source_open_file(o->disk_image, "disk", o->disk_size, &disk)) < 0)
-                        return r;
+                int dr;
+                if (o->disk_image && (dr = source_open_file(o->disk_image, "disk", o->disk_size, &disk)) < 0)
+                        return dr;
                 sv = (VcVersion){ .mem_size = o->mem_size, .disk_size = o->disk_size };
         }
         if (r < 0 && r != -ENOENT)

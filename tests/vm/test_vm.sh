@@ -101,6 +101,21 @@ check "no version was lost: the parcel is at version 3" '[ "$(host A log vm --js
 ok "host C checks its workspace in" on C -q workspace checkin wsC --release
 check "version 4 resumes nowhere but where it has the device: the store is at 4" '[ "$(host A log vm --json | json latest_version)" = 4 ]'
 
+# --- --from-disk: a raw disk image that boots through the BIOS (a boot
+# sector that prints one line to the serial port and halts)
+perl -e '$m = "vmcas-mbr: booted from the disk\r\n\0";
+  $c = pack("H*", "31c08ed8be157cbaf803ac84c07403eeebf8f4ebfd") . $m;
+  print $c, "\0" x (510 - length $c), "\x55\xaa", "\0" x (1048576 - 512)' > boot.img
+ok "host A makes a VM parcel from a raw disk image" host A parcel create mbr --policy ip --memory-size 16M --from-disk boot.img
+ok "host A: resume boots the disk" host A resume mbr --workspace $TMPDIR/wsM --json
+check "the BIOS ran its boot sector" 'await wsM/console.log "vmcas-mbr: booted from the disk" 60'
+ok "host A: suspend --checkin --release" on A suspend wsM --checkin --release
+ok "host B logs in again: the new parcel's key" env VMCAS_KEYS=$TMPDIR/keysB "$VMCAS" login "$URL"
+ok "host B: resume it from its device state" host B resume mbr --workspace $TMPDIR/wsM2 --json
+check "it resumed (resumed: $(jb resumed last.out)) and did not boot again" \
+  '[ "$(jb resumed last.out)" = true ] && ! grep -q "vmcas-mbr" wsM2/console.log'
+ok "host B: suspend" on B suspend wsM2 --checkin --release
+
 # --- a parcel of plain images has no machine
 head -c 1048576 /dev/urandom > m.img; truncate -s 16M m.img; truncate -s 1M d.img
 host A -q parcel create plain --policy ip --memory-size 16M --disk-size 1M >/dev/null
