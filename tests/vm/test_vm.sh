@@ -114,7 +114,13 @@ ok "host B logs in again: the new parcel's key" env VMCAS_KEYS=$TMPDIR/keysB "$V
 ok "host B: resume it from its device state" host B resume mbr --workspace $TMPDIR/wsM2 --json
 check "it resumed (resumed: $(jb resumed last.out)) and did not boot again" \
   '[ "$(jb resumed last.out)" = true ] && ! grep -q "vmcas-mbr" wsM2/console.log'
-ok "host B: suspend" on B suspend wsM2 --checkin --release
+ok "host B: suspend" on B suspend wsM2
+host B resume mbr --workspace $TMPDIR/wsM2 --foreground > fg.out 2>&1 &
+fg=$!
+check "resume --foreground stays while the VM runs" 'await wsM2/qemu.pid . 60 && sleep 1 && kill -0 $fg'
+ok "host B: suspend --checkin --release of the foreground VM" on B suspend wsM2 --checkin --release
+rc=0; wait $fg || rc=$?
+check "and resume --foreground returns 0 once QEMU is gone (rc $rc)" '[ $rc = 0 ] && [ "$(procs)" = 0 ]'
 
 # --- a parcel of plain images has no machine
 head -c 1048576 /dev/urandom > m.img; truncate -s 16M m.img; truncate -s 1M d.img
