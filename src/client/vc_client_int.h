@@ -72,7 +72,10 @@ int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len);
 /* ---- checkin (vc_checkin.c) --------------------------------------------------- */
 
 /* Checks (mem, disk) in as version p->latest+1 of *p. lease: the token
- * the commit presents, or NULL. */
+ * the commit presents, or NULL. do_checkin_level: new chunks compressed
+ * at that zstd level (0: the default; do_checkin). */
+int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const uint8_t *lease,
+                     bool quiet, int level, VcCheckinStats *st);
 int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const uint8_t *lease, bool quiet,
                VcCheckinStats *st);
 

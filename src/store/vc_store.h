@@ -343,6 +343,10 @@ int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_i
  * readdir and stat per pack, no index walk (vc_store_stat walks it). What a
  * bounded store, such as a host cache, weighs itself with. */
 int vc_store_pack_bytes(VcStore *s, uint64_t *ret_packs, uint64_t *ret_bytes);
+/* The bytes that packs spend on framing: the header of each of `records`
+ * records and of each of `packs` packs (docs/format-store.md), for the
+ * breakdown of `vmcas stat`. */
+uint64_t vc_store_framing_bytes(uint64_t records, uint64_t packs);
 /* Which repair fixes a problem that vc_store_check reports. */
 typedef enum VcRepair {
         VC_REPAIR_REINDEX = 0,  /* vc_store_reindex ('vmcas verify --reindex') */
