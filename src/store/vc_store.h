@@ -147,6 +147,11 @@ int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
 
 /* Seals packs when they pass bytes instead of ~256 MiB (tests, tuning). */
 void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes);
+/* Flushes by itself when puts pass bytes instead of 64 MiB. Each flush of
+ * random tags rewrites most leaf pages of the index, so a writer of much
+ * new data (a checkin) wants few flushes: VC_WRITER_FLUSH_BULK. */
+void vc_writer_set_flush_bytes(VcWriter *w, uint64_t bytes);
+#define VC_WRITER_FLUSH_BULK (256ull << 20)
 
 /* The same, for a caller that has just looked (domain, tag) up itself and
  * not found it (say in a transaction of each of its threads): skips the
