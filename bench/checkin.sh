@@ -42,7 +42,7 @@ echo "baseline: dd oflag=direct write (1 MiB blocks) $dd_mbs MB/s"
 cat "$W/m" "$W/d" > /dev/null   # back into the page cache
 # target NAME MB/s BASELINE-NAME BASELINE-MB/s RATIO: one issue 12 target
 target() { awk -v n="$1" -v r="$2" -v bn="$3" -v b="$4" -v t="$5" 'BEGIN { x = r / b
-  printf "  target: %-44s %6.0f MB/s / %-24s %6.0f MB/s = %5.2f  (>= %.1f: %s)\n", n, r, bn, b, x, t, x >= t ? "ok" : "BELOW" }'; }
+  printf "  target: %-44s %6.0f MB/s / %-24s %6.0f MB/s = %5.2f  (>= %.1f: %s)\n", n, r, bn, b, x, t, (x >= t ? "ok" : "BELOW") }'; }
 
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
 report() { # name bytes seconds target
