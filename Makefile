@@ -21,7 +21,7 @@ LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 TEST_SRC := $(wildcard tests/*/test_*.c)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 
-.PHONY: all deps test-deps test demo bench clean valgrind-build fuzz fuzz-bins fuzz-corpus man install uninstall
+.PHONY: all deps test-deps bench-deps test demo bench clean valgrind-build fuzz fuzz-bins fuzz-corpus man install uninstall
 all: deps build/vmcas build/nbdkit-vmcas-plugin.so man
 
 # VMCAS_NO_DEPS=1: install no Debian package (a package build has them)
@@ -157,7 +157,12 @@ test: test-deps build/vmcas build/nbdkit-vmcas-plugin.so man build/asan/vmcas bu
 demo: deps build/vmcas build/tools/vc-testimg
 	@bash scripts/demo.sh
 
-bench: deps build/bench/vmcas build/tools/vc-testimg $(BENCH_BINS)
+# bench-deps: restic, borg and casync for bench/peers.sh (scripts/deps.sh
+# bench); a failed install only means the peers are skipped.
+bench-deps: deps
+	@[ -n "$(VMCAS_NO_DEPS)" ] || bash scripts/deps.sh bench || echo "bench: peers not installed; bench/peers.sh skips them" >&2
+
+bench: bench-deps build/bench/vmcas build/tools/vc-testimg $(BENCH_BINS)
 	@bash bench/run.sh
 
 clean:

@@ -436,12 +436,17 @@ int vc_cmd_parcel(int argc, char **argv)
 
 static void help_checkin(void)
 {
-        printf("Usage: vmcas -s STORE|URL checkin NAME --memory FILE --disk FILE [--keep-lease] [--json]\n\n"
+        printf("Usage: vmcas -s STORE|URL checkin NAME --memory FILE --disk FILE [--keep-lease]\n"
+               "                                  [--compress zstd:LEVEL] [--json]\n\n"
                "Stores the two images as the next version of parcel NAME. Only chunks the store\n"
                "does not hold yet (within the parcel's policy) are sent and written.\n\n"
                "The parcel must be leased to this host (a checkout took it; the host's name is\n"
                "$VMCAS_HOST or the system's) or to nobody. A checkin from a host whose lease was\n"
                "broken is refused. After the commit the lease is given up, unless --keep-lease.\n\n"
+               "  --compress zstd:LEVEL  the zstd level (1 to 19, default 3) of the chunks this\n"
+               "           checkin stores new, for a parcel compressed with zstd. The level is\n"
+               "           stored nowhere (reading needs none) and unchanged chunks keep theirs;\n"
+               "           under policy all, content sealed at two levels is stored twice.\n"
                "  --json   the counts, and the bytes moved: sent_data_bytes, sent_meta_bytes,\n"
                "           received_data_bytes, received_meta_bytes, wire_bytes\n");
 }
@@ -454,6 +459,7 @@ int vc_cmd_checkin(int argc, char **argv)
                 { "disk", required_argument, NULL, 'd' },
                 { "json", no_argument, NULL, 'j' },
                 { "keep-lease", no_argument, NULL, 'k' },
+                { "compress", required_argument, NULL, 'z' },
                 { 0 }
         };
         const char *mem = NULL, *disk = NULL;
@@ -464,6 +470,10 @@ int vc_cmd_checkin(int argc, char **argv)
         case 'd': disk = optarg; break;
         case 'j': json = true; break;
         case 'k': co.keep_lease = true; break;
+        case 'z':
+                if (vc_zstd_level_parse(optarg, &co.zstd_level) < 0)
+                        return vc_cli_usage("checkin", "%s", vc_errmsg(-EINVAL));
+                break;
         GETOPT_END
         if (optind + 1 != argc)
                 return vc_cli_usage("checkin", optind >= argc ? "checkin needs a parcel NAME" : "unexpected argument");
@@ -657,7 +667,42 @@ static void help_stat(void)
                "What the store holds: data_bytes (sealed chunk bytes), meta_bytes (keyrings and\n"
                "version records), disk_bytes (what it occupies on disk, dead space included), for\n"
                "the store, for each parcel (data it uses; metadata and disk of its own domain) and\n"
-               "for each shared pool (all, group:NAME).\n");
+               "for each shared pool (all, group:NAME).\n\n"
+               "Where the bytes on disk go (breakdown in --json): sealed chunk data, keyring\n"
+               "nodes, the header of each record in the packs, the rest of the packs (copies of\n"
+               "the catalog's records, and dead space that gc has not reclaimed yet), and the\n"
+               "index (chunk locations, parcel and version records).\n");
+}
+
+/* Where the bytes of disk_bytes go. */
+typedef struct Breakdown {
+        uint64_t data, keyring, framing, pack_other, index, versions;
+} Breakdown;
+
+static void breakdown(const VcStoreStat *st, Breakdown *b)
+{
+        uint64_t records = 0, packs = 0, pack_bytes = 0;
+        memset(b, 0, sizeof *b);
+        for (size_t i = 0; i < st->ndomains; i++) {
+                const VcDomainStat *d = &st->domains[i];
+                b->data += d->data_bytes;
+                b->keyring += d->meta_bytes;
+                records += d->data_chunks + d->meta_chunks;
+                packs += d->packs;
+                pack_bytes += d->pack_bytes;
+        }
+        b->framing = vc_store_framing_bytes(records, packs);
+        uint64_t used = b->data + b->keyring + b->framing;
+        b->pack_other = pack_bytes > used ? pack_bytes - used : 0;
+        b->index = st->index_bytes;
+        for (size_t i = 0; i < st->nparcels; i++)
+                b->versions += st->parcels[i].versions;
+}
+
+static const char *pct(uint64_t part, uint64_t whole, char *buf)
+{
+        snprintf(buf, 16, "%.1f %%", whole ? 100.0 * (double)part / (double)whole : 0.0);
+        return buf;
 }
 
 int vc_cmd_stat(int argc, char **argv)
@@ -709,12 +754,32 @@ int vc_cmd_stat(int argc, char **argv)
                 }
                 json_object_set_new(o, "parcels", arr);
                 json_object_set_new(o, "pools", pools);
+                Breakdown bd;
+                breakdown(&st, &bd);
+                json_t *bo = json_object();
+                json_object_set_new(bo, "sealed_data_bytes", json_integer((json_int_t)bd.data));
+                json_object_set_new(bo, "keyring_bytes", json_integer((json_int_t)bd.keyring));
+                json_object_set_new(bo, "record_header_bytes", json_integer((json_int_t)bd.framing));
+                json_object_set_new(bo, "pack_other_bytes", json_integer((json_int_t)bd.pack_other));
+                json_object_set_new(bo, "index_bytes", json_integer((json_int_t)bd.index));
+                json_object_set_new(bo, "versions", json_integer((json_int_t)bd.versions));
+                json_object_set_new(o, "breakdown", bo);
                 print_json(o);
         } else {
                 char a[32], b[32], c[32], d[32];
                 printf("store %s: %s data, %s metadata, %s on disk (%s of images in all versions)\n",
                        vc_global.store, sz(st.data_bytes, a), sz(st.meta_bytes, b), sz(st.disk_bytes, c),
                        sz(st.logical_bytes, d));
+                Breakdown bd;
+                char p1[16], p2[16], p3[16], p4[16], p5[16], ix[32];
+                breakdown(&st, &bd);
+                uint64_t all = bd.data + bd.keyring + bd.framing + bd.pack_other + bd.index;
+                printf("on disk: sealed data %s (%s), keyring nodes %s (%s), record headers %s (%s),\n"
+                       "         other pack bytes (catalog copies, dead space) %s (%s), index %s (%s; %" PRIu64
+                       " version records)\n",
+                       sz(bd.data, a), pct(bd.data, all, p1), sz(bd.keyring, b), pct(bd.keyring, all, p2),
+                       sz(bd.framing, c), pct(bd.framing, all, p3), sz(bd.pack_other, d), pct(bd.pack_other, all, p4),
+                       sz(bd.index, ix), pct(bd.index, all, p5), bd.versions);
                 printf("\n%-20s %-12s %6s %8s %12s %12s %12s %12s\n", "PARCEL", "POLICY", "CHUNK", "VERSIONS", "IMAGES",
                        "DATA", "METADATA", "DISK");
                 for (size_t i = 0; i < st.nparcels; i++) {

@@ -1,6 +1,18 @@
 /* Checkin: read, hash, seal on every core; ask the back end which sealed
  * chunks it lacks and send those, a batch at a time, on a put thread;
- * build the keyrings; commit the version in one atomic call. */
+ * build the keyrings; commit the version in one atomic call.
+ *
+ * The stages overlap: a read-ahead thread asks the kernel for the next
+ * RA_AHEAD batches of the image file (posix_fadvise WILLNEED) while the
+ * workers read and seal the current one, so the disk never waits for the
+ * cores; the workers take pieces of a batch in turn (a worker slowed by
+ * other work on its core does not hold the batch up); the put thread
+ * sends the previous batch meanwhile; the previous version's key table is
+ * built on a thread of its own while the first batches are hashed, and a
+ * worker waits for it only when a chunk is not where it was. With
+ * VMCAS_TIMING set, checkin prints where its time went, per stage;
+ * VMCAS_NO_MMAP (pread instead of mappings) and VMCAS_NO_RA (no read-ahead
+ * thread) exist to measure what each brings (bench/checkin.sh). */
 #include "client/vc_client_int.h"
 #include "client/vc_keystore.h"
 #include "client/vc_machine.h"
@@ -8,14 +20,23 @@
 #include "core/vc_pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define BATCH (8u << 20)        /* bytes read and sealed per round */
 #define NODE_BATCH 2048         /* keyring nodes sent per call */
+#define PIECE (2u << 20)        /* bytes a worker takes of a batch at a time */
+#define RA_AHEAD 4              /* batches read ahead of the workers */
+#define RA_STEP (2u << 20)      /* bytes per read-ahead request */
 
 enum { SLOT_ZERO, SLOT_REUSED, SLOT_NEW };
 
@@ -43,8 +64,10 @@ typedef struct Checkin {
         const Keys *k;
         int nthreads;
         VcSealer *sealers[VC_MAX_THREADS];
-        VcTagSet *prevmap;         /* key -> index into prev (ip/group/all) */
+        uint32_t *prevmap;         /* key -> 1 + index into prev_all (ip/group/all), open addressing */
+        uint64_t prevmap_mask;
         VcEntry *prev_all;         /* previous memory entries, then disk */
+        uint64_t prev_total;       /* entries in prev_all */
         Need need_data, need_nodes;
         VcCheckinStats *st;
         VcProgress prog;
@@ -70,7 +93,151 @@ typedef struct Checkin {
         VcPutItem nitems[NODE_BATCH];
         uint8_t ntags[NODE_BATCH * 32], nmissing[NODE_BATCH];
         size_t nnodes, nodes_used;
+        /* the pieces of the current batch, taken by the workers in turn */
+        atomic_uint_fast64_t next_piece;
+        uint64_t piece_chunks;
+        bool map;                  /* workers map the file (else pread) */
+        /* the read-ahead thread (under lock): advises [ra_next, ra_goal) of ra_fd */
+        pthread_t reader;
+        bool reader_started;
+        int ra_fd;
+        uint64_t ra_next, ra_goal;
+        pthread_cond_t ra_cv;
+        /* the thread that builds prevmap; workers wait for pm_ready */
+        pthread_t pm_thread;
+        bool pm_started;
+        atomic_bool pm_ready;
+        int pm_err;
+        pthread_cond_t pm_cv;
+        /* nanoseconds per stage, summed over the threads (VMCAS_TIMING) */
+        atomic_uint_fast64_t t_read, t_hash, t_seal, t_put, t_pmwait;
+        uint64_t t_prev, t_pmbuild, t_pool, t_putwait, t_tree, t_flush, t_commit;
 } Checkin;
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- read-ahead ---------------------------------------------------------------- */
+
+static void *ra_main(void *arg)
+{
+        Checkin *c = arg;
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                while (!c->quit && (c->ra_fd < 0 || c->ra_next >= c->ra_goal))
+                        pthread_cond_wait(&c->ra_cv, &c->lock);
+                if (c->quit)
+                        break;
+                int fd = c->ra_fd;
+                uint64_t from = c->ra_next, len = VC_MIN((uint64_t)RA_STEP, c->ra_goal - from);
+                c->ra_next = from + len;
+                pthread_mutex_unlock(&c->lock);
+                /* starts the reads and returns; a failure only costs speed */
+                (void)posix_fadvise(fd, (off_t)from, (off_t)len, POSIX_FADV_WILLNEED);
+                pthread_mutex_lock(&c->lock);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+/* The workers are about to read [off, ...) of src: keep RA_AHEAD batches
+ * beyond it on their way into the page cache. */
+static void ra_request(Checkin *c, const Source *src, uint64_t off)
+{
+        if (!c->reader_started || src->fd < 0 || src->dirty)
+                return;
+        pthread_mutex_lock(&c->lock);
+        if (c->ra_fd != src->fd) {
+                c->ra_fd = src->fd;
+                c->ra_next = off;
+        }
+        c->ra_next = VC_MAX(c->ra_next, off);
+        c->ra_goal = VC_MIN(src->size, off + (uint64_t)BATCH * (RA_AHEAD + 1));
+        pthread_cond_signal(&c->ra_cv);
+        pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the previous version's key table ------------------------------------------ */
+
+_Static_assert(2 * VC_IMAGE_CHUNKS_MAX < UINT32_MAX, "prevmap slots hold 1 + an index into both images");
+
+static uint64_t prevmap_hash(const uint8_t key[VC_KEY_LEN])
+{
+        uint64_t h;
+        memcpy(&h, key, 8);
+        return h ^ (h >> 29);
+}
+
+static void *pm_main(void *arg)
+{
+        Checkin *c = arg;
+        uint64_t t0 = now_ns();
+        /* slots of 4 bytes (the keys are in prev_all): the table of a
+         * million chunks fits a core's cache, where the 48-byte slots of
+         * a VcTagSet took a second to fill */
+        uint64_t cap = 1024;
+        while (cap / 2 < c->prev_total)
+                cap *= 2;
+        int r = 0;
+        if (!(c->prevmap = calloc(cap, sizeof(uint32_t)))) {
+                r = -ENOMEM;
+                cap = 0;
+        }
+        c->prevmap_mask = cap - 1;
+        for (uint64_t i = 0; i < c->prev_total && r >= 0; i++) {
+                if (vc_entry_is_zero(&c->prev_all[i]))
+                        continue;
+                uint64_t h = prevmap_hash(c->prev_all[i].key) & c->prevmap_mask;
+                for (;; h = (h + 1) & c->prevmap_mask) {
+                        uint32_t v = c->prevmap[h];
+                        if (!v) {
+                                c->prevmap[h] = (uint32_t)(i + 1);
+                                break;
+                        }
+                        /* the same key twice: the first position wins */
+                        if (memcmp(c->prev_all[v - 1].key, c->prev_all[i].key, VC_KEY_LEN) == 0)
+                                break;
+                }
+        }
+        pthread_mutex_lock(&c->lock);
+        c->pm_err = r < 0 ? r : 0;
+        c->t_pmbuild = now_ns() - t0;
+        atomic_store_explicit(&c->pm_ready, true, memory_order_release);
+        pthread_cond_broadcast(&c->pm_cv);
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+/* Looks key up in the previous version (any position): 1 found (*at),
+ * 0 not, or the error of building the table. */
+static int prevmap_get(Checkin *c, const uint8_t key[VC_KEY_LEN], uint64_t *at)
+{
+        if (!c->prev_all)
+                return 0;
+        if (!atomic_load_explicit(&c->pm_ready, memory_order_acquire)) {
+                uint64_t t0 = now_ns();
+                pthread_mutex_lock(&c->lock);
+                while (!atomic_load_explicit(&c->pm_ready, memory_order_acquire))
+                        pthread_cond_wait(&c->pm_cv, &c->lock);
+                pthread_mutex_unlock(&c->lock);
+                atomic_fetch_add(&c->t_pmwait, now_ns() - t0);
+        }
+        if (c->pm_err < 0)
+                return vc_errf(c->pm_err, "building the previous version's key table: %s", strerror(-c->pm_err));
+        for (uint64_t h = prevmap_hash(key) & c->prevmap_mask;; h = (h + 1) & c->prevmap_mask) {
+                uint32_t v = c->prevmap[h];
+                if (!v)
+                        return 0;
+                if (memcmp(c->prev_all[v - 1].key, key, VC_KEY_LEN) == 0) {
+                        *at = v - 1;
+                        return 1;
+                }
+        }
+}
 
 
 static int need_add(Need *nd, const uint8_t tag[32])
@@ -90,6 +257,114 @@ static int need_add(Need *nd, const uint8_t tag[32])
         return 0;
 }
 
+/* Chunk i of batch b: zero, reused (its entry from the previous version)
+ * or sealed. Adds the time spent sealing to *t_seal. */
+static int one_chunk(Checkin *c, Batch *b, VcSealer *sl, uint64_t i, const uint8_t *d, const uint8_t *dirty,
+                     uint64_t *t_seal)
+{
+        uint64_t cs = c->p->chunk_size;
+        size_t len = (size_t)VC_MIN(cs, b->len - i * cs);
+        uint64_t idx = b->first + i;
+        VcEntry *e = &b->out[i];
+        int r;
+        if (dirty) {
+                /* a workspace: a clean chunk is the base's, unread */
+                if (!(dirty[idx >> 3] & (1u << (idx & 7)))) {
+                        *e = c->src->base[idx];
+                        b->kind[i] = vc_entry_is_zero(e) ? SLOT_ZERO : SLOT_REUSED;
+                        return 0;
+                }
+                if ((r = source_read(c->src, c->src_off + i * cs, b->buf + i * cs, len)) < 0)
+                        return r;
+        }
+        if (vc_is_zero(d, len)) {
+                memset(e, 0, sizeof *e);
+                b->kind[i] = SLOT_ZERO;
+                return 0;
+        }
+        vc_chunk_key(sl, d, len, e->key);
+        uint64_t at = 0;
+        if (c->prev && idx < c->prev_n && !vc_entry_is_zero(&c->prev[idx]) &&
+            memcmp(c->prev[idx].key, e->key, VC_KEY_LEN) == 0) {
+                memcpy(e->tag, c->prev[idx].tag, 32);
+                b->kind[i] = SLOT_REUSED;
+                return 0;
+        }
+        if ((r = prevmap_get(c, e->key, &at)) < 0)
+                return r;
+        if (r) {
+                memcpy(e->tag, c->prev_all[at].tag, 32);
+                b->kind[i] = SLOT_REUSED;
+                return 0;
+        }
+        uint64_t t0 = now_ns();
+        r = vc_seal(sl, d, len, e->key, c->seal_base + idx, b->slots + i * c->slot_size, c->slot_size, &b->slen[i],
+                    e->tag);
+        *t_seal += now_ns() - t0;
+        if (r < 0)
+                return vc_errf_prefix(r, "sealing chunk %" PRIu64 " of the %s image", idx, c->src->what);
+        b->kind[i] = SLOT_NEW;
+        return 0;
+}
+
+/* Chunks lo..hi-1 of batch b, whose data starts at base. */
+static int some_chunks(Checkin *c, Batch *b, VcSealer *sl, uint64_t lo, uint64_t hi, const uint8_t *base,
+                       const uint8_t *dirty, uint64_t *t_seal)
+{
+        uint64_t cs = c->p->chunk_size;
+        int r = 0;
+        for (uint64_t i = lo; i < hi && r >= 0; i++)
+                r = one_chunk(c, b, sl, i, base + (i - lo) * cs, dirty, t_seal);
+        return r;
+}
+
+/* A file that shrinks while it is mapped raises SIGBUS where its pages
+ * are gone: a worker reading a mapping sets bus_jmp, and the handler
+ * jumps back there, where the read fails as a short pread would. */
+static _Thread_local sigjmp_buf *bus_jmp;
+static struct sigaction bus_old;
+static pthread_once_t bus_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+        if (bus_jmp)
+                siglongjmp(*bus_jmp, 1);
+        if ((bus_old.sa_flags & SA_SIGINFO) && bus_old.sa_sigaction) {
+                bus_old.sa_sigaction(sig, si, uc);
+                return;
+        }
+        if (!(bus_old.sa_flags & SA_SIGINFO) && bus_old.sa_handler != SIG_DFL && bus_old.sa_handler != SIG_IGN) {
+                bus_old.sa_handler(sig);
+                return;
+        }
+        signal(SIGBUS, SIG_DFL);
+        raise(SIGBUS);
+}
+
+static void bus_install(void)
+{
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_sigbus;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, &bus_old);
+}
+
+static int mapped_chunks(Checkin *c, Batch *b, VcSealer *sl, uint64_t lo, uint64_t hi, const uint8_t *base,
+                         uint64_t *t_seal)
+{
+        sigjmp_buf jb;
+        if (sigsetjmp(jb, 1)) {
+                bus_jmp = NULL;
+                return vc_errf(-EIO, "reading the %s image: the file is shorter than it was", c->src->what);
+        }
+        bus_jmp = &jb;
+        int r = some_chunks(c, b, sl, lo, hi, base, NULL, t_seal);
+        bus_jmp = NULL;
+        return r;
+}
+
 /* A worker of vc_pool_run: its error, with its message, reaches the
  * caller's thread. */
 static int work(void *arg, int tid)
@@ -98,58 +373,43 @@ static int work(void *arg, int tid)
         Batch *b = c->cur;
         VcSealer *sl = c->sealers[tid];
         uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
-        /* Each worker takes a contiguous slice of the batch and, from a
-         * file, reads it itself: reading is then as parallel as sealing. */
-        uint64_t lo = n * (uint64_t)tid / (uint64_t)c->nthreads;
-        uint64_t hi = n * (uint64_t)(tid + 1) / (uint64_t)c->nthreads;
         const uint8_t *dirty = c->src ? c->src->dirty : NULL;
-        if (c->src && c->src->fd >= 0 && hi > lo && !dirty) {
-                uint64_t from = lo * cs, to = VC_MIN(hi * cs, b->len);
-                int r = source_read(c->src, c->src_off + from, b->buf + from, (size_t)(to - from));
-                if (r < 0)
-                        return r;
-        }
-        for (uint64_t i = lo; i < hi && !vc_pool_stopping(); i++) {
-                const uint8_t *d = b->buf + i * cs;
-                size_t len = (size_t)VC_MIN(cs, b->len - i * cs);
-                uint64_t idx = b->first + i;
-                VcEntry *e = &b->out[i];
-                if (dirty) {
-                        /* a workspace: a clean chunk is the base's, unread */
-                        if (!(dirty[idx >> 3] & (1u << (idx & 7)))) {
-                                *e = c->src->base[idx];
-                                b->kind[i] = vc_entry_is_zero(e) ? SLOT_ZERO : SLOT_REUSED;
-                                continue;
+        bool file = c->src && c->src->fd >= 0 && !dirty;
+        uint64_t t_read = 0, t_seal = 0, t_all = 0;
+        int r = 0;
+        /* Each worker takes the next piece of the batch. From a file, it
+         * maps the piece and hashes the page cache in place: copying it
+         * out with pread cost a third of the time of an unchanged image
+         * (and a pread is the fallback if the file cannot be mapped). */
+        while (r >= 0 && !vc_pool_stopping()) {
+                uint64_t lo = atomic_fetch_add(&c->next_piece, 1) * c->piece_chunks;
+                if (lo >= n)
+                        break;
+                uint64_t hi = VC_MIN(lo + c->piece_chunks, n), t0 = now_ns();
+                uint64_t from = lo * cs, len = VC_MIN(hi * cs, b->len) - from;
+                const uint8_t *base = b->buf + from;
+                void *m = MAP_FAILED;
+                if (file && c->map)
+                        m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED | MAP_POPULATE, c->src->fd,
+                                 (off_t)(c->src_off + from));
+                if (m != MAP_FAILED) {
+                        t_read += now_ns() - t0;
+                        r = mapped_chunks(c, b, sl, lo, hi, m, &t_seal);
+                        munmap(m, (size_t)len);
+                } else {
+                        if (file) {
+                                r = source_read(c->src, c->src_off + from, b->buf + from, (size_t)len);
+                                t_read += now_ns() - t0;
                         }
-                        int r = source_read(c->src, c->src_off + i * cs, b->buf + i * cs, len);
-                        if (r < 0)
-                                return r;
+                        if (r >= 0)
+                                r = some_chunks(c, b, sl, lo, hi, base, dirty, &t_seal);
                 }
-                if (vc_is_zero(d, len)) {
-                        memset(e, 0, sizeof *e);
-                        b->kind[i] = SLOT_ZERO;
-                        continue;
-                }
-                vc_chunk_key(sl, d, len, e->key);
-                uint64_t at;
-                if (c->prev && idx < c->prev_n && !vc_entry_is_zero(&c->prev[idx]) &&
-                    memcmp(c->prev[idx].key, e->key, VC_KEY_LEN) == 0) {
-                        memcpy(e->tag, c->prev[idx].tag, 32);
-                        b->kind[i] = SLOT_REUSED;
-                        continue;
-                }
-                if (c->prevmap && vc_tagset_get(c->prevmap, 0, e->key, &at)) {
-                        memcpy(e->tag, c->prev_all[at].tag, 32);
-                        b->kind[i] = SLOT_REUSED;
-                        continue;
-                }
-                int r = vc_seal(sl, d, len, e->key, c->seal_base + idx, b->slots + i * c->slot_size, c->slot_size,
-                                &b->slen[i], e->tag);
-                if (r < 0)
-                        return vc_errf_prefix(r, "sealing chunk %" PRIu64 " of the %s image", idx, c->src->what);
-                b->kind[i] = SLOT_NEW;
+                t_all += now_ns() - t0;
         }
-        return 0;
+        atomic_fetch_add(&c->t_read, t_read);
+        atomic_fetch_add(&c->t_seal, t_seal);
+        atomic_fetch_add(&c->t_hash, t_all - t_read - t_seal);
+        return r < 0 ? r : 0;
 }
 
 static int run_workers(Checkin *c)
@@ -218,7 +478,9 @@ static void *put_main(void *arg)
                 bool failed = vc_err_failed(&c->put_err);
                 pthread_mutex_unlock(&c->lock);
                 vc_errclear();
+                uint64_t t0 = now_ns();
                 vc_err_save(&c->put_err, failed ? 0 : put_batch(c, b));
+                atomic_fetch_add(&c->t_put, now_ns() - t0);
                 pthread_mutex_lock(&c->lock);
                 c->todo = NULL;
                 pthread_cond_broadcast(&c->cv);
@@ -231,9 +493,11 @@ static void *put_main(void *arg)
  * put thread's first error, with its message. */
 static int hand_over(Checkin *c, Batch *b)
 {
+        uint64_t t0 = now_ns();
         pthread_mutex_lock(&c->lock);
         while (c->todo)
                 pthread_cond_wait(&c->cv, &c->lock);
+        c->t_putwait += now_ns() - t0;
         int r = vc_err_raise(&c->put_err);
         if (b && !r) {
                 c->todo = b;
@@ -267,7 +531,12 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
                 if (src->fd < 0 && (r = source_read(src, off, b->buf, (size_t)b->len)) < 0)
                         return r;
                 c->cur = b;
-                if ((r = run_workers(c)) < 0 || (r = hand_over(c, b)) < 0)
+                atomic_store(&c->next_piece, 0);
+                ra_request(c, src, off + BATCH);
+                uint64_t t0 = now_ns();
+                r = run_workers(c);
+                c->t_pool += now_ns() - t0;
+                if (r < 0 || (r = hand_over(c, b)) < 0)
                         return r;
         }
         return hand_over(c, NULL);
@@ -349,15 +618,19 @@ static int load_prev(Checkin *c, VcEntry **pmem, uint64_t *npm, VcEntry **pdisk,
          * and back (page cache, swap) */
         uint64_t all = *npm + *npd + *npx;
         c->prev_all = malloc((all + 1) * sizeof(VcEntry));
-        if (!c->prev_all || vc_tagset_new(&c->prevmap) < 0)
+        if (!c->prev_all)
                 return -ENOMEM;
         memcpy(c->prev_all, *pmem, *npm * sizeof(VcEntry));
         memcpy(c->prev_all + *npm, *pdisk, *npd * sizeof(VcEntry));
         if (*npx)
                 memcpy(c->prev_all + *npm + *npd, *pmach, *npx * sizeof(VcEntry));
-        for (uint64_t i = 0; i < all; i++)
-                if (!vc_entry_is_zero(&c->prev_all[i]) && (r = vc_tagset_add(c->prevmap, 0, c->prev_all[i].key, i)) < 0)
-                        return r;
+        c->prev_total = all;
+        /* built on its own thread while the first batches are hashed (in
+         * this one if no thread can be started) */
+        if (pthread_create(&c->pm_thread, NULL, pm_main, c) == 0)
+                c->pm_started = true;
+        else
+                pm_main(c);
         return 0;
 }
 
@@ -388,15 +661,19 @@ static void free_checkin(Checkin *c)
 {
         for (int i = 0; i < VC_MAX_THREADS; i++)
                 vc_sealer_free(c->sealers[i]);
-        vc_tagset_free(c->prevmap);
+        if (c->pm_started)
+                pthread_join(c->pm_thread, NULL);
+        free(c->prevmap);
         free(c->prev_all);
-        if (c->putter_started) {
-                pthread_mutex_lock(&c->lock);
-                c->quit = true;
-                pthread_cond_broadcast(&c->cv);
-                pthread_mutex_unlock(&c->lock);
+        pthread_mutex_lock(&c->lock);
+        c->quit = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_cond_broadcast(&c->ra_cv);
+        pthread_mutex_unlock(&c->lock);
+        if (c->putter_started)
                 pthread_join(c->putter, NULL);
-        }
+        if (c->reader_started)
+                pthread_join(c->reader, NULL);
         for (int i = 0; i < 2; i++) {
                 Batch *b = &c->bt[i];
                 free(b->buf);
@@ -414,6 +691,8 @@ static void free_checkin(Checkin *c)
         vc_tagset_free(c->need_data.seen);
         vc_tagset_free(c->need_nodes.seen);
         pthread_cond_destroy(&c->cv);
+        pthread_cond_destroy(&c->ra_cv);
+        pthread_cond_destroy(&c->pm_cv);
         pthread_mutex_destroy(&c->lock);
 }
 
@@ -448,8 +727,31 @@ static int make_record(Checkin *c, const VcEntry *rm, const VcEntry *rd, const V
         return 0;
 }
 
+/* Where the time went (VMCAS_TIMING): thread stages as seconds summed
+ * over the threads that ran them, then the serial stages. */
+static void print_timing(Checkin *c, double total)
+{
+        double s = 1e-9;
+        fprintf(stderr,
+                "checkin timing (%d workers): total %.3f s\n"
+                "  workers (summed): read %.3f s, hash+compare %.3f s, seal %.3f s, waiting for the key table %.3f s\n"
+                "  batches: workers busy %.3f s of wall time; waiting for the put thread %.3f s\n"
+                "  put thread (missing + put): %.3f s\n"
+                "  previous version: keyrings read %.3f s, key table (its own thread) %.3f s; keyring build %.3f s; flush %.3f s; commit "
+                "%.3f s\n",
+                c->nthreads, total, s * (double)c->t_read, s * (double)c->t_hash, s * (double)c->t_seal,
+                s * (double)c->t_pmwait, s * (double)c->t_pool, s * (double)c->t_putwait, s * (double)c->t_put,
+                s * (double)c->t_prev, s * (double)c->t_pmbuild, s * (double)c->t_tree, s * (double)c->t_flush, s * (double)c->t_commit);
+}
+
 int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const VcAuxIn *aux,
                const uint8_t *lease, bool quiet, VcCheckinStats *st)
+{
+        return do_checkin_level(b, p, k, mem, disk, aux, lease, quiet, 0, st);
+}
+
+int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const VcAuxIn *aux,
+                     const uint8_t *lease, bool quiet, int level, VcCheckinStats *st)
 {
         memset(st, 0, sizeof *st);
         double t0 = vc_mono();
@@ -458,7 +760,7 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         Checkin *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        *c = (Checkin){ .b = b, .p = p, .k = k, .st = st, .nthreads = vc_threads() };
+        *c = (Checkin){ .b = b, .p = p, .k = k, .st = st, .nthreads = vc_threads(), .ra_fd = -1 };
         if (c->nthreads < 0) {
                 int e = c->nthreads;
                 free(c);
@@ -466,6 +768,13 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         }
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->cv, NULL);
+        pthread_cond_init(&c->ra_cv, NULL);
+        pthread_cond_init(&c->pm_cv, NULL);
+        c->piece_chunks = VC_MAX(1u, PIECE / p->chunk_size);
+        c->map = !getenv("VMCAS_NO_MMAP") && pthread_once(&bus_once, bus_install) == 0;
+        /* read-ahead only speeds things up: without its thread, none */
+        if (!getenv("VMCAS_NO_RA") && pthread_create(&c->reader, NULL, ra_main, c) == 0)
+                c->reader_started = true;
         VcEntry *emem = NULL, *edisk = NULL, *pmem = NULL, *pdisk = NULL, *pmach = NULL, *eaux[2] = { NULL, NULL };
         uint64_t npm = 0, npd = 0, npx = 0;
         uint64_t nmem = 0, ndisk = 0, naux[2] = { 0, 0 };
@@ -490,8 +799,11 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         }
         for (int i = 0; i < 2; i++)
                 naux[i] = vc_chunk_count(auxn[i], p->chunk_size);
+        ra_request(c, mem, 0);
+        uint64_t tp = now_ns();
         if (p->latest > 0 && (r = load_prev(c, &pmem, &npm, &pdisk, &npd, &pmach, &npx)) < 0)
                 goto out;
+        c->t_prev += now_ns() - tp;
         emem = calloc(nmem + 1, sizeof(VcEntry));
         edisk = calloc(ndisk + 1, sizeof(VcEntry));
         eaux[0] = calloc(naux[0] + 1, sizeof(VcEntry));
@@ -506,6 +818,7 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
                 if ((r = sealer_for(p, k, &c->sealers[i])) < 0)
                         goto out;
                 vc_sealer_set_salt(c->sealers[i], salt);
+                vc_sealer_set_level(c->sealers[i], level);
         }
         vc_progress_init(&c->prog, "checkin", p->mem_size + p->disk_size + auxn[0] + auxn[1], quiet);
         if (pthread_create(&c->putter, NULL, put_main, c) != 0) {
@@ -528,26 +841,34 @@ int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *di
         vc_progress_end(&c->prog, c->done);
 
         /* keyrings */
+        uint64_t t1 = now_ns();
         if ((r = vc_tree_build(k->node, emem, nmem, node_put, c, &rm)) < 0 ||
             (r = vc_tree_build(k->node, edisk, ndisk, node_put, c, &rd)) < 0 ||
             (r = vc_tree_build(k->node, eaux[0], naux[0], node_put, c, &raux[0])) < 0 ||
             (r = vc_tree_build(k->node, eaux[1], naux[1], node_put, c, &raux[1])) < 0 || (r = flush_nodes(c)) < 0)
                 goto out;
+        uint64_t t2 = now_ns();
+        c->t_tree = t2 - t1;
         /* chunks ▸ version: everything durable before the version names it */
         VcAuxIn ai = { .machine_len = auxn[0], .order_len = auxn[1] };
         if ((r = vc_chunks_flush(b)) < 0 || (r = make_record(c, &rm, &rd, raux, &ai, rec)) < 0)
                 goto out;
+        c->t_flush = now_ns() - t2;
         test_hold("VMCAS_TEST_HOLD_COMMIT");
         VcCommit cm = { .parcel = p->name, .base = p->latest, .record = rec, .record_len = sizeof rec,
                         .lease = lease, .need_nodes = c->need_nodes.tags, .n_nodes = c->need_nodes.n,
                         .need_data = c->need_data.tags, .n_data = c->need_data.n };
+        uint64_t t3 = now_ns();
         if ((r = vc_cat_commit(b, &cm)) < 0)
                 goto out;
+        c->t_commit = now_ns() - t3;
         p->latest++;
         st->version = p->latest;
         if (disk->out)
                 memcpy(disk->out, edisk, ndisk * sizeof(VcEntry));
         st->seconds = vc_mono() - t0;
+        if (getenv("VMCAS_TIMING"))
+                print_timing(c, st->seconds);
 out:
         vc_wipe(&rm, sizeof rm);
         vc_wipe(&rd, sizeof rd);
@@ -616,13 +937,18 @@ int vc_checkin(VcBackend *b, const char *name, const char *mem_path, const char 
         int r = vc_threads();
         if (r < 0 || (r = parcel_open(b, name, &p, &k)) < 0)
                 return r;
+        if (o->zstd_level && p.comp != VC_COMP_ZSTD) {
+                keys_wipe(&k);
+                return vc_errf(-EINVAL, "parcel '%s' is compressed with %s: a zstd level applies to zstd parcels only",
+                               name, vc_comp_name(p.comp));
+        }
         int taken = 0;
         if ((r = source_open_file(mem_path, "memory", p.mem_size, &mem)) < 0 ||
             (r = source_open_file(disk_path, "disk", p.disk_size, &disk)) < 0 ||
             (r = carried_machine(b, &p, &k, &mach, &mlen)) < 0 || (r = taken = lease_for_checkin(b, name, token)) < 0)
                 goto out;
         VcAuxIn ai = { .machine = mach, .machine_len = mlen };
-        r = do_checkin(b, &p, &k, &mem, &disk, &ai, token, o->quiet, st);
+        r = do_checkin_level(b, &p, &k, &mem, &disk, &ai, token, o->quiet, o->zstd_level, st);
         if (r == -ESTALE)
                 lease_token_forget(vc_backend_uuid(b), name);
         if ((r >= 0 && !o->keep_lease) || (r < 0 && taken && r != -ESTALE)) {

@@ -68,6 +68,7 @@ typedef struct VcCreateOpts {
 typedef struct VcCheckinOpts {
         bool quiet;
         bool keep_lease;          /* keep this host's lease after the commit */
+        int zstd_level;           /* of the new chunks of a zstd parcel; 0: the default. Stored nowhere */
 } VcCheckinOpts;
 
 typedef struct VcCheckoutOpts {

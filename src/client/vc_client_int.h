@@ -93,8 +93,6 @@ int source_read(Source *src, uint64_t off, uint8_t *buf, size_t len);
 
 /* ---- checkin (vc_checkin.c) --------------------------------------------------- */
 
-/* Checks (mem, disk) in as version p->latest+1 of *p. lease: the token
- * the commit presents, or NULL. */
 /* aux: the machine and read-order bytes of the new version (NULL: none). */
 typedef struct VcAuxIn {
         const uint8_t *machine;
@@ -102,6 +100,11 @@ typedef struct VcAuxIn {
         const uint8_t *order;
         size_t order_len;
 } VcAuxIn;
+/* Checks (mem, disk) in as version p->latest+1 of *p. lease: the token
+ * the commit presents, or NULL. do_checkin_level: new chunks compressed
+ * at that zstd level (0: the default; do_checkin). */
+int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const VcAuxIn *aux,
+                     const uint8_t *lease, bool quiet, int level, VcCheckinStats *st);
 int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const VcAuxIn *aux,
                const uint8_t *lease, bool quiet, VcCheckinStats *st);
 

@@ -58,7 +58,32 @@ void vc_compressor_free(VcCompressor *c)
         free(c);
 }
 
+int vc_zstd_level_parse(const char *s, int *level)
+{
+        if (strcmp(s, "zstd") == 0) {
+                *level = 0;
+                return 0;
+        }
+        if (strncmp(s, "zstd:", 5) == 0) {
+                const char *v = s + 5;
+                char *end;
+                errno = 0;
+                long l = strtol(v, &end, 10);
+                if (*v >= '0' && *v <= '9' && !*end && !errno && l >= VC_ZSTD_LEVEL_MIN && l <= VC_ZSTD_LEVEL_MAX) {
+                        *level = (int)l;
+                        return 0;
+                }
+        }
+        return vc_errf(-EINVAL, "invalid compression '%s' (expected zstd or zstd:LEVEL, LEVEL from %d to %d)", s,
+                       VC_ZSTD_LEVEL_MIN, VC_ZSTD_LEVEL_MAX);
+}
+
 ssize_t vc_compress(VcCompressor *c, VcComp alg, void *dst, size_t cap, const void *src, size_t n)
+{
+        return vc_compress_level(c, alg, 0, dst, cap, src, n);
+}
+
+ssize_t vc_compress_level(VcCompressor *c, VcComp alg, int level, void *dst, size_t cap, const void *src, size_t n)
 {
         if (alg == VC_COMP_NONE || n == 0)
                 return 0;
@@ -76,7 +101,7 @@ ssize_t vc_compress(VcCompressor *c, VcComp alg, void *dst, size_t cap, const vo
                         c->zbuf = b;
                         c->zcap = bound;
                 }
-                size_t k = ZSTD_compressCCtx(c->zc, c->zbuf, c->zcap, src, n, 3);
+                size_t k = ZSTD_compressCCtx(c->zc, c->zbuf, c->zcap, src, n, level ? level : VC_ZSTD_LEVEL_DEFAULT);
                 if (ZSTD_isError(k))
                         return -EIO;
                 if (k >= n || k > cap)

@@ -24,6 +24,16 @@ void vc_compressor_free(VcCompressor *c);   /* NULL ok */
  * into dst[0..cap). Returns the compressed length if it is < n and fits,
  * 0 if the chunk should be stored raw, -errno on failure. */
 ssize_t vc_compress(VcCompressor *c, VcComp alg, void *dst, size_t cap, const void *src, size_t n);
+/* The same at a zstd level (VC_ZSTD_LEVEL_MIN..MAX; 0: the default,
+ * VC_ZSTD_LEVEL_DEFAULT); other algorithms ignore it. Decompression needs
+ * no level: it is stored nowhere. */
+#define VC_ZSTD_LEVEL_DEFAULT 3
+#define VC_ZSTD_LEVEL_MIN 1
+#define VC_ZSTD_LEVEL_MAX 19
+ssize_t vc_compress_level(VcCompressor *c, VcComp alg, int level, void *dst, size_t cap, const void *src, size_t n);
+/* Parses "zstd" or "zstd:LEVEL" (the level of a checkin's new chunks):
+ * *level is 0 for the default. -EINVAL with a message otherwise. */
+int vc_zstd_level_parse(const char *s, int *level);
 
 /* Decompresses exactly `want` bytes. -EBADMSG if src is not a valid stream
  * of that length (the input may be hostile: never writes past dst+want). */

@@ -9,6 +9,7 @@
 struct VcSealer {
         VcPolicy policy;
         VcComp comp;
+        int level;                      /* zstd level, 0: default */
         uint8_t secret[VC_KEY_LEN];     /* parcel or group secret */
         uint8_t data_key[VC_KEY_LEN];   /* delta: derived data key */
         uint8_t salt[8];
@@ -84,6 +85,11 @@ int vc_sealer_new(VcPolicy p, VcComp comp, const uint8_t *secret, VcSealer **ret
         }
         *ret = s;
         return 0;
+}
+
+void vc_sealer_set_level(VcSealer *s, int level)
+{
+        s->level = level;
 }
 
 void vc_sealer_free(VcSealer *s)
@@ -165,7 +171,7 @@ int vc_seal(VcSealer *s, const void *data, size_t n, const uint8_t key[VC_KEY_LE
                         s->buf = b;
                         s->bufcap = n;
                 }
-                ssize_t k = vc_compress(s->cz, s->comp, s->buf, n, data, n);
+                ssize_t k = vc_compress_level(s->cz, s->comp, s->level, s->buf, n, data, n);
                 if (k < 0)
                         return (int)k;
                 if (k > 0) {

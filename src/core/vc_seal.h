@@ -67,6 +67,9 @@ int vc_sealer_new(VcPolicy p, VcComp comp, const uint8_t *secret, VcSealer **ret
 void vc_sealer_free(VcSealer *s);             /* NULL ok */
 /* Delta only: the per-checkin random salt of the nonces. */
 void vc_sealer_set_salt(VcSealer *s, const uint8_t salt[8]);
+/* The zstd level of what this sealer compresses (0: the default). The
+ * sealed bytes, and so the tags of policy all, depend on it. */
+void vc_sealer_set_level(VcSealer *s, int level);
 
 /* The entry key of content (see the table above). One hash pass. */
 void vc_chunk_key(const VcSealer *s, const void *data, size_t n, uint8_t key[VC_KEY_LEN]);

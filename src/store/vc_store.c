@@ -932,6 +932,11 @@ static int stat_collect(VcTxn *t, VcDomainStat **v, size_t *n)
         return vc_idx_each(t, 0, stat_one, &sc);
 }
 
+uint64_t vc_store_framing_bytes(uint64_t records, uint64_t packs)
+{
+        return records * VC_REC_HDR_LEN + packs * VC_PACK_HDR_LEN;
+}
+
 int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_index_bytes)
 {
         VcDomainStat *v = NULL;

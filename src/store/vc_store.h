@@ -147,6 +147,11 @@ int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
 
 /* Seals packs when they pass bytes instead of ~256 MiB (tests, tuning). */
 void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes);
+/* Flushes by itself when puts pass bytes instead of 64 MiB. Each flush of
+ * random tags rewrites most leaf pages of the index, so a writer of much
+ * new data (a checkin) wants few flushes: VC_WRITER_FLUSH_BULK. */
+void vc_writer_set_flush_bytes(VcWriter *w, uint64_t bytes);
+#define VC_WRITER_FLUSH_BULK (256ull << 20)
 
 /* The same, for a caller that has just looked (domain, tag) up itself and
  * not found it (say in a transaction of each of its threads): skips the
@@ -343,6 +348,10 @@ int vc_store_stat(VcStore *s, VcDomainStat **ret, size_t *ret_n, uint64_t *ret_i
  * readdir and stat per pack, no index walk (vc_store_stat walks it). What a
  * bounded store, such as a host cache, weighs itself with. */
 int vc_store_pack_bytes(VcStore *s, uint64_t *ret_packs, uint64_t *ret_bytes);
+/* The bytes that packs spend on framing: the header of each of `records`
+ * records and of each of `packs` packs (docs/format-store.md), for the
+ * breakdown of `vmcas stat`. */
+uint64_t vc_store_framing_bytes(uint64_t records, uint64_t packs);
 /* Which repair fixes a problem that vc_store_check reports. */
 typedef enum VcRepair {
         VC_REPAIR_REINDEX = 0,  /* vc_store_reindex ('vmcas verify --reindex') */

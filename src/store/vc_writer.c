@@ -80,6 +80,7 @@ struct VcWriter {
         uint32_t *set;          /* open addressing over pend: index + 1, 0 = empty */
         size_t setcap;          /* power of two */
         uint64_t pending_bytes;
+        uint64_t flush_bytes;    /* flush when pending_bytes pass it */
         uint64_t pack_max;
         uint64_t moved;
         int err;                /* a failed write poisons the writer */
@@ -98,8 +99,14 @@ int vc_writer_new(VcStore *s, VcWriter **ret)
                 return -ENOMEM;
         w->s = s;
         w->pack_max = VC_PACK_MAX_DEFAULT;
+        w->flush_bytes = VC_FLUSH_BYTES;
         *ret = w;
         return 0;
+}
+
+void vc_writer_set_flush_bytes(VcWriter *w, uint64_t bytes)
+{
+        w->flush_bytes = VC_MAX(bytes, 1u);
 }
 
 void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes)
@@ -619,7 +626,7 @@ static int put_record(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[
                 set_insert(w, (uint32_t)w->npend);
         w->npend++;
         w->pending_bytes += pe.len;
-        if (w->pending_bytes >= VC_FLUSH_BYTES)
+        if (w->pending_bytes >= w->flush_bytes)
                 return vc_writer_flush(w);
         return 0;
 }

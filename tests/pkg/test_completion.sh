@@ -36,7 +36,7 @@ has "global flags" "vmcas --" --store --quiet --help --cache --no-cache
 has "parcel subcommands" "vmcas -s $S parcel " create list
 has "user subcommands" "vmcas -s $S user " add list remove
 has "lease subcommands" "vmcas lease " show break
-has "checkin flags" "vmcas -s $S checkin alice-xp --" --memory --disk --keep-lease --json --help
+has "checkin flags" "vmcas -s $S checkin alice-xp --" --memory --disk --keep-lease --compress --json --help
 has "checkout flags" "vmcas -s $S checkout alice-xp --" --version --memory --disk --no-lease --json
 has "verify flags" "vmcas -s $S verify --" --full --reindex --json
 has "serve flags" "vmcas -s $S serve --" --listen --tls-cert --tls-key --users --no-existence-oracle --threads
@@ -49,5 +49,6 @@ VMCAS_STORE=$S has "parcel names from \$VMCAS_STORE" "vmcas lease show " alice-x
 has "--from takes a parcel" "vmcas -s $S parcel create y --policy all --from " alice-xp bob
 has "policies" "vmcas -s $S parcel create y --policy " delta ip all group:
 has "compressions" "vmcas -s $S parcel create y --compress " none gzip zstd
+has "checkin zstd levels" "vmcas -s $S checkin alice-xp --compress " zstd zstd:1 zstd:19
 hasnt "one parcel argument only" "vmcas -s $S log bob " alice-xp
 done_testing
