@@ -6,11 +6,12 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libzstd-dev zlib1g-dev liblmdb-dev
       libmicrohttpd-dev libcurl4-openssl-dev nbdkit nbdkit-plugin-dev libnbd-dev
       libnbd-bin python3-libnbd qemu-utils libcmocka-dev libjansson-dev gnuplot-nox valgrind openssl perl e2fsprogs
-      libsystemd-dev)
+      libsystemd-dev librados-dev)
 [ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-dev)
 # `make test` only: JSON Schema checks, the completion, the Debian package
-# build, the report in a real browser
-[ "${1:-}" = test ] && pkgs+=(python3-jsonschema bash-completion debhelper chromium fonts-dejavu-core)
+# build, the report in a real browser, a one-node Ceph cluster (tests/rados)
+[ "${1:-}" = test ] && pkgs+=(python3-jsonschema bash-completion debhelper chromium fonts-dejavu-core
+                               ceph-mon ceph-osd ceph-common)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
