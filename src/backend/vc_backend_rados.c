@@ -22,7 +22,8 @@
  *                       (10 decimal digits), "lease" ("-" if free, else
  *                       u8 host length ‖ host ‖ i64 since ‖ u8[16] token),
  *                       "v/<10 digits>" = u64 seq ‖ version record
- *   bundle/<USER>       a user's sealed key bundle (vmcas serve)
+ *   uuid/<HEX>          the name of the parcel with that uuid (one per uuid)
+ *   blob/bundle.<USER>  a user's sealed key bundle (vmcas serve)
  *
  * An index entry is written only after its pack, so it never names bytes
  * that are not there. A commit is one write op on cat/NAME that compares
@@ -581,6 +582,8 @@ static int loc_cmp(const void *a, const void *b)
  * adjacent chunks of one pack merged, AIO_WINDOW reads in flight. */
 static int read_locs(Rados *x, const uint8_t *tags, const Loc *locs, size_t n, vc_got_fn fn, void *ctx)
 {
+        if (n == 0)
+                return 0;
         size_t *order = malloc(n * sizeof *order);
         if (!order)
                 return -ENOMEM;
@@ -1025,11 +1028,33 @@ static int rb_create(VcBackend *b, const char *name, const char *owner, const ui
                 return vc_errf(-EBADMSG, "the record of parcel '%s' names domains %s and %s, not those of its "
                                "uuid and policy (%s and %s)", name, p.node_dom, p.data_dom, want.node_dom,
                                want.data_dom);
+        /* one parcel per uuid, across every server: object uuid/<hex>
+         * holds the name of the parcel that has it (a create that failed
+         * after it may be run again) */
+        char uoid[64], uhex[33], have[VC_NAME_MAX + 1];
+        vc_hex(p.uuid, 16, uhex);
+        snprintf(uoid, sizeof uoid, "uuid/%s", uhex);
+        rados_write_op_t op = rados_create_write_op();
+        rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+        rados_write_op_write_full(op, name, strlen(name));
+        r = rados_write_op_operate2(op, x->io, uoid, NULL, 0);
+        rados_release_write_op(op);
+        if (r == -EEXIST) {
+                int n = rados_read(x->io, uoid, have, VC_NAME_MAX, 0);
+                if (n < 0)
+                        return rerr(n, "reading", uoid);
+                have[n] = 0;
+                if (strcmp(have, name) != 0)
+                        return vc_errf(-EINVAL, "the record of parcel '%s' has the uuid of another parcel", name);
+                r = 0;
+        }
+        if (r < 0)
+                return rerr(r, "creating", uoid);
         /* the listing first: an entry whose parcel was never made is skipped */
         const char *dk[] = { name };
         const char *dv[] = { "" };
         size_t dkl[] = { strlen(name) }, dvl[] = { 0 };
-        rados_write_op_t op = rados_create_write_op();
+        op = rados_create_write_op();
         rados_write_op_omap_set2(op, dk, dv, dkl, dvl, 1);
         r = rados_write_op_operate2(op, x->io, DIR_OBJ, NULL, 0);
         rados_release_write_op(op);
@@ -1752,7 +1777,8 @@ static int rb_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
         locked = true;
         if ((r = walk_all(x, &wv, done, &st->versions)) < 0)
                 goto out;
-        qsort(ents, ne, sizeof *ents, ent_cmp);
+        if (ne)
+                qsort(ents, ne, sizeof *ents, ent_cmp);
         const char **keys = malloc((ne ? ne : 1) * sizeof *keys);
         if (!keys) {
                 r = -ENOMEM;

@@ -738,10 +738,16 @@ static void op_bundle(VcReq *q)
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", q->s->bundles, q->user.name);
         int r;
+        /* over RADOS: object blob/bundle.USER of the store, so that every
+         * server sees it */
+        char blob[128];
+        bool rados = vc_backend_is_rados(q->s->b);
+        snprintf(blob, sizeof blob, "bundle.%s", q->user.name);
         if (q->route == R_BUNDLE_GET) {
                 uint8_t *b = NULL;
                 size_t n = 0;
-                r = vc_read_file(path, &b, &n, VC_WIRE_BUNDLE_MAX);
+                r = rados ? vc_backend_rados_blob_get(q->s->b, blob, VC_WIRE_BUNDLE_MAX, &b, &n)
+                          : vc_read_file(path, &b, &n, VC_WIRE_BUNDLE_MAX);
                 if (r == -ENOENT)
                         r = vc_errf(-ENOENT, "no key bundle for user '%s' on this server (a checkin or 'vmcas login "
                                     "--push' uploads one)", q->user.name);
@@ -753,6 +759,8 @@ static void op_bundle(VcReq *q)
         }
         if (q->len < 4 || memcmp(q->buf, "VBUN", 4) != 0)
                 r = vc_errf(-EINVAL, "the body is not a vmcas key bundle");
+        else if (rados)
+                r = vc_backend_rados_blob_put(q->s->b, blob, q->buf, q->len);
         else if ((r = vc_mkdir_p(q->s->bundles, 0700)) >= 0)
                 r = vc_write_file_atomic(path, q->buf, q->len, 0600);
         if (r < 0)
