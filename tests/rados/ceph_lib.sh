@@ -7,14 +7,14 @@
 #                          creates each POOL (pg_num 8); installs a trap
 #                          that stops it when the shell exits
 #   ceph_stop              stops it and removes CEPH_DIR
-#   ceph_osd_stop / ceph_osd_start   stop / restart the OSD (memstore keeps
-#                          its objects only while the process lives, so a
-#                          restart is done with SIGSTOP/SIGCONT instead)
+#   ceph_osd_stop / ceph_osd_start   the OSD stops answering / answers
+#                          again (memstore keeps its objects only while the
+#                          process lives, so SIGSTOP/SIGCONT, not a restart)
 #   ceph_pool_create POOL
 #
 # The cluster takes a few seconds to come up.
 
-CEPH_DIR= CEPH_CONF= CEPH_PORT= CEPH_MON_PID= CEPH_OSD_PID=
+CEPH_DIR= CEPH_CONF= CEPH_PORT= CEPH_MON_PID= CEPH_OSD_PID= CEPH_POOL=
 
 ceph_have() { command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null && command -v ceph >/dev/null; }
 
@@ -97,6 +97,7 @@ CONF
         ceph-osd -c "$CEPH_CONF" -i "$osd_id" -f >"$CEPH_DIR/log/osd.out" 2>&1 &
         CEPH_OSD_PID=$!
         local p
+        CEPH_POOL=${1:-}
         for p in "$@"; do ceph_pool_create "$p" || return 1; done
         return 0
 }
@@ -116,7 +117,19 @@ ceph_pool_create() {
 }
 
 ceph_osd_stop() { kill -STOP "$CEPH_OSD_PID"; }
-ceph_osd_start() { kill -CONT "$CEPH_OSD_PID"; }
+# ceph_osd_start: resumes the OSD and waits (at most 60 s) until the first
+# pool takes writes again (an OSD stopped past its heartbeat grace is
+# marked down and boots again first)
+ceph_osd_start() {
+        kill -CONT "$CEPH_OSD_PID"
+        local i
+        for i in $(seq 1 120); do
+                timeout 5 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put .probe /dev/null 2>/dev/null && return 0
+                sleep 0.5
+        done
+        echo "ceph: the OSD does not come back" >&2
+        return 1
+}
 
 ceph_stop() {
         local pid
