@@ -12,7 +12,8 @@
 #                          process lives, so SIGSTOP/SIGCONT, not a restart)
 #   ceph_pool_create POOL
 #
-# The cluster takes a few seconds to come up.
+# The cluster takes a few seconds to come up. $CEPH_MEMSTORE_BYTES bounds the
+# OSD's memory store (default 1 GiB).
 
 CEPH_DIR= CEPH_CONF= CEPH_PORT= CEPH_MON_PID= CEPH_OSD_PID= CEPH_POOL=
 
@@ -75,7 +76,7 @@ mon cluster log file = $CEPH_DIR/log/cluster.log
 [osd]
 osd data = $CEPH_DIR/osd
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 osd max object size = 134217728
 osd op num threads per shard = 1
 osd op num shards = 1
