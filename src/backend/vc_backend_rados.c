@@ -1634,6 +1634,39 @@ static void strv_free(char **v, size_t n)
         free(v);
 }
 
+/* A pack as a key of a VcTagSet (domain 0): writer ‖ pack number. */
+static void pack_key(const uint8_t w[8], uint32_t packno, uint8_t key[32])
+{
+        memset(key, 0, 32);
+        memcpy(key, w, 8);
+        vc_put32(key + 8, packno);
+}
+
+/* The size of a pack, asked of the cluster once per pack (sizes holds
+ * size + 1, 0 meaning absent). -ENOENT if it is not there. */
+static int pack_size(Rados *x, VcTagSet *sizes, const uint8_t w[8], uint32_t packno, uint64_t *ret)
+{
+        uint8_t key[32];
+        uint64_t v;
+        pack_key(w, packno, key);
+        if (!vc_tagset_get(sizes, 0, key, &v)) {
+                char oid[64];
+                uint64_t size = 0;
+                time_t mt;
+                pack_oid(oid, sizeof oid, w, packno);
+                int r = rados_stat(x->io, oid, &size, &mt);
+                if (r < 0 && r != -ENOENT)
+                        return rerr(r, "looking at", oid);
+                v = r < 0 ? 0 : size + 1;
+                if ((r = vc_tagset_set(sizes, 0, key, v)) < 0)
+                        return r;
+        }
+        if (!v)
+                return -ENOENT;
+        *ret = v - 1;
+        return 0;
+}
+
 /* An index entry as gc and stat see it. */
 typedef struct IdxEnt {
         char shard_oid[VC_DOMAIN_MAX + 16];
@@ -1756,7 +1789,7 @@ static int rb_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
                 return rerr(r, "locking", LOCK_OBJ);
         int64_t started = vc_now();
         int64_t cutoff = started - grace + 1;
-        VcTagSet *mark = NULL, *seen = NULL, *done = NULL;
+        VcTagSet *mark = NULL, *seen = NULL, *done = NULL, *livepacks = NULL;
         IdxEnt *ents = NULL;
         size_t ne = 0;
         char **packs = NULL;
@@ -1814,6 +1847,16 @@ static int rb_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
         /* packs with nothing live that are older than the grace period go */
         if ((r = list_objects(x, "pack/", &packs, &npacks)) < 0)
                 goto out;
+        if ((r = vc_tagset_new(&livepacks)) < 0)
+                goto out;
+        for (size_t j = 0; j < ne && r >= 0; j++)
+                if (ents[j].loc.found) {
+                        uint8_t pk[32];
+                        pack_key(ents[j].loc.writer, ents[j].loc.packno, pk);
+                        r = vc_tagset_set(livepacks, 0, pk, 1);
+                }
+        if (r < 0)
+                goto out;
         st->compact.packs_before = npacks;
         st->compact.packs_after = npacks;
         for (size_t i = 0; i < npacks && r >= 0; i++) {
@@ -1827,9 +1870,9 @@ static int rb_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
                 if (vc_unhex(hex, w, 8) < 0)
                         continue;
                 pn = (uint32_t)strtoul(packs[i] + 22, NULL, 16);
-                bool live = false;
-                for (size_t j = 0; j < ne && !live; j++)
-                        live = ents[j].loc.found && ents[j].loc.packno == pn && memcmp(ents[j].loc.writer, w, 8) == 0;
+                uint8_t pk[32];
+                pack_key(w, pn, pk);
+                bool live = vc_tagset_get(livepacks, 0, pk, NULL);
                 uint64_t size = 0;
                 time_t mt = 0;
                 int e = rados_stat(x->io, packs[i], &size, &mt);
@@ -1862,6 +1905,7 @@ out:
         vc_tagset_free(mark);
         vc_tagset_free(seen);
         vc_tagset_free(done);
+        vc_tagset_free(livepacks);
         return r < 0 ? r : 0;
 }
 
@@ -1925,12 +1969,14 @@ static int rb_verify(VcBackend *b, bool full, void (*report)(const char *msg, vo
         Rados *x = R(b);
         memset(st, 0, sizeof *st);
         VerCtx v = { .x = x, .report = report, .rctx = ctx, .st = st };
-        VcTagSet *seen = NULL;
+        VcTagSet *seen = NULL, *sizes = NULL;
         IdxEnt *ents = NULL;
         size_t ne = 0;
         int r = vc_tagset_new(&seen);
-        if (r < 0)
+        if (r < 0 || (r = vc_tagset_new(&sizes)) < 0) {
+                vc_tagset_free(seen);
                 return r;
+        }
         /* every index entry points at bytes that are there (and, full: that
          * hash to their tag) */
         if ((r = index_all(x, &ents, &ne)) < 0)
@@ -1962,14 +2008,13 @@ static int rb_verify(VcBackend *b, bool full, void (*report)(const char *msg, vo
                         }
                 } else if (r >= 0) {
                         /* the packs exist and are long enough */
-                        for (size_t k = 0; k < m; k++) {
-                                char oid[64];
+                        for (size_t k = 0; k < m && r >= 0; k++) {
                                 uint64_t size = 0;
-                                time_t mt;
-                                pack_oid(oid, sizeof oid, locs[k].writer, locs[k].packno);
-                                if (rados_stat(x->io, oid, &size, &mt) < 0 ||
-                                    size < (uint64_t)locs[k].off + locs[k].len)
+                                int e = pack_size(x, sizes, locs[k].writer, locs[k].packno, &size);
+                                if (e == -ENOENT || (e == 0 && size < (uint64_t)locs[k].off + locs[k].len))
                                         bad[k] = 2;
+                                else if (e < 0)
+                                        r = e;
                         }
                 }
                 for (size_t k = 0; r >= 0 && k < m; k++) {
@@ -2010,6 +2055,7 @@ static int rb_verify(VcBackend *b, bool full, void (*report)(const char *msg, vo
 out:
         free(ents);
         vc_tagset_free(seen);
+        vc_tagset_free(sizes);
         return r < 0 ? r : (int)VC_MIN(st->problems, (uint64_t)INT32_MAX);
 }
 
@@ -2160,9 +2206,14 @@ int vc_backend_rados_repair(VcBackend *b, bool full, uint64_t *dropped)
                 return -ENOTSUP;
         IdxEnt *ents = NULL;
         size_t ne = 0;
-        int r = index_all(x, &ents, &ne);
+        VcTagSet *sizes = NULL;
+        int r = vc_tagset_new(&sizes);
         if (r < 0)
                 return r;
+        if ((r = index_all(x, &ents, &ne)) < 0) {
+                vc_tagset_free(sizes);
+                return r;
+        }
         VcVerifyStats st = { 0 };
         VerCtx v = { .x = x, .st = &st };
         for (size_t i = 0; i < ne && r >= 0; i++) {
@@ -2175,13 +2226,14 @@ int vc_backend_rados_repair(VcBackend *b, bool full, uint64_t *dropped)
                                 bad = 2;
                         }
                 } else {
-                        char oid[64];
                         uint64_t size = 0;
-                        time_t mt;
-                        pack_oid(oid, sizeof oid, ents[i].loc.writer, ents[i].loc.packno);
-                        if (rados_stat(x->io, oid, &size, &mt) < 0 ||
-                            size < (uint64_t)ents[i].loc.off + ents[i].loc.len)
+                        int e = pack_size(x, sizes, ents[i].loc.writer, ents[i].loc.packno, &size);
+                        if (e == -ENOENT || (e == 0 && size < (uint64_t)ents[i].loc.off + ents[i].loc.len))
                                 bad = 2;
+                        else if (e < 0) {
+                                r = e;
+                                break;
+                        }
                 }
                 if (!bad)
                         continue;
@@ -2191,6 +2243,7 @@ int vc_backend_rados_repair(VcBackend *b, bool full, uint64_t *dropped)
                 (*dropped)++;
         }
         free(ents);
+        vc_tagset_free(sizes);
         return r;
 }
 

@@ -1130,10 +1130,11 @@ static int repair_rados(bool json)
                 return vc_cli_fail(r, "repair");
         }
         if (json) {
-                print_json(json_pack("{s:s, s:I, s:{s:I, s:I, s:I, s:o}}", "store", vc_global.store,
-                                     "index_entries_dropped", (json_int_t)dropped, "verify", "parcels",
-                                     (json_int_t)st.parcels, "versions", (json_int_t)st.versions, "problems",
-                                     (json_int_t)st.problems, "problem_list", verify_problems));
+                print_json(json_pack("{s:s, s:I, s:{s:b, s:I, s:I, s:I, s:o}, s:b}", "store", vc_global.store,
+                                     "index_entries_dropped", (json_int_t)dropped, "verify", "ok",
+                                     st.problems == 0, "parcels", (json_int_t)st.parcels, "versions",
+                                     (json_int_t)st.versions, "problems", (json_int_t)st.problems, "problem_list",
+                                     verify_problems, "ok", st.problems == 0));
                 verify_problems = NULL;
         } else {
                 printf("dropped %" PRIu64 " index entr%s whose bytes were gone or damaged\n", dropped,

@@ -81,6 +81,11 @@ osd max object size = 134217728
 osd op num threads per shard = 1
 osd op num shards = 1
 osd heartbeat grace = 5
+# the OSD sets no crush location or device class itself at start (the
+# script places it): its first command to the monitor can otherwise go
+# out before it knows the cluster's fsid, and the OSD then exits
+osd crush update on start = false
+osd class update on start = false
 CONF
         monmaptool --create --clobber --fsid "$fsid" --addv a "[v1:127.0.0.1:$CEPH_PORT]" \
                 "$CEPH_DIR/monmap" >/dev/null || return 1
@@ -95,12 +100,31 @@ CONF
                 || { cat "$CEPH_DIR/log/mkfs-osd.out" >&2; return 1; }
         ceph_cli osd crush add "osd.$osd_id" 1.0 host=localhost root=default >/dev/null 2>&1 || true
         CEPH_OSD_ID=$osd_id
-        ceph-osd -c "$CEPH_CONF" -i "$osd_id" -f >"$CEPH_DIR/log/osd.out" 2>&1 &
-        CEPH_OSD_PID=$!
+        _ceph_osd_run || return 1
         local p
         CEPH_POOL=${1:-}
         for p in "$@"; do ceph_pool_create "$p" || return 1; done
         return 0
+}
+
+# starts the OSD; if it exits in its first seconds, starts it again (at
+# most 3 times)
+_ceph_osd_run() {
+        local try i
+        for try in 1 2 3; do
+                ceph-osd -c "$CEPH_CONF" -i "$CEPH_OSD_ID" -f >>"$CEPH_DIR/log/osd.out" 2>&1 &
+                CEPH_OSD_PID=$!
+                for i in $(seq 1 30); do
+                        kill -0 "$CEPH_OSD_PID" 2>/dev/null || break
+                        timeout 5 ceph -c "$CEPH_CONF" osd stat 2>/dev/null | grep -q "1 up" && return 0
+                        sleep 0.2
+                done
+                kill -0 "$CEPH_OSD_PID" 2>/dev/null && return 0
+                wait "$CEPH_OSD_PID" 2>/dev/null
+        done
+        echo "ceph: the OSD does not stay up (see $CEPH_DIR/log/osd.out):" >&2
+        tail -5 "$CEPH_DIR/log/osd.out" >&2
+        return 1
 }
 
 ceph_pool_create() {
@@ -108,8 +132,9 @@ ceph_pool_create() {
         ceph_cli osd pool set "$1" size 1 --yes-i-really-mean-it >/dev/null 2>&1 || true
         # wait until the pool takes writes
         local i
-        for i in $(seq 1 100); do
-                timeout 10 rados -c "$CEPH_CONF" -p "$1" put .probe /dev/null 2>/dev/null && \
+        for i in $(seq 1 60); do
+                kill -0 "$CEPH_OSD_PID" 2>/dev/null || break
+                timeout 5 rados -c "$CEPH_CONF" -p "$1" put .probe /dev/null 2>/dev/null && \
                         { rados -c "$CEPH_CONF" -p "$1" rm .probe 2>/dev/null; return 0; }
                 sleep 0.2
         done
