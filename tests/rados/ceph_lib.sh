@@ -80,7 +80,6 @@ memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 osd max object size = 134217728
 osd op num threads per shard = 1
 osd op num shards = 1
-osd heartbeat grace = 5
 # the OSD sets no crush location or device class itself at start (the
 # script places it): its first command to the monitor can otherwise go
 # out before it knows the cluster's fsid, and the OSD then exits
@@ -143,14 +142,14 @@ ceph_pool_create() {
 }
 
 ceph_osd_stop() { kill -STOP "$CEPH_OSD_PID"; }
-# ceph_osd_start: resumes the OSD and waits (at most 60 s) until the first
+# ceph_osd_start: resumes the OSD and waits (at most 30 s) until the first
 # pool takes writes again (an OSD stopped past its heartbeat grace is
 # marked down and boots again first)
 ceph_osd_start() {
         kill -CONT "$CEPH_OSD_PID"
         local i
-        for i in $(seq 1 120); do
-                timeout 5 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put .probe /dev/null 2>/dev/null && return 0
+        for i in $(seq 1 10); do
+                timeout 3 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put .probe /dev/null 2>/dev/null && return 0
                 sleep 0.5
         done
         echo "ceph: the OSD does not come back" >&2

@@ -100,6 +100,8 @@ check "and sends no data again: the chunks were in the cluster ($(jf sent_data_b
 ok "host B reads it through server 3" on hostB 3 checkout p --no-lease --memory b5.m --disk b5.d
 check "byte for byte" 'cmp -s m5 b5.m && cmp -s d5 b5.d'
 
+ok "gc through the cluster while servers run" vmcas -s "$S" gc --grace 0
+ok "verify --full" vmcas -s "$S" verify --full
 # the OSD stops answering in the middle of a checkout (SIGSTOP; memstore
 # keeps its objects only while the process lives), then comes back
 VMCAS_HOST=hostE VMCAS_KEYS=$TMPDIR/keys.hostB VMCAS_CACHE=$TMPDIR/cache.hostE \
@@ -113,7 +115,5 @@ ok "once the OSD answers again, the checkout gives the right bytes" \
   env VMCAS_HOST=hostE VMCAS_KEYS=$TMPDIR/keys.hostB VMCAS_CACHE=$TMPDIR/cache.hostE \
   "$VMCAS" -q -s "${urls[4]}" checkout p --no-lease --memory e.m --disk e.d
 check "byte for byte" 'cmp -s m5 e.m && cmp -s d5 e.d'
-ok "gc through the cluster while servers run" vmcas -s "$S" gc --grace 0
-ok "verify --full" vmcas -s "$S" verify --full
 for n in 2 3 4; do SERVER_PID=${pids[$n]}; ok "server $n stops on SIGTERM" stop_server TERM; done
 done_testing
