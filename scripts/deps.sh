@@ -7,12 +7,13 @@ set -euo pipefail
 pkgs=(build-essential pkg-config libssl-dev libzstd-dev zlib1g-dev liblmdb-dev
       libmicrohttpd-dev libcurl4-openssl-dev nbdkit nbdkit-plugin-dev libnbd-dev
       libnbd-bin python3-libnbd qemu-utils libcmocka-dev libjansson-dev gnuplot-nox valgrind openssl perl e2fsprogs
-      libsystemd-dev)
+      libsystemd-dev librados-dev)
 [ "${1:-}" = fuzz ] && pkgs+=(clang libclang-rt-dev)
 # `make test` only: JSON Schema checks, the completion, the Debian package
-# build, the report in a real browser
+# build, the report in a real browser, a one-node Ceph cluster (tests/rados)
 # and the VM tests: QEMU, a Debian kernel and busybox for the tiny guest
 [ "${1:-}" = test ] && pkgs+=(python3-jsonschema bash-completion debhelper chromium fonts-dejavu-core
+                               ceph-mon ceph-osd ceph-common
                                qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio)
 # `make bench` only: the tools bench/peers.sh compares vmcas with (it skips
 # any that is missing)

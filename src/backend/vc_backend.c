@@ -36,9 +36,12 @@ int vc_backend_open(const char *locator, const VcBackendOpts *o, VcBackend **ret
 {
         if (!locator || !*locator)
                 return vc_errf(-EINVAL, "no store given: use -s PATH or URL, or set VMCAS_STORE");
+        if (strncmp(locator, "rados://", 8) == 0)
+                return vc_backend_rados_open(locator, o, ret);
         if (!is_url(locator)) {
                 if (strstr(locator, "://"))
-                        return vc_errf(-EINVAL, "'%s': unknown kind of store (a path, http:// or https://)", locator);
+                        return vc_errf(-EINVAL, "'%s': unknown kind of store (a path, http://, https:// or rados://)",
+                                       locator);
                 return vc_backend_local_open(locator, o, ret);
         }
         VcBackend *remote;

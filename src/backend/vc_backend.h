@@ -5,8 +5,9 @@
  *   local   a store directory (src/store + src/repo)       vc_backend_local.c
  *   remote  a `vmcas serve` over HTTP(S)                   src/remote/
  *   cache   a host chunk cache in front of another backend vc_backend_cache.c
- * and later a Ceph RADOS cluster. vc_backend_open() picks one from a
- * locator: a path, or an http:// or https:// URL.
+ *   rados   a Ceph RADOS pool (librados)                   vc_backend_rados.c
+ * vc_backend_open() picks one from a locator: a path, an http:// or
+ * https:// URL, or rados://POOL[/PREFIX][?conf=...].
  *
  * What crosses this interface: parcel names, domain NAMES ("parcel:<uuid>",
  * "group:<name>", "all"), 32-byte tags, sealed chunk bytes, and opaque
@@ -69,7 +70,7 @@ int vc_backend_open(const char *locator, const VcBackendOpts *o, VcBackend **ret
 void vc_backend_free(VcBackend *b);                  /* NULL ok */
 /* The store's UUID: keys are kept per store (src/client/vc_keystore.h). */
 const uint8_t *vc_backend_uuid(const VcBackend *b);
-/* "local", "remote", "cache". */
+/* "local", "remote", "cache", "rados". */
 const char *vc_backend_kind(const VcBackend *b);
 /* A short human name of where it is (the path or URL). */
 const char *vc_backend_where(const VcBackend *b);
@@ -280,6 +281,20 @@ int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, 
 /* Local only: the VcStore behind a local back end (the server's and the
  * maintenance commands' way in), or NULL. */
 struct VcStore *vc_backend_local_store(VcBackend *b);
+
+/* RADOS (vc_backend_rados.c): locator
+ * rados://POOL[/PREFIX][?conf=FILE&id=NAME&cluster=NAME&timeout=SECONDS].
+ * init makes an empty store there (-EEXIST if there is one). */
+int vc_backend_rados_open(const char *locator, const VcBackendOpts *o, VcBackend **ret);
+int vc_backend_rados_init(const char *locator, uint8_t uuid[16], char *where, size_t wlen);
+bool vc_backend_is_rados(VcBackend *b);
+/* Small named objects of the store beside chunks and catalog (a server's
+ * key bundles): -ENOENT if absent, -ENOTSUP on another back end. */
+int vc_backend_rados_blob_get(VcBackend *b, const char *name, size_t max, uint8_t **ret, size_t *ret_len);
+int vc_backend_rados_blob_put(VcBackend *b, const char *name, const uint8_t *data, size_t len);
+/* Drops every index entry whose bytes are not in the pool (full: or do
+ * not hash to their tag), so the next checkin stores them again. */
+int vc_backend_rados_repair(VcBackend *b, bool full, uint64_t *dropped);
 
 /* Checks a host name of a lease: [A-Za-z0-9._-]{1,64}. */
 bool vc_host_name_valid(const char *s);

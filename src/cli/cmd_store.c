@@ -57,6 +57,9 @@ static int open_local_repair(const char *cmd, VcStore **s)
 {
         if (!vc_global.store || !*vc_global.store)
                 return vc_cli_usage(cmd, "no store given: use -s PATH or set VMCAS_STORE");
+        if (strncmp(vc_global.store, "rados://", 8) == 0)
+                return vc_cli_usage(cmd, "this works on a store directory only; on a RADOS store (%s) run 'vmcas "
+                                    "repair', which drops index entries whose bytes are gone", vc_global.store);
         if (strstr(vc_global.store, "://"))
                 return vc_cli_usage(cmd, "this works on a store directory only, not on a server (%s)", vc_global.store);
         int r = vc_store_open_repair(vc_global.store, s);
@@ -71,7 +74,7 @@ static int open_local_repair(const char *cmd, VcStore **s)
  * failure is a warning: what was stored stays stored. */
 static void sync_bundle(VcBackend *b, bool always)
 {
-        if (vc_backend_local_store(b) || (!always && !getenv("VMCAS_PASSPHRASE")))
+        if (vc_backend_local_store(b) || vc_backend_is_rados(b) || (!always && !getenv("VMCAS_PASSPHRASE")))
                 return;
         int r = vc_bundle_sync(b, vc_backend_uuid(b));
         if (r < 0) {
@@ -120,8 +123,24 @@ int vc_cmd_init(int argc, char **argv)
                 return vc_cli_usage("init", "unexpected argument '%s'", argv[optind]);
         if (!vc_global.store)
                 return vc_cli_usage("init", "no store given: use -s PATH or set VMCAS_STORE");
+        if (strncmp(vc_global.store, "rados://", 8) == 0) {
+                uint8_t uuid[16];
+                char where[512], hex[33], keys[4096];
+                int r = vc_backend_rados_init(vc_global.store, uuid, where, sizeof where);
+                if (r < 0)
+                        return vc_cli_fail(r, "init");
+                vc_hex(uuid, VC_UUID_LEN, hex);
+                vc_keystore_dir(uuid, keys, sizeof keys);
+                if (json)
+                        print_json(json_pack("{s:s, s:s, s:s}", "store", where, "store_id", hex, "keys_dir", keys));
+                else
+                        printf("Initialized an empty vmcas store in %s\nstore id %s; keys of its parcels go to %s\n",
+                               where, hex, keys);
+                return 0;
+        }
         if (strstr(vc_global.store, "://"))
-                return vc_cli_usage("init", "init makes a store directory; a server's store is made on its host");
+                return vc_cli_usage("init", "init makes a store directory or a RADOS store; a server's store is made "
+                                    "on its host");
         int r = vc_store_create(vc_global.store);
         if (r < 0)
                 return vc_cli_fail(r, "init");
@@ -1212,6 +1231,49 @@ static void help_repair(void)
                "           object (docs/json.md); exit status 1 if the verify found problems\n");
 }
 
+/* A RADOS store has no index to rebuild from its packs (the cluster keeps
+ * it, replicated): repair drops the entries whose bytes are gone or
+ * damaged, so the next checkin of a host that has them stores them again,
+ * then verifies. */
+static int repair_rados(bool json)
+{
+        VcBackend *b;
+        int r = open_backend("repair", &b);
+        if (r != 0)
+                return r;
+        uint64_t dropped = 0;
+        r = vc_backend_rados_repair(b, true, &dropped);
+        if (r < 0) {
+                vc_backend_free(b);
+                return vc_cli_fail(r, "repair");
+        }
+        VcVerifyStats st;
+        int lines = 0;
+        if (json)
+                verify_problems = json_array();
+        r = vc_backend_verify(b, false, report_line, &lines, &st);
+        vc_backend_free(b);
+        if (r < 0) {
+                json_decref(verify_problems);
+                verify_problems = NULL;
+                return vc_cli_fail(r, "repair");
+        }
+        if (json) {
+                print_json(json_pack("{s:s, s:I, s:{s:b, s:I, s:I, s:I, s:o}, s:b}", "store", vc_global.store,
+                                     "index_entries_dropped", (json_int_t)dropped, "verify", "ok",
+                                     st.problems == 0, "parcels", (json_int_t)st.parcels, "versions",
+                                     (json_int_t)st.versions, "problems", (json_int_t)st.problems, "problem_list",
+                                     verify_problems, "ok", st.problems == 0));
+                verify_problems = NULL;
+        } else {
+                printf("dropped %" PRIu64 " index entr%s whose bytes were gone or damaged\n", dropped,
+                       dropped == 1 ? "y" : "ies");
+                printf("verified %" PRIu64 " parcels, %" PRIu64 " versions: %" PRIu64 " problem%s\n", st.parcels,
+                       st.versions, st.problems, st.problems == 1 ? "" : "s");
+        }
+        return st.problems ? 1 : 0;
+}
+
 int vc_cmd_repair(int argc, char **argv)
 {
         static const struct option opts[] = { OPT_HELP, OPT_STORE, { "json", no_argument, NULL, 'j' }, { 0 } };
@@ -1221,6 +1283,8 @@ int vc_cmd_repair(int argc, char **argv)
         GETOPT_END
         if (optind != argc)
                 return vc_cli_usage("repair", "unexpected argument '%s'", argv[optind]);
+        if (vc_global.store && strncmp(vc_global.store, "rados://", 8) == 0)
+                return repair_rados(json);
         VcStore *s;
         int r = open_local_repair("repair", &s);
         if (r != 0)

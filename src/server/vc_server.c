@@ -28,13 +28,19 @@ int vc_server_new(const VcServerOpts *o, VcServer **ret)
         snprintf(s->bundles, sizeof s->bundles, "%s/bundles", o->store);
         s->no_oracle = o->no_existence_oracle;
         int r = 0;
+        bool rados = strncmp(o->store, "rados://", 8) == 0;
         if (o->users)
                 snprintf(s->users_path, sizeof s->users_path, "%s", o->users);
         else
                 r = vc_users_default_path(o->store, s->users_path, sizeof s->users_path);
+        if (r >= 0 && rados && s->no_oracle)
+                r = vc_errf(-ENOTSUP, "--no-existence-oracle needs a store directory (it keeps what each parcel "
+                            "uploaded on the server's disk); servers over a RADOS store answer as the store does");
+        /* Over RADOS every server is stateless: chunks, catalog, leases and
+         * key bundles are in the cluster, the users file is given. */
         VcBackendOpts bo = { .verify_puts = true };
         if (r >= 0)
-                r = vc_backend_local_open(o->store, &bo, &s->b);
+                r = rados ? vc_backend_open(o->store, &bo, &s->b) : vc_backend_local_open(o->store, &bo, &s->b);
         if (r >= 0 && s->no_oracle)
                 r = vc_oracle_new(s->b, &s->oracle);
         if (r >= 0)

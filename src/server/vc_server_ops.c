@@ -169,6 +169,7 @@ typedef struct GetStream {
         uint8_t *buf;                    /* records of the current batch, in order */
         size_t len, pos, cap;
         size_t expect;                   /* the index fn should see next */
+        struct { uint8_t *data; size_t len; bool have; } *held;  /* ones that came early */
         bool ended;
 } GetStream;
 
@@ -207,17 +208,47 @@ static int gs_record(GetStream *g, uint8_t kind, const uint8_t *tag, const uint8
         return 0;
 }
 
-static int gs_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
+static int gs_emit(GetStream *g, size_t idx, const uint8_t *data, size_t len)
 {
-        GetStream *g = ctx;
-        /* records go out in the order of the request: the local back end
-         * reads in order; anything else is refused rather than reordered */
-        if (idx != g->expect)
-                return vc_errf(-EIO, "chunks came out of order from the store");
-        g->expect++;
         /* keyring nodes start "VK", sealed chunks "VC" (vc_keyring.h, vc_seal.h) */
         uint8_t kind = len >= 2 && data[0] == 'V' && data[1] == 'K' ? VC_KIND_META : VC_KIND_DATA;
         return gs_record(g, kind, g->tags + 32 * (g->next + idx), data, len);
+}
+
+/* Records go out in the order of the request. The local back end reads
+ * in order; one that does not (RADOS reads packs in their order) has the
+ * chunks that come early held until their turn. */
+static int gs_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
+{
+        GetStream *g = ctx;
+        if (idx != g->expect) {
+                if (idx < g->expect || g->held[idx].have)
+                        return vc_errf(-EIO, "chunk %zu of a batch came twice from the store", idx);
+                if (!(g->held[idx].data = malloc(len ? len : 1)))
+                        return -ENOMEM;
+                if (len)
+                        memcpy(g->held[idx].data, data, len);
+                g->held[idx].len = len;
+                g->held[idx].have = true;
+                return 0;
+        }
+        int r = gs_emit(g, idx, data, len);
+        for (g->expect++; r >= 0 && g->held[g->expect].have; g->expect++) {
+                r = gs_emit(g, g->expect, g->held[g->expect].data, g->held[g->expect].len);
+                free(g->held[g->expect].data);
+                g->held[g->expect].data = NULL;
+                g->held[g->expect].have = false;
+        }
+        return r;
+}
+
+static void gs_unhold(GetStream *g, size_t k)
+{
+        for (size_t i = 0; i < k; i++) {
+                free(g->held[i].data);
+                g->held[i].data = NULL;
+                g->held[i].have = false;
+        }
 }
 
 static void gs_error(GetStream *g, int err)
@@ -242,7 +273,13 @@ static int gs_refill(GetStream *g)
         size_t k = VC_MIN(g->batch, g->n - g->next);
         g->expect = 0;
         vc_errclear();
+        /* one slot past the batch: gs_got looks at held[k] when done */
+        if (!g->held && !(g->held = calloc(257, sizeof *g->held)))
+                return -1;
         int r = vc_chunks_get(g->s->b, g->parcel, g->domain, g->tags + 32 * g->next, k, gs_got, g);
+        gs_unhold(g, k);
+        if (r >= 0 && g->expect != k)
+                r = vc_errf(-EIO, "the store gave %zu of %zu chunks of a batch", g->expect, k);
         if (r < 0) {
                 g->ended = true;
                 gs_error(g, r);
@@ -275,6 +312,7 @@ static void gs_free(void *ctx)
         GetStream *g = ctx;
         free(g->tags);
         free(g->buf);
+        free(g->held);
         free(g);
 }
 
@@ -738,10 +776,16 @@ static void op_bundle(VcReq *q)
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", q->s->bundles, q->user.name);
         int r;
+        /* over RADOS: object blob/bundle.USER of the store, so that every
+         * server sees it */
+        char blob[128];
+        bool rados = vc_backend_is_rados(q->s->b);
+        snprintf(blob, sizeof blob, "bundle.%s", q->user.name);
         if (q->route == R_BUNDLE_GET) {
                 uint8_t *b = NULL;
                 size_t n = 0;
-                r = vc_read_file(path, &b, &n, VC_WIRE_BUNDLE_MAX);
+                r = rados ? vc_backend_rados_blob_get(q->s->b, blob, VC_WIRE_BUNDLE_MAX, &b, &n)
+                          : vc_read_file(path, &b, &n, VC_WIRE_BUNDLE_MAX);
                 if (r == -ENOENT)
                         r = vc_errf(-ENOENT, "no key bundle for user '%s' on this server (a checkin or 'vmcas login "
                                     "--push' uploads one)", q->user.name);
@@ -753,6 +797,8 @@ static void op_bundle(VcReq *q)
         }
         if (q->len < 4 || memcmp(q->buf, "VBUN", 4) != 0)
                 r = vc_errf(-EINVAL, "the body is not a vmcas key bundle");
+        else if (rados)
+                r = vc_backend_rados_blob_put(q->s->b, blob, q->buf, q->len);
         else if ((r = vc_mkdir_p(q->s->bundles, 0700)) >= 0)
                 r = vc_write_file_atomic(path, q->buf, q->len, 0600);
         if (r < 0)

@@ -19,6 +19,9 @@ int vc_users_default_path(const char *store, char *buf, size_t len)
 {
         if (!store || !*store)
                 return vc_errf(-EINVAL, "no store given: use -s PATH or set VMCAS_STORE");
+        if (strstr(store, "://"))
+                return vc_errf(-EINVAL, "%s keeps no users file: give --users FILE (the same file on every host "
+                               "that serves the store)", store);
         return (size_t)snprintf(buf, len, "%s/users", store) < len ? 0 : -ENAMETOOLONG;
 }
 

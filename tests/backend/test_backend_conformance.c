@@ -8,7 +8,10 @@
  * $VMCAS_TOKEN its token), instead
  *   remote        the remote back end, no cache
  *   cache+remote  the host cache in front of it
- * $VMCAS_CONFORMANCE_BACKENDS=local,cache,... picks some of the four.
+ * With $VMCAS_CONFORMANCE_RADOS set (rados://POOL/PREFIX?conf=..., a
+ * cluster started by the caller: tests/rados/ceph_lib.sh), instead
+ *   rados         the RADOS back end
+ * $VMCAS_CONFORMANCE_BACKENDS=local,cache,... picks some of the five.
  *
  * Every test makes its own parcels (names start with a random prefix, so a
  * server that outlives the run never sees a name twice) and its own
@@ -21,8 +24,8 @@
 
 #include <pthread.h>
 
-typedef enum { T_LOCAL, T_CACHE, T_REMOTE, T_CACHE_REMOTE } TargetKind;
-static const char *const kind_names[] = { "local", "cache", "remote", "cache+remote" };
+typedef enum { T_LOCAL, T_CACHE, T_REMOTE, T_CACHE_REMOTE, T_RADOS } TargetKind;
+static const char *const kind_names[] = { "local", "cache", "remote", "cache+remote", "rados" };
 
 typedef struct Target {
         TargetKind kind;
@@ -65,6 +68,8 @@ static int target_open(Target *t, VcBackend **ret)
         case T_CACHE_REMOTE:
                 o.cache_dir = t->cache;
                 o.cache_size = 64ull << 20;
+                return vc_backend_open(t->url, &o, ret);
+        case T_RADOS:
                 return vc_backend_open(t->url, &o, ret);
         }
         return -EINVAL;
@@ -927,11 +932,16 @@ static const struct { const char *name; CMUnitTestFunction fn; } cases[] = {
         T(test_commit_race), T(test_leases), T(test_lease_and_base), T(test_prune), T(test_threads),
 };
 
-static bool wanted(const char *kind, bool remote)
+static bool wanted(const char *kind, bool remote, bool rados)
 {
         const char *e = getenv("VMCAS_CONFORMANCE_BACKENDS");
-        if (!e || !*e)
+        if (!e || !*e) {
+                if (rados)
+                        return strcmp(kind, "rados") == 0;
+                if (strcmp(kind, "rados") == 0)
+                        return false;
                 return remote ? strstr(kind, "remote") != NULL : strstr(kind, "remote") == NULL;
+        }
         char buf[256];
         snprintf(buf, sizeof buf, ",%s,", e);
         char k[32];
@@ -977,17 +987,25 @@ int main(void)
         const char *url = getenv("VMCAS_CONFORMANCE_URL");
         if (url && !*url)
                 url = NULL;
+        const char *rados = getenv("VMCAS_CONFORMANCE_RADOS");
+        if (rados && !*rados)
+                rados = NULL;
         int failed = 0, ran = 0;
-        for (TargetKind k = T_LOCAL; k <= T_CACHE_REMOTE; k++) {
+        for (TargetKind k = T_LOCAL; k <= T_RADOS; k++) {
                 bool remote = k == T_REMOTE || k == T_CACHE_REMOTE;
-                if (!wanted(kind_names[k], url != NULL))
+                if (!wanted(kind_names[k], url != NULL, rados != NULL))
                         continue;
                 if (remote && !url) {
                         fprintf(stderr, "%s: set VMCAS_CONFORMANCE_URL\n", kind_names[k]);
                         failed++;
                         continue;
                 }
-                failed += run_on(k, url);
+                if (k == T_RADOS && !rados) {
+                        fprintf(stderr, "%s: set VMCAS_CONFORMANCE_RADOS\n", kind_names[k]);
+                        failed++;
+                        continue;
+                }
+                failed += run_on(k, k == T_RADOS ? rados : url);
                 ran++;
         }
         if (!ran)
