@@ -427,7 +427,8 @@ int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCh
                 goto out;
         /* demand and background: the working set comes first, before the
          * VM asks for it */
-        if (o->fetch != VC_FETCH_COMPLETE && nws && (r = fill_cache(b, &p, ws, nws, o->quiet, &st->disk_fetched)) < 0)
+        if (o->fetch != VC_FETCH_COMPLETE && nws && !getenv("VMCAS_NO_WORKING_SET") &&
+            (r = fill_cache(b, &p, ws, nws, o->quiet, &st->disk_fetched)) < 0)
                 goto out;
         /* the workspace file last: it makes the directory a workspace */
         VcWsInfo in = { .version = v.version, .chunk_size = p.chunk_size, .mem_size = v.mem_size,
