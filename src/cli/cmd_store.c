@@ -24,14 +24,6 @@
 #define OPT_HELP { "help", no_argument, NULL, 'h' }
 #define OPT_STORE { "store", required_argument, NULL, 's' }
 
-static void print_json(json_t *j)
-{
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (s)
-                puts(s);
-        free(s);
-        json_decref(j);
-}
 
 static const char *sz(uint64_t n, char *buf)
 {
@@ -132,7 +124,7 @@ int vc_cmd_init(int argc, char **argv)
                 vc_hex(uuid, VC_UUID_LEN, hex);
                 vc_keystore_dir(uuid, keys, sizeof keys);
                 if (json)
-                        print_json(json_pack("{s:s, s:s, s:s}", "store", where, "store_id", hex, "keys_dir", keys));
+                        vc_cli_print_json(json_pack("{s:s, s:s, s:s}", "store", where, "store_id", hex, "keys_dir", keys));
                 else
                         printf("Initialized an empty vmcas store in %s\nstore id %s; keys of its parcels go to %s\n",
                                where, hex, keys);
@@ -151,7 +143,7 @@ int vc_cmd_init(int argc, char **argv)
         vc_hex(vc_store_uuid(s), VC_UUID_LEN, hex);
         vc_keystore_dir(vc_store_uuid(s), keys, sizeof keys);
         if (json)
-                print_json(json_pack("{s:s, s:s, s:s}", "store", vc_global.store, "store_id", hex, "keys_dir", keys));
+                vc_cli_print_json(json_pack("{s:s, s:s, s:s}", "store", vc_global.store, "store_id", hex, "keys_dir", keys));
         else
                 printf("Initialized an empty vmcas store in %s\nstore id %s; keys of its parcels go to %s\n",
                        vc_global.store, hex, keys);
@@ -368,7 +360,7 @@ static int parcel_create(int argc, char **argv)
         if (json) {
                 json_t *j = from || vm ? checkin_json(&st) : json_object();
                 json_object_set_new(j, "parcel", json_string(o.name));
-                print_json(j);
+                vc_cli_print_json(j);
         } else if (from) {
                 printf("Created parcel %s (%s) from %s.\n", o.name, policy, from);
                 checkin_text(o.name, &st);
@@ -428,7 +420,7 @@ static int parcel_list(int argc, char **argv)
                                vc_comp_name(ps[i].comp), sz(ps[i].mem_size, a), sz(ps[i].disk_size, b), ps[i].latest);
         }
         if (json)
-                print_json(arr);
+                vc_cli_print_json(arr);
         else
                 json_decref(arr);
         free(ps);
@@ -511,7 +503,7 @@ int vc_cmd_checkin(int argc, char **argv)
         if (r < 0)
                 return vc_cli_fail(r, "checkin %s", argv[optind]);
         if (json)
-                print_json(checkin_json(&st));
+                vc_cli_print_json(checkin_json(&st));
         else
                 checkin_text(argv[optind], &st);
         return 0;
@@ -592,7 +584,7 @@ int vc_cmd_checkout(int argc, char **argv)
                 json_object_set_new(o, "bytes_out", json_integer((json_int_t)st.bytes_out));
                 json_object_set_new(o, "seconds", json_real(st.seconds));
                 traffic_json(o, &st.traffic);
-                print_json(o);
+                vc_cli_print_json(o);
         }
         return 0;
 }
@@ -653,7 +645,7 @@ int vc_cmd_log(int argc, char **argv)
                 }
                 json_object_set_new(o, "versions", arr);
                 json_object_set_new(o, "leased_to", ls.held ? json_string(ls.host) : json_null());
-                print_json(o);
+                vc_cli_print_json(o);
         } else {
                 char a[32], b[32];
                 printf("parcel %s: policy %s%s%s, %u KiB chunks, %s compression\n", p.name, vc_policy_name(p.policy),
@@ -783,7 +775,7 @@ int vc_cmd_stat(int argc, char **argv)
                 json_object_set_new(bo, "index_bytes", json_integer((json_int_t)bd.index));
                 json_object_set_new(bo, "versions", json_integer((json_int_t)bd.versions));
                 json_object_set_new(o, "breakdown", bo);
-                print_json(o);
+                vc_cli_print_json(o);
         } else {
                 char a[32], b[32], c[32], d[32];
                 printf("store %s: %s data, %s metadata, %s on disk (%s of images in all versions)\n",
@@ -998,7 +990,7 @@ int vc_cmd_verify(int argc, char **argv)
                 json_object_set_new(rp, "harmless", json_integer((json_int_t)st.by_repair[VC_REPAIR_HARMLESS]));
                 json_object_set_new(o, "problems_by_repair", rp);
                 json_object_set_new(o, "reindex", reindexed ? reindexed : json_null());
-                print_json(o);
+                vc_cli_print_json(o);
                 return r == 0 && !lost ? 0 : 1;
         }
         if (full)
@@ -1061,7 +1053,7 @@ int vc_cmd_prune(int argc, char **argv)
         if (r < 0)
                 return vc_cli_fail(r, "prune %s", argv[optind]);
         if (json)
-                print_json(json_pack("{s:s, s:I, s:i}", "parcel", argv[optind], "kept", (json_int_t)keep, "dropped", r));
+                vc_cli_print_json(json_pack("{s:s, s:I, s:i}", "parcel", argv[optind], "kept", (json_int_t)keep, "dropped", r));
         else
                 printf("dropped %d version%s of %s; run 'vmcas gc' to free their chunks\n", r, r == 1 ? "" : "s",
                        argv[optind]);
@@ -1122,7 +1114,7 @@ int vc_cmd_gc(int argc, char **argv)
                 json_object_set_new(o, "disk_bytes_after", json_integer((json_int_t)st.compact.disk_after));
                 json_object_set_new(o, "file_bytes_before", json_integer((json_int_t)st.compact.bytes_before));
                 json_object_set_new(o, "file_bytes_after", json_integer((json_int_t)st.compact.bytes_after));
-                print_json(o);
+                vc_cli_print_json(o);
         } else {
                 char a[32], b[32], c[32], d[32], e[32];
                 char punched[64] = "", tails[64] = "", left[96] = "";
@@ -1186,7 +1178,7 @@ int vc_cmd_lease(int argc, char **argv)
                 if (r < 0)
                         return vc_cli_fail(r, "lease break %s", name);
                 if (json) {
-                        print_json(json_pack("{s:s, s:b}", "parcel", name, "broken", r > 0));
+                        vc_cli_print_json(json_pack("{s:s, s:b}", "parcel", name, "broken", r > 0));
                         return 0;
                 }
                 printf(r ? "broke the lease on %s: its holder's next checkin will be refused\n"
@@ -1207,7 +1199,7 @@ int vc_cmd_lease(int argc, char **argv)
                 json_object_set_new(o, "held", json_boolean(ls.held));
                 json_object_set_new(o, "host", ls.held ? json_string(ls.host) : json_null());
                 json_object_set_new(o, "since", ls.held ? json_integer(ls.since) : json_null());
-                print_json(o);
+                vc_cli_print_json(o);
         } else if (ls.held)
                 printf("%s is leased to host %s since %s\n", name, ls.host, since);
         else
@@ -1259,7 +1251,7 @@ static int repair_rados(bool json)
                 return vc_cli_fail(r, "repair");
         }
         if (json) {
-                print_json(json_pack("{s:s, s:I, s:{s:b, s:I, s:I, s:I, s:o}, s:b}", "store", vc_global.store,
+                vc_cli_print_json(json_pack("{s:s, s:I, s:{s:b, s:I, s:I, s:I, s:o}, s:b}", "store", vc_global.store,
                                      "index_entries_dropped", (json_int_t)dropped, "verify", "ok",
                                      st.problems == 0, "parcels", (json_int_t)st.parcels, "versions",
                                      (json_int_t)st.versions, "problems", (json_int_t)st.problems, "problem_list",
@@ -1345,7 +1337,7 @@ int vc_cmd_repair(int argc, char **argv)
                                                            "problems", verify_problems));
                 verify_problems = NULL;
                 json_object_set_new(o, "ok", json_boolean(r == 0));
-                print_json(o);
+                vc_cli_print_json(o);
         } else
                 printf("verified %" PRIu64 " parcels, %" PRIu64 " versions, %" PRIu64 " indexed chunks: %s\n",
                        st.parcels, st.versions, st.chunks_checked, r == 0 ? "ok" : "PROBLEMS FOUND");

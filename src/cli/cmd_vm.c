@@ -13,14 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void print_json(json_t *j)
-{
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (s)
-                puts(s);
-        free(s);
-        json_decref(j);
-}
 
 static void help_resume(void)
 {
@@ -93,14 +85,10 @@ int vc_cmd_resume(int argc, char **argv)
                 return vc_cli_usage("resume", "--workspace DIR is required");
         VcResumeOpts o = { .accel = accel, .foreground = fg, .quiet = vc_global.quiet || json,
                            .locator = vc_global.store, .cache_dir = vc_global.cache_dir };
-        if (strcmp(fetch, "demand") == 0)
-                o.fetch = VC_FETCH_DEMAND;
-        else if (strcmp(fetch, "complete") == 0)
-                o.fetch = VC_FETCH_COMPLETE;
-        else if (strcmp(fetch, "background") == 0)
-                o.fetch = VC_FETCH_BACKGROUND;
-        else
+        int fm;
+        if (vc_cli_fetch_parse(fetch, &fm) < 0)
                 return vc_cli_usage("resume", "--fetch is demand, complete or background, not '%s'", fetch);
+        o.fetch = (VcFetch)fm;
         if (strcmp(accel, "tcg") != 0 && strcmp(accel, "kvm") != 0)
                 return vc_cli_usage("resume", "--accel is tcg or kvm, not '%s'", accel);
         if (dd >= 0) {
@@ -147,7 +135,7 @@ int vc_cmd_resume(int argc, char **argv)
                 json_object_set_new(j, "disk_chunks_present", json_integer((json_int_t)st.disk_present));
                 json_object_set_new(j, "qemu_pid", json_integer(st.qemu_pid));
                 json_object_set_new(j, "nbdkit_pid", json_integer(st.nbd_pid));
-                print_json(j);
+                vc_cli_print_json(j);
         } else if (!fg) {
                 char a[32];
                 printf("%s %s version %u in %s under %s in %.2f s (%s received; disk: %" PRIu64 " of %" PRIu64
@@ -199,7 +187,7 @@ int vc_cmd_suspend(int argc, char **argv)
                         json_object_set_new(j, "sent_data_bytes", json_integer((json_int_t)st.ci.traffic.sent_data));
                         json_object_set_new(j, "released", json_boolean(release));
                 }
-                print_json(j);
+                vc_cli_print_json(j);
         } else {
                 char a[32], b[32];
                 printf("Suspended the VM in %s in %.2f s (device state %s).\n", dir, st.seconds,

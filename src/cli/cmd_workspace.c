@@ -16,14 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void print_json(json_t *j)
-{
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (s)
-                puts(s);
-        free(s);
-        json_decref(j);
-}
 
 static void traffic_json(json_t *o, const VcTraffic *t)
 {
@@ -40,14 +32,10 @@ int vc_checkout_workspace(const char *name, uint32_t version, const char *dir, c
 {
         VcWsCheckoutOpts o = { .version = version, .no_lease = no_lease, .quiet = vc_global.quiet || json,
                                .locator = vc_global.store, .cache_dir = vc_global.cache_dir };
-        if (!fetch || strcmp(fetch, "demand") == 0)
-                o.fetch = VC_FETCH_DEMAND;
-        else if (strcmp(fetch, "complete") == 0)
-                o.fetch = VC_FETCH_COMPLETE;
-        else if (strcmp(fetch, "background") == 0)
-                o.fetch = VC_FETCH_BACKGROUND;
-        else
+        int fm;
+        if (vc_cli_fetch_parse(fetch, &fm) < 0)
                 return vc_cli_usage("checkout", "--fetch is demand, complete or background, not '%s'", fetch);
+        o.fetch = (VcFetch)fm;
         if (!vc_global.store || !*vc_global.store)
                 return vc_cli_usage("checkout", "no store given: use -s PATH or URL, or set VMCAS_STORE");
         if (vc_global.no_cache && strstr(vc_global.store, "://"))
@@ -73,7 +61,7 @@ int vc_checkout_workspace(const char *name, uint32_t version, const char *dir, c
                 json_object_set_new(j, "disk_chunks_fetched", json_integer((json_int_t)st.disk_fetched));
                 json_object_set_new(j, "seconds", json_real(st.co.seconds));
                 traffic_json(j, &st.co.traffic);
-                print_json(j);
+                vc_cli_print_json(j);
         } else
                 printf("Checked out %s version %u to workspace %s (disk: %s); serve it with 'vmcas workspace serve %s'.\n",
                        name, st.co.version, dir, fetch ? fetch : "demand", dir);
@@ -252,7 +240,7 @@ static int ws_status(int argc, char **argv)
                 json_object_set_new(j, "bytes_to_send", json_integer((json_int_t)st.dirty_bytes));
                 json_object_set_new(j, "served", json_boolean(st.served));
                 json_object_set_new(j, "read_order_chunks", json_integer((json_int_t)st.read_order));
-                print_json(j);
+                vc_cli_print_json(j);
         } else {
                 char a[32];
                 printf("workspace %s: parcel %s version %u from %s%s\n"
@@ -297,7 +285,7 @@ static int ws_checkin(int argc, char **argv)
                 json_object_set_new(o, "seconds", json_real(st.seconds));
                 json_object_set_new(o, "released", json_boolean(release));
                 traffic_json(o, &st.traffic);
-                print_json(o);
+                vc_cli_print_json(o);
         } else {
                 char a[32];
                 printf("workspace %s: version %u checked in: %" PRIu64 " new chunks (%s) in %.2f s; lease %s\n",

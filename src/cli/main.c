@@ -2,6 +2,7 @@
 #include "cli/vc_cli.h"
 #include "core/vc_util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -76,6 +77,26 @@ static void json_error(const char *msg, int status, int err)
         }
         free(s);
         json_decref(o);
+}
+
+void vc_cli_print_json(json_t *j)
+{
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s)
+                puts(s);
+        free(s);
+        json_decref(j);
+}
+
+int vc_cli_fetch_parse(const char *s, int *f)
+{
+        static const char *const names[] = { "demand", "complete", "background" };
+        for (int i = 0; i < 3; i++)
+                if (!s || strcmp(s, names[i]) == 0) {
+                        *f = i;
+                        return 0;
+                }
+        return -EINVAL;
 }
 
 int vc_cli_fail(int r, const char *fmt, ...)

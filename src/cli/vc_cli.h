@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 typedef struct VcGlobal {
         const char *store;      /* -s/--store or $VMCAS_STORE, may be NULL */
         bool quiet;
@@ -53,6 +55,12 @@ int vc_cmd_suspend(int argc, char **argv);
 /* the what-if analysis (src/analyze/) */
 int vc_cmd_analyze(int argc, char **argv);
 int vc_cmd_synth(int argc, char **argv);
+
+/* Prints j (indented, in its order) and a newline on stdout; drops j. */
+void vc_cli_print_json(json_t *j);
+/* "demand", "complete", "background" (NULL: demand) into *f; -EINVAL for
+ * another word. */
+int vc_cli_fetch_parse(const char *s, int *f);
 
 /* Prints "vmcas: <msg>" for a failed library call; returns 1. */
 int vc_cli_fail(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
