@@ -36,6 +36,19 @@ _ceph_exit() {
 
 ceph_cli() { timeout 30 ceph -c "$CEPH_CONF" "$@"; }
 
+# CEPH_OBJECTSTORE=bluestore: the OSD keeps its objects in a file (sparse,
+# under CEPH_DIR) and so across a restart (ceph_osd_restart); the default,
+# memstore, starts faster and keeps them only while the OSD runs
+_ceph_store_conf() {
+        if [ "${CEPH_OBJECTSTORE:-memstore}" = bluestore ]; then
+                printf '%s\n' "osd objectstore = bluestore" "bluestore block path = $CEPH_DIR/osd.block" \
+                        "bluestore block create = true" "bluestore block size = ${CEPH_BLUESTORE_BYTES:-4294967296}" \
+                        "bluestore cache size = 134217728" "bluestore fsck on mount = false"
+        else
+                printf '%s\n' "osd objectstore = memstore" "memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}"
+        fi
+}
+
 ceph_start() {
         ceph_have || { echo "ceph-mon/ceph-osd/ceph not installed" >&2; return 1; }
         CEPH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vmcas-ceph.XXXXXX")
@@ -75,8 +88,7 @@ mon data = $CEPH_DIR/mon
 mon cluster log file = $CEPH_DIR/log/cluster.log
 [osd]
 osd data = $CEPH_DIR/osd
-osd objectstore = memstore
-memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
+$(_ceph_store_conf)
 osd max object size = 134217728
 osd op num threads per shard = 1
 osd op num shards = 1
@@ -153,6 +165,20 @@ ceph_osd_start() {
                 sleep 0.5
         done
         echo "ceph: the OSD does not come back" >&2
+        return 1
+}
+
+# ceph_osd_restart: kills the OSD (-9) and starts it again on the same
+# objects (bluestore only), then waits as ceph_osd_start does
+ceph_osd_restart() {
+        kill -9 "$CEPH_OSD_PID" 2>/dev/null; wait "$CEPH_OSD_PID" 2>/dev/null
+        _ceph_osd_run || return 1
+        local i
+        for i in $(seq 1 20); do
+                timeout 3 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put .probe /dev/null 2>/dev/null && return 0
+                sleep 0.5
+        done
+        echo "ceph: the restarted OSD does not take writes" >&2
         return 1
 }
 
