@@ -154,18 +154,23 @@ ceph_pool_create() {
 }
 
 ceph_osd_stop() { kill -STOP "$CEPH_OSD_PID"; }
-# ceph_osd_start: resumes the OSD and waits (at most 30 s) until the first
-# pool takes writes again (an OSD stopped past its heartbeat grace is
-# marked down and boots again first)
-ceph_osd_start() {
-        kill -CONT "$CEPH_OSD_PID"
+# _ceph_pool_writable TRIES WHAT: waits (TRIES half-seconds at most) until
+# the first pool takes writes; says WHAT went wrong if it never does
+_ceph_pool_writable() {
         local i
-        for i in $(seq 1 10); do
+        for i in $(seq 1 "$1"); do
                 timeout 3 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put .probe /dev/null 2>/dev/null && return 0
                 sleep 0.5
         done
-        echo "ceph: the OSD does not come back" >&2
+        echo "ceph: $2" >&2
         return 1
+}
+# ceph_osd_start: resumes the OSD and waits until the first pool takes
+# writes again (an OSD stopped past its heartbeat grace is marked down and
+# boots again first)
+ceph_osd_start() {
+        kill -CONT "$CEPH_OSD_PID"
+        _ceph_pool_writable 10 "the OSD does not come back"
 }
 
 # ceph_osd_restart: kills the OSD (-9) and starts it again on the same
@@ -173,13 +178,7 @@ ceph_osd_start() {
 ceph_osd_restart() {
         kill -9 "$CEPH_OSD_PID" 2>/dev/null; wait "$CEPH_OSD_PID" 2>/dev/null
         _ceph_osd_run || return 1
-        local i
-        for i in $(seq 1 20); do
-                timeout 3 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put .probe /dev/null 2>/dev/null && return 0
-                sleep 0.5
-        done
-        echo "ceph: the restarted OSD does not take writes" >&2
-        return 1
+        _ceph_pool_writable 20 "the restarted OSD does not take writes"
 }
 
 ceph_stop() {

@@ -105,32 +105,29 @@ check "byte for byte" 'cmp -s m5 b5.m && cmp -s d5 b5.d'
 
 ok "gc through the cluster while servers run" vmcas -s "$S" gc --grace 0
 ok "verify --full" vmcas -s "$S" verify --full
+# across_osd HOST N WHAT AGAIN ACTION...: host HOST checks p out through
+# server N while ACTION disturbs the OSD; that checkout fails clearly or
+# gives the right bytes, and the next one (AGAIN names it) gives them
+across_osd() {
+  local h=$1 n=$2 what=$3 again=$4; shift 4
+  co() { VMCAS_HOST=$h VMCAS_KEYS=$TMPDIR/keys.hostB VMCAS_CACHE=$TMPDIR/cache.$h \
+    "$VMCAS" -q -s "${urls[$n]}" checkout p --no-lease --memory $h.m --disk $h.d; }
+  co > $h.osd.out 2>&1 & local pid=$!
+  sleep 0.3
+  "$@"
+  wait $pid; local rc=$?
+  check "the checkout across $what failed clearly or finished right (rc $rc): $(tail -1 $h.osd.out)" \
+    '{ [ '$rc' != 0 ] && [ '$rc' -lt 64 ] && grep -qiE "in time|cluster|server|timed|again" '$h'.osd.out; } || { [ '$rc' = 0 ] && cmp -s m5 '$h'.m && cmp -s d5 '$h'.d; }'
+  ok "$again, the checkout gives the right bytes" co
+  check "byte for byte" "cmp -s m5 $h.m && cmp -s d5 $h.d"
+}
 # the OSD stops answering in the middle of a checkout (SIGSTOP), then
 # comes back
-VMCAS_HOST=hostE VMCAS_KEYS=$TMPDIR/keys.hostB VMCAS_CACHE=$TMPDIR/cache.hostE \
-  "$VMCAS" -q -s "${urls[4]}" checkout p --no-lease --memory e.m --disk e.d > osd.out 2>&1 & pid=$!
-sleep 0.3; ceph_osd_stop; sleep 5
-ok "the OSD answers again" ceph_osd_start
-wait $pid; rc=$?
-check "the checkout across the stopped OSD failed clearly or finished right (rc $rc): $(tail -1 osd.out)" \
-  '{ [ $rc != 0 ] && [ $rc -lt 64 ] && grep -qiE "in time|cluster|server|timed|again" osd.out; } || { [ $rc = 0 ] && cmp -s m5 e.m && cmp -s d5 e.d; }'
-ok "once the OSD answers again, the checkout gives the right bytes" \
-  env VMCAS_HOST=hostE VMCAS_KEYS=$TMPDIR/keys.hostB VMCAS_CACHE=$TMPDIR/cache.hostE \
-  "$VMCAS" -q -s "${urls[4]}" checkout p --no-lease --memory e.m --disk e.d
-check "byte for byte" 'cmp -s m5 e.m && cmp -s d5 e.d'
+stop_and_start() { ceph_osd_stop; sleep 5; ok "the OSD answers again" ceph_osd_start; }
+across_osd hostE 4 "the stopped OSD" "once the OSD answers again" stop_and_start
 # the OSD is killed (-9) in the middle of a checkout and started again on
 # its objects
-VMCAS_HOST=hostF VMCAS_KEYS=$TMPDIR/keys.hostB VMCAS_CACHE=$TMPDIR/cache.hostF \
-  "$VMCAS" -q -s "${urls[3]}" checkout p --no-lease --memory f.m --disk f.d > osd2.out 2>&1 & pid=$!
-sleep 0.3
-ok "the OSD is killed and started again" ceph_osd_restart
-wait $pid; rc=$?
-check "the checkout across the restart failed clearly or finished right (rc $rc): $(tail -1 osd2.out)" \
-  '{ [ $rc != 0 ] && [ $rc -lt 64 ] && grep -qiE "in time|cluster|server|timed|again" osd2.out; } || { [ $rc = 0 ] && cmp -s m5 f.m && cmp -s d5 f.d; }'
-ok "after the restart, the checkout gives the right bytes" \
-  env VMCAS_HOST=hostF VMCAS_KEYS=$TMPDIR/keys.hostB VMCAS_CACHE=$TMPDIR/cache.hostF \
-  "$VMCAS" -q -s "${urls[3]}" checkout p --no-lease --memory f.m --disk f.d
-check "byte for byte" 'cmp -s m5 f.m && cmp -s d5 f.d'
+across_osd hostF 3 "the restart" "after the restart" ok "the OSD is killed and started again" ceph_osd_restart
 ok "verify --full after the restart" vmcas -s "$S" verify --full
 for n in 2 3 4; do SERVER_PID=${pids[$n]}; ok "server $n stops on SIGTERM" stop_server TERM; done
 done_testing
