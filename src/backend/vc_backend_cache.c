@@ -64,6 +64,18 @@
  *   outlive a read: what a put or fetch stored may be evicted at once
  *   (its bytes are delivered from the upstream's buffer), and a chunk
  *   evicted between two gets is fetched again.
+ *
+ * Stores. What a get fetched or a put sent is appended to one writer of
+ * the handle and indexed at its next flush: when SETTLE_SECONDS have
+ * passed or min(CACHE_FLUSH, bound / 16) bytes have gathered since its
+ * first put (checked at the end of every call), when a get of this handle
+ * asks for a chunk the writer holds (read your writes), before an
+ * eviction, at a flush of the back end and at close. Each flush commits
+ * random tags into the index and rewrites most of its leaf pages, so a
+ * flush per call (a run of 8 MiB) cost a checkout or checkin through the
+ * cache as much as writing the data; other processes see what was stored
+ * at most SETTLE_SECONDS (plus a call) late, and until then fetch it
+ * upstream. A crash loses what was not flushed: a cache may.
  */
 #include "backend/vc_backend.h"
 #include "core/vc_hash.h"
@@ -91,6 +103,8 @@
 #define DOMAIN_CACHE 16
 #define ATIME_PREFIX "ca:"
 #define ATIME_KEY_LEN (3 + 8 + 32)
+#define CACHE_FLUSH (64ull << 20)       /* stored bytes that make a flush, at most */
+#define SETTLE_SECONDS 1.0
 
 typedef struct Touch {
         uint64_t domain;
@@ -125,6 +139,18 @@ typedef struct Cache {
         Touch *touch;
         size_t ntouch, cap_touch;
         int64_t touched_at;             /* when touches were last written */
+
+        /* What this handle stores goes through one writer, flushed when
+         * SETTLE_SECONDS passed or wflush bytes gathered since its first
+         * put, when a get asks for a chunk it holds, before an eviction,
+         * at a flush and at close (see "Stores" above). */
+        pthread_mutex_t wlock;          /* the fields below; taken before lock */
+        VcWriter *w;
+        Touch *wtouch;                  /* the stored chunks' access times, kept at the flush */
+        size_t nwtouch, cap_wtouch;
+        uint64_t wbytes;                /* stored since the writer's first put */
+        double wsince;                  /* vc_mono() of that put */
+        uint64_t wflush;
 } Cache;
 
 static Cache *C(VcBackend *b)
@@ -260,6 +286,8 @@ static void touches_write(Cache *c, bool force)
                 vc_errclear();
         free(t);
 }
+
+static void settle(Cache *c, bool force);
 
 /* ---- eviction ------------------------------------------------------------------ */
 
@@ -427,6 +455,11 @@ static bool evict_locked(Cache *c)
 {
         if (!maybe_over(c))
                 return false;
+        /* what this handle holds unindexed can be neither evicted nor compacted */
+        settle(c, true);
+        measure(c);
+        if (c->disk <= c->bound)
+                return false;
         /* converting a shared flock drops it first: fine, we were about to */
         if (flock(c->lockfd, LOCK_EX | LOCK_NB) < 0)
                 return false;           /* another user is in the cache: later */
@@ -542,79 +575,133 @@ static int cache_missing(VcBackend *b, const char *parcel, const char *domain, c
         return r;
 }
 
-/* A writer into the cache for one call (so that no pack stays claimed
- * between calls, where it would keep eviction from compacting it). */
+/* One call's stores into the cache (through the handle's writer). */
 typedef struct Store {
         Cache *c;
         const char *domain;
-        VcWriter *w;
-        uint64_t id, bytes;
-        bool failed;
-        Touch *touch;                   /* of the chunks stored */
-        size_t ntouch, cap;
+        uint64_t id;
+        bool failed, have_id;
 } Store;
+
+/* Flushes the handle's writer and gives its packs up (wlock held). */
+static void settle_locked(Cache *c)
+{
+        if (!c->w)
+                return;
+        if (vc_writer_flush(c->w) < 0)
+                vc_errclear();          /* not indexed: the records are cut off by the next writer */
+        else {
+                add(&c->written, c->wbytes);
+                touches_add(c, c->wtouch, c->nwtouch);
+        }
+        vc_writer_free(c->w);
+        c->w = NULL;
+        c->nwtouch = 0;
+        c->wbytes = 0;
+}
+
+/* At the end of a call (force: now): flushes when due. */
+static void settle(Cache *c, bool force)
+{
+        pthread_mutex_lock(&c->wlock);
+        if (c->w && (force || c->wbytes >= c->wflush || vc_mono() - c->wsince >= SETTLE_SECONDS))
+                settle_locked(c);
+        pthread_mutex_unlock(&c->wlock);
+}
 
 static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t *data, size_t len)
 {
+        Cache *c = st->c;
         if (st->failed)
                 return;
         int r = 0;
-        if (!st->w) {
-                if ((r = domain_id(st->c, st->domain, true, &st->id)) >= 0 && (r = vc_writer_new(st->c->s, &st->w)) >= 0)
-                        vc_writer_set_pack_max(st->w, st->c->pack_max);
+        if (!st->have_id && (r = domain_id(c, st->domain, true, &st->id)) >= 0)
+                st->have_id = true;
+        pthread_mutex_lock(&c->wlock);
+        if (r >= 0 && !c->w) {
+                if ((r = vc_writer_new(c->s, &c->w)) >= 0) {
+                        vc_writer_set_pack_max(c->w, c->pack_max);
+                        vc_writer_set_flush_bytes(c->w, UINT64_MAX);    /* settle() flushes */
+                        c->wsince = vc_mono();
+                }
         }
-        if (r >= 0 && (r = vc_writer_put_fresh(st->w, st->id, kind, tag, data, len)) > 0) {
-                st->bytes += len;
-                if (st->ntouch == st->cap) {
-                        size_t cap = st->cap ? 2 * st->cap : 64;
-                        Touch *x = realloc(st->touch, cap * sizeof *x);
+        if (r >= 0 && (r = vc_writer_put_fresh(c->w, st->id, kind, tag, data, len)) > 0) {
+                c->wbytes += len;
+                if (c->nwtouch == c->cap_wtouch) {
+                        size_t cap = c->cap_wtouch ? 2 * c->cap_wtouch : 256;
+                        Touch *x = realloc(c->wtouch, cap * sizeof *x);
                         if (x) {
-                                st->touch = x;
-                                st->cap = cap;
+                                c->wtouch = x;
+                                c->cap_wtouch = cap;
                         }
                 }
-                if (st->ntouch < st->cap) {
-                        Touch *t = &st->touch[st->ntouch++];
+                if (c->nwtouch < c->cap_wtouch) {  /* else the hint is lost */
+                        Touch *t = &c->wtouch[c->nwtouch++];
                         t->domain = st->id;
                         memcpy(t->tag, tag, 32);
                         t->at = now_ms();
                 }
+                if (c->wbytes >= c->wflush)
+                        settle_locked(c);
         }
         if (r < 0) {
+                /* a poisoned writer: what it held is lost, a later call starts another */
+                if (c->w) {
+                        vc_writer_free(c->w);
+                        c->w = NULL;
+                        c->nwtouch = 0;
+                        c->wbytes = 0;
+                }
                 st->failed = true;
                 vc_errclear();
         }
+        pthread_mutex_unlock(&c->wlock);
 }
 
 static void store_done(Store *st)
 {
-        if (st->w) {
-                if (!st->failed && vc_writer_flush(st->w) < 0)
-                        vc_errclear();
-                else if (!st->failed) {
-                        add(&st->c->written, st->bytes);
-                        touches_add(st->c, st->touch, st->ntouch);
-                }
-                vc_writer_free(st->w);
-                st->w = NULL;
-        }
-        free(st->touch);
-        st->touch = NULL;
+        settle(st->c, false);
 }
 
+typedef struct PutCopy {
+        Store st;
+        const VcPutItem *items;
+        size_t n;
+} PutCopy;
+
+static void put_copy(PutCopy *pc)
+{
+        for (size_t i = 0; i < pc->n; i++)
+                store_put(&pc->st, pc->items[i].kind, pc->items[i].tag, pc->items[i].data, pc->items[i].len);
+}
+
+static void *put_copy_main(void *arg)
+{
+        put_copy(arg);
+        return NULL;
+}
+
+/* Sends the chunks up and, meanwhile on a thread of its own, keeps a copy
+ * in the cache (the next checkout on this host finds them here): a checkin
+ * of 512 MiB of new data took the sum of the two. A copy of chunks whose
+ * upload failed is kept too: they are right (a hit re-hashes), just not
+ * yet on the server. */
 static int cache_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
 {
         Cache *c = C(b);
+        PutCopy pc = { .st = { .c = c, .domain = domain }, .items = items, .n = n };
+        pthread_t th;
+        bool threaded = n > 1 && pthread_create(&th, NULL, put_copy_main, &pc) == 0;
         int r = vc_chunks_put(c->up, parcel, domain, items, n);
         sync_traffic(c);
-        if (r < 0)
-                return r;
-        Store st = { .c = c, .domain = domain };
-        for (size_t i = 0; i < n; i++)
-                store_put(&st, items[i].kind, items[i].tag, items[i].data, items[i].len);
-        store_done(&st);
+        if (threaded)
+                pthread_join(th, NULL);
+
+        else if (r >= 0)
+                put_copy(&pc);
+        store_done(&pc.st);
         after_op(c, false);
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 typedef struct Fetch {
@@ -654,6 +741,12 @@ static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8
         int r = 0;
         if (!locs || !touch || !damaged)
                 return -ENOMEM;
+        /* read your writes: a chunk stored and not yet indexed is flushed */
+        pthread_mutex_lock(&c->wlock);
+        for (size_t i = 0; c->w && i < n; i++)
+                if (vc_writer_has_pending(c->w, id, tags + 32 * i))
+                        settle_locked(c);
+        pthread_mutex_unlock(&c->wlock);
         if (vc_txn_begin(c->s, false, &t) < 0) {
                 vc_errclear();
                 return 0;
@@ -763,6 +856,7 @@ static int cache_get(VcBackend *b, const char *parcel, const char *domain, const
 static int cache_flush(VcBackend *b)
 {
         Cache *c = C(b);
+        settle(c, true);
         int r = vc_chunks_flush(c->up);
         sync_traffic(c);
         return r;
@@ -862,6 +956,7 @@ static int cache_bundle_put(VcBackend *b, const uint8_t *blob, size_t len)
 static void cache_free(VcBackend *b)
 {
         Cache *c = C(b);
+        settle(c, true);
         after_op(c, true);
         if (c->lockfd >= 0)
                 close(c->lockfd);
@@ -869,7 +964,9 @@ static void cache_free(VcBackend *b)
         vc_backend_free(c->up);
         pthread_mutex_destroy(&c->use);
         pthread_mutex_destroy(&c->lock);
+        pthread_mutex_destroy(&c->wlock);
         free(c->touch);
+        free(c->wtouch);
         free(c);
 }
 
@@ -987,6 +1084,8 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
         c->prefix[17] = 0;
         pthread_mutex_init(&c->use, NULL);
         pthread_mutex_init(&c->lock, NULL);
+        pthread_mutex_init(&c->wlock, NULL);
+        c->wflush = VC_MIN(CACHE_FLUSH, VC_MAX(c->bound / 16, 64ull << 10));
         c->touched_at = vc_now();
         char path[4096];
         snprintf(path, sizeof path, "%s/locks/cache-use", vc_store_path(s));

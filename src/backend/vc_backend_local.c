@@ -26,8 +26,17 @@ typedef struct Local {
         VcBackend base;
         VcStore *s;
         bool verify;
-        pthread_mutex_t lock;       /* the writer and the domain cache */
+        pthread_mutex_t lock;       /* the writers and the domain cache */
         VcWriter *w;
+        /* A writer past VC_WRITER_FLUSH_BULK is flushed by the put that
+         * took it there, outside the lock, while later puts go to a new
+         * writer: a flush of 256 MiB (the index's rewrite and the syncs)
+         * took a second, and every put waited for it (a server's every
+         * connection). What it holds still counts as present. */
+        VcWriter *flushing;
+        int flush_err;              /* its failure, for the next flush to report */
+        char flush_msg[512];
+        pthread_cond_t flushed;
         struct { char name[VC_DOMAIN_MAX]; uint64_t id; } dom[DOMAIN_CACHE];
         unsigned ndom;
 } Local;
@@ -82,12 +91,55 @@ static int local_missing(VcBackend *b, const char *parcel, const char *domain, c
         _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
         if ((r = vc_txn_begin(l->s, false, &t)) < 0)
                 return r;
+        size_t nmiss = 0;
         for (size_t i = 0; i < n; i++) {
                 if ((r = vc_txn_has_chunk(t, id, tags + 32 * i)) < 0)
                         return r;
                 missing[i] = r == 0;
+                nmiss += missing[i];
         }
+        /* what a put of this process sent and the next flush stores (a
+         * server flushes at a commit, not after every put): not missing */
+        pthread_mutex_lock(&l->lock);
+        if (nmiss && l->w && vc_writer_pending(l->w))
+                for (size_t i = 0; i < n; i++)
+                        if (missing[i] && vc_writer_has_pending(l->w, id, tags + 32 * i))
+                                missing[i] = 0;
+        /* (a writer being flushed is not asked: its thread owns it; what
+         * it holds may be sent and written again, indexed once) */
+        pthread_mutex_unlock(&l->lock);
         return 0;
+}
+
+/* The writer puts go to (lock held). Flushes are the back end's to make
+ * (see flushing), or a catalog copy's: its own threshold is out of reach. */
+static int writer_locked(Local *l)
+{
+        if (l->w)
+                return 0;
+        int r = vc_writer_new(l->s, &l->w);
+        if (r >= 0)
+                vc_writer_set_flush_bytes(l->w, UINT64_MAX);
+        return r;
+}
+
+/* Flushes old, which was l->flushing, without the lock. A failure is kept
+ * for the next flush of the back end (a commit's), which reports it: the
+ * chunks old held are not stored, and the checkin's retry sends them. */
+static void flush_aside(Local *l, VcWriter *old)
+{
+        vc_errclear();
+        int r = vc_writer_flush(old);
+        pthread_mutex_lock(&l->lock);
+        if (r < 0 && !l->flush_err) {
+                l->flush_err = r;
+                snprintf(l->flush_msg, sizeof l->flush_msg, "%s", vc_errmsg(r));
+        }
+        l->flushing = NULL;
+        pthread_cond_broadcast(&l->flushed);
+        pthread_mutex_unlock(&l->lock);
+        vc_writer_free(old);
+        vc_errclear();
 }
 
 static int local_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n)
@@ -123,21 +175,43 @@ static int local_put(VcBackend *b, const char *parcel, const char *domain, const
                                 have[i] = 1;
         }
         pthread_mutex_lock(&l->lock);
-        if (r >= 0 && !l->w && (r = vc_writer_new(l->s, &l->w)) >= 0)
-                /* checkins: 2 GiB of new data went 1.4 times as fast
-                 * with 8 flushes instead of 32 (the index's rewrites) */
-                vc_writer_set_flush_bytes(l->w, VC_WRITER_FLUSH_BULK);
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                if (have[i])
-                        continue;
-                r = vc_writer_put_fresh(l->w, id, items[i].kind, items[i].tag, items[i].data, items[i].len);
-                if (r == 1)
-                        add(items[i].kind == VC_KIND_DATA ? &b->traffic.sent_data : &b->traffic.sent_meta,
-                            items[i].len);
+        if (r >= 0 && (r = writer_locked(l)) >= 0)
+                for (size_t i = 0; i < n && r >= 0; i++) {
+                        if (have[i])
+                                continue;
+                        r = vc_writer_put_fresh(l->w, id, items[i].kind, items[i].tag, items[i].data, items[i].len);
+                        if (r == 1)
+                                add(items[i].kind == VC_KIND_DATA ? &b->traffic.sent_data : &b->traffic.sent_meta,
+                                    items[i].len);
+                }
+        /* past the bulk size, and no flush of an earlier writer running:
+         * this call flushes it, outside the lock */
+        VcWriter *old = NULL;
+        if (r >= 0 && l->w && vc_writer_pending(l->w) >= VC_WRITER_FLUSH_BULK && !l->flushing) {
+                old = l->flushing = l->w;
+                l->w = NULL;
+                /* the next writer's packs are claimed now: creating one
+                 * during the flush would wait for its index commit */
+                if (writer_locked(l) >= 0 && vc_writer_claim_like(l->w, old) < 0)
+                        vc_errclear();
+                vc_errclear();
         }
         pthread_mutex_unlock(&l->lock);
         free(have);
+        if (old)
+                flush_aside(l, old);
         return r < 0 ? r : 0;
+}
+
+static int local_flush(VcBackend *b);
+
+/* Whether a writer of this back end may hold (domain id, tag) unflushed. */
+static bool is_pending(Local *l, uint64_t id, const uint8_t tag[32])
+{
+        pthread_mutex_lock(&l->lock);
+        bool p = l->flushing || (l->w && vc_writer_has_pending(l->w, id, tag));
+        pthread_mutex_unlock(&l->lock);
+        return p;
 }
 
 static int local_get(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
@@ -164,9 +238,23 @@ static int local_get(VcBackend *b, const char *parcel, const char *domain, const
                 return r;
         /* one look-up per chunk, adjacent records merged into large reads */
         vc_store_prefetch(l->s, t, id, tags, 32, n, locs);
+        bool flushed = false;
         for (size_t i = 0; i < n; i++) {
                 r = locs[i].found ? vc_store_get_at(l->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len)
                                   : vc_store_get_txn(l->s, t, id, tags + 32 * i, &buf, &cap, &len);
+                if (r == -ENOENT && !flushed && is_pending(l, id, tags + 32 * i)) {
+                        /* put and not yet flushed (`missing` says present):
+                         * flushed now, and looked up again */
+                        flushed = true;
+                        vc_errclear();
+                        vc_txn_abort(t);
+                        t = NULL;
+                        if ((r = local_flush(b)) < 0 || (r = vc_txn_begin(l->s, false, &t)) < 0)
+                                return r;
+                        vc_store_prefetch(l->s, t, id, tags + 32 * i, 32, n - i, locs + i);
+                        i--;
+                        continue;
+                }
                 if (r == -ENOENT) {
                         vc_errclear();
                         vc_hex(tags + 32 * i, 32, hex);
@@ -185,7 +273,13 @@ static int local_flush(VcBackend *b)
 {
         Local *l = L(b);
         pthread_mutex_lock(&l->lock);
+        while (l->flushing)
+                pthread_cond_wait(&l->flushed, &l->lock);
         int r = l->w ? vc_writer_flush(l->w) : 0;
+        if (r >= 0 && l->flush_err) {
+                r = vc_errf(l->flush_err, "%s", l->flush_msg);
+                l->flush_err = 0;
+        }
         pthread_mutex_unlock(&l->lock);
         return r;
 }
@@ -200,10 +294,8 @@ static void catcopy(Local *l, const char *node_dom, const VcCatCopy *c)
         uint64_t id;
         int r = domain_id(l, node_dom, true, &id);
         pthread_mutex_lock(&l->lock);
-        if (r >= 0 && !l->w && (r = vc_writer_new(l->s, &l->w)) >= 0)
-                /* checkins: 2 GiB of new data went 1.4 times as fast
-                 * with 8 flushes instead of 32 (the index's rewrites) */
-                vc_writer_set_flush_bytes(l->w, VC_WRITER_FLUSH_BULK);
+        if (r >= 0)
+                r = writer_locked(l);
         if (r >= 0)
                 r = vc_repo_catcopy_put(l->w, id, c);
         pthread_mutex_unlock(&l->lock);
@@ -684,6 +776,7 @@ static void local_free(VcBackend *b)
         vc_writer_free(l->w);
         vc_store_free(l->s);
         pthread_mutex_destroy(&l->lock);
+        pthread_cond_destroy(&l->flushed);
         free(l);
 }
 
@@ -735,6 +828,7 @@ int vc_backend_local_open(const char *path, const VcBackendOpts *o, VcBackend **
         l->s = s;
         l->verify = o && o->verify_puts;
         pthread_mutex_init(&l->lock, NULL);
+        pthread_cond_init(&l->flushed, NULL);
         *ret = &l->base;
         return 0;
 }

@@ -37,6 +37,8 @@
 #define PIECE (2u << 20)        /* bytes a worker takes of a batch at a time */
 #define RA_AHEAD 4              /* batches read ahead of the workers */
 #define RA_STEP (2u << 20)      /* bytes per read-ahead request */
+#define NBATCH 4                /* batches: one the workers fill, the rest queued or being put */
+#define NPUT 2                  /* put threads */
 
 enum { SLOT_ZERO, SLOT_REUSED, SLOT_NEW };
 
@@ -49,6 +51,8 @@ typedef struct Batch {
         VcPutItem *items;          /* the put thread's scratch */
         uint8_t *tags, *missing;
         uint64_t *at;
+        uint64_t seq;              /* order handed over */
+        bool queued, putting;      /* under Checkin.lock */
 } Batch;
 
 /* A growing list of tags: what the commit must find stored. */
@@ -72,9 +76,13 @@ typedef struct Checkin {
         VcCheckinStats *st;
         VcProgress prog;
         uint64_t done;
-        /* Two batches: while the workers seal one, the put thread sends
-         * the other to the back end. */
-        Batch bt[2], *cur;
+        /* A ring of batches: while the workers seal one, the put threads
+         * send earlier ones to the back end, two at a time (over a network
+         * the `missing` round trip of one overlaps the upload of another,
+         * and the server stores one while the next arrives). */
+        Batch bt[NBATCH], *cur;
+        int ring;                  /* the batch the workers fill next */
+        uint64_t handed;           /* batches handed over */
         size_t slot_size;
         const VcEntry *prev;       /* previous entries of this image, or NULL */
         uint64_t prev_n;
@@ -82,12 +90,12 @@ typedef struct Checkin {
         Source *src;               /* the image the workers read, at src_off */
         uint64_t src_off;
         pthread_mutex_t lock;
-        /* the put thread */
-        pthread_t putter;
-        bool putter_started, quit;
-        Batch *todo;               /* handed to the put thread, NULL when idle */
-        VcErr put_err;             /* the put thread's first error, with its message */
+        /* the put threads; what they count is under book */
+        pthread_t putter[NPUT];
+        bool putter_started[NPUT], quit;
+        VcErr put_err;             /* the put threads' first error, with its message */
         pthread_cond_t cv;
+        pthread_mutex_t book;
         /* keyring nodes waiting to be sent */
         uint8_t *nodes;
         VcPutItem nitems[NODE_BATCH];
@@ -417,19 +425,21 @@ static int run_workers(Checkin *c)
         return vc_pool_run(c->nthreads, work, c);
 }
 
-/* Sends the new chunks of batch b that the back end lacks (the put
- * thread): one `missing` and one `put` call per batch. */
+/* Sends the new chunks of batch b that the back end lacks (a put
+ * thread): one `missing` and one `put` call per batch. What is counted,
+ * and which thread sends a chunk two batches share, is decided under
+ * c->book, so the figures are the same however the threads interleave. */
 static int put_batch(Checkin *c, Batch *b)
 {
         uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
+        uint64_t zero = 0, reused = 0;
         size_t m = 0;
-        int r;
+        int r = 0;
         for (uint64_t i = 0; i < n; i++) {
-                c->st->chunks++;
                 if (b->kind[i] == SLOT_ZERO) {
-                        c->st->zero_chunks++;
+                        zero++;
                 } else if (b->kind[i] == SLOT_REUSED) {
-                        c->st->reused_chunks++;
+                        reused++;
                 } else {
                         memcpy(b->tags + 32 * m, b->out[i].tag, 32);
                         b->at[m++] = i;
@@ -438,13 +448,17 @@ static int put_batch(Checkin *c, Batch *b)
         if (m && (r = vc_chunks_missing(c->b, c->p->name, c->p->data_dom, b->tags, m, b->missing)) < 0)
                 return r;
         size_t k = 0;
-        for (size_t j = 0; j < m; j++) {
+        pthread_mutex_lock(&c->book);
+        c->st->chunks += n;
+        c->st->zero_chunks += zero;
+        c->st->reused_chunks += reused;
+        for (size_t j = 0; j < m && r >= 0; j++) {
                 uint64_t i = b->at[j];
                 if ((r = need_add(&c->need_data, b->out[i].tag)) < 0)
-                        return r;
+                        break;
                 if (!b->missing[j])
                         continue;
-                /* the same content twice in a batch is sent once */
+                /* the same content twice (in a batch or in two) is sent once */
                 if (vc_tagset_get(c->need_data.seen, 1, b->out[i].tag, NULL))
                         continue;
                 VcPutItem *it = &b->items[k++];
@@ -453,16 +467,31 @@ static int put_batch(Checkin *c, Batch *b)
                 it->len = (uint32_t)b->slen[i];
                 it->data = b->slots + i * c->slot_size;
                 if ((r = vc_tagset_add(c->need_data.seen, 1, it->tag, 0)) < 0)
-                        return r;
+                        break;
                 c->st->new_chunks++;
                 c->st->new_bytes += b->slen[i];
         }
+        pthread_mutex_unlock(&c->book);
+        if (r < 0)
+                return r;
         if (k && (r = vc_chunks_put(c->b, c->p->name, c->p->data_dom, b->items, k)) < 0)
                 return r;
+        pthread_mutex_lock(&c->book);
         c->done += b->len;
         c->st->bytes_in += b->len;
         vc_progress(&c->prog, c->done);
+        pthread_mutex_unlock(&c->book);
         return 0;
+}
+
+/* The queued batch handed over first, or NULL (lock held). */
+static Batch *next_queued(Checkin *c)
+{
+        Batch *best = NULL;
+        for (int i = 0; i < NBATCH; i++)
+                if (c->bt[i].queued && (!best || c->bt[i].seq < best->seq))
+                        best = &c->bt[i];
+        return best;
 }
 
 static void *put_main(void *arg)
@@ -470,60 +499,78 @@ static void *put_main(void *arg)
         Checkin *c = arg;
         pthread_mutex_lock(&c->lock);
         for (;;) {
-                while (!c->todo && !c->quit)
+                Batch *b;
+                while (!(b = next_queued(c)) && !c->quit)
                         pthread_cond_wait(&c->cv, &c->lock);
-                if (!c->todo)
+                if (!b)
                         break;
-                Batch *b = c->todo;
+                b->queued = false;
+                b->putting = true;
                 bool failed = vc_err_failed(&c->put_err);
                 pthread_mutex_unlock(&c->lock);
                 vc_errclear();
                 uint64_t t0 = now_ns();
-                vc_err_save(&c->put_err, failed ? 0 : put_batch(c, b));
+                int r = failed ? 0 : put_batch(c, b);
                 atomic_fetch_add(&c->t_put, now_ns() - t0);
                 pthread_mutex_lock(&c->lock);
-                c->todo = NULL;
+                if (r < 0 && !vc_err_failed(&c->put_err))
+                        vc_err_save(&c->put_err, r);
+                b->putting = false;
                 pthread_cond_broadcast(&c->cv);
         }
         pthread_mutex_unlock(&c->lock);
         return NULL;
 }
 
-/* Waits until the put thread is idle; hands it b if not NULL. Returns the
- * put thread's first error, with its message. */
-static int hand_over(Checkin *c, Batch *b)
+/* Waits until b is neither queued nor being put (every batch, if b is
+ * NULL). Returns the put threads' first error, with its message. */
+static int wait_free(Checkin *c, Batch *b)
 {
         uint64_t t0 = now_ns();
         pthread_mutex_lock(&c->lock);
-        while (c->todo)
+        for (;;) {
+                bool busy = false;
+                for (int i = 0; i < NBATCH; i++)
+                        if ((!b || b == &c->bt[i]) && (c->bt[i].queued || c->bt[i].putting))
+                                busy = true;
+                if (!busy || vc_err_failed(&c->put_err))
+                        break;
                 pthread_cond_wait(&c->cv, &c->lock);
-        c->t_putwait += now_ns() - t0;
-        int r = vc_err_raise(&c->put_err);
-        if (b && !r) {
-                c->todo = b;
-                pthread_cond_broadcast(&c->cv);
         }
+        c->t_putwait += now_ns() - t0;
+        int r = vc_err_failed(&c->put_err) ? vc_err_raise(&c->put_err) : 0;
         pthread_mutex_unlock(&c->lock);
         return r;
+}
+
+/* Queues b for the put threads. */
+static void hand_over(Checkin *c, Batch *b)
+{
+        pthread_mutex_lock(&c->lock);
+        b->seq = c->handed++;
+        b->queued = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->lock);
 }
 
 static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t prev_n, VcEntry *out,
                          uint64_t seal_base)
 {
         uint64_t cs = c->p->chunk_size;
-        int k = 0;
-        /* the workers read prev and seal_base: the put thread never does */
+        /* the workers read prev and seal_base: the put threads never do */
         c->seal_base = seal_base;
         c->prev = prev;
         c->prev_n = prev_n;
-        for (uint64_t off = 0; off < src->size; off += BATCH, k ^= 1) {
-                /* b's previous contents were handed over two rounds ago and
-                 * the last hand_over waited for them to be put */
-                Batch *b = &c->bt[k];
+        for (uint64_t off = 0; off < src->size; off += BATCH) {
+                /* b was handed over NBATCH rounds ago: wait until it is put */
+                Batch *b = &c->bt[c->ring];
+                c->ring = (c->ring + 1) % NBATCH;
+                int r = wait_free(c, b);
+                if (r < 0)
+                        return r;
                 b->len = VC_MIN((uint64_t)BATCH, src->size - off);
                 b->first = off / cs;
                 b->out = out + b->first;
-                int r = 0;
                 c->src = src;
                 c->src_off = off;
                 /* a version (--from) is read here, in one batch call; the
@@ -536,10 +583,12 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
                 uint64_t t0 = now_ns();
                 r = run_workers(c);
                 c->t_pool += now_ns() - t0;
-                if (r < 0 || (r = hand_over(c, b)) < 0)
+                if (r < 0)
                         return r;
+                hand_over(c, b);
         }
-        return hand_over(c, NULL);
+        /* a version's trees are built once every batch is put */
+        return wait_free(c, NULL);
 }
 
 /* ---- keyring nodes ------------------------------------------------------------- */
@@ -638,7 +687,7 @@ static int alloc_batches(Checkin *c)
 {
         uint64_t cs = c->p->chunk_size, per = BATCH / cs;
         c->slot_size = vc_seal_bound(cs);
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < NBATCH; i++) {
                 Batch *b = &c->bt[i];
                 b->buf = malloc(BATCH);
                 b->slots = malloc(per * c->slot_size);
@@ -670,11 +719,12 @@ static void free_checkin(Checkin *c)
         pthread_cond_broadcast(&c->cv);
         pthread_cond_broadcast(&c->ra_cv);
         pthread_mutex_unlock(&c->lock);
-        if (c->putter_started)
-                pthread_join(c->putter, NULL);
+        for (int i = 0; i < NPUT; i++)
+                if (c->putter_started[i])
+                        pthread_join(c->putter[i], NULL);
         if (c->reader_started)
                 pthread_join(c->reader, NULL);
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < NBATCH; i++) {
                 Batch *b = &c->bt[i];
                 free(b->buf);
                 free(b->slots);
@@ -694,6 +744,7 @@ static void free_checkin(Checkin *c)
         pthread_cond_destroy(&c->ra_cv);
         pthread_cond_destroy(&c->pm_cv);
         pthread_mutex_destroy(&c->lock);
+        pthread_mutex_destroy(&c->book);
 }
 
 /* The version record of the new version, its roots' keys sealed. */
@@ -767,6 +818,7 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
                 return e;
         }
         pthread_mutex_init(&c->lock, NULL);
+        pthread_mutex_init(&c->book, NULL);
         pthread_cond_init(&c->cv, NULL);
         pthread_cond_init(&c->ra_cv, NULL);
         pthread_cond_init(&c->pm_cv, NULL);
@@ -821,11 +873,15 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
                 vc_sealer_set_level(c->sealers[i], level);
         }
         vc_progress_init(&c->prog, "checkin", p->mem_size + p->disk_size + auxn[0] + auxn[1], quiet);
-        if (pthread_create(&c->putter, NULL, put_main, c) != 0) {
-                r = vc_errf(-EAGAIN, "cannot start a thread");
-                goto out;
+        for (int i = 0; i < NPUT; i++) {
+                if (pthread_create(&c->putter[i], NULL, put_main, c) != 0) {
+                        if (i)
+                                break;  /* one is enough */
+                        r = vc_errf(-EAGAIN, "cannot start a thread");
+                        goto out;
+                }
+                c->putter_started[i] = true;
         }
-        c->putter_started = true;
         /* memory and disk positions get distinct delta nonces */
         if ((r = checkin_image(c, mem, pmem, npm, emem, 0)) < 0 ||
             (r = checkin_image(c, disk, pdisk, npd, edisk, VC_DELTA_DISK_BASE)) < 0)

@@ -248,6 +248,11 @@ static int http_error(Remote *rm, long status, const Buf *body)
 static struct curl_slist *headers(Remote *rm, const Http *x)
 {
         struct curl_slist *l = curl_slist_append(NULL, rm->auth);
+        /* no "Expect: 100-continue" before a body: a round trip per
+         * request (40 ms on the 20 ms link of bench/net.sh); a refusal
+         * still comes at once, and the server reads no body it refused */
+        if (l && x->niov)
+                l = curl_slist_append(l, "Expect:");
         char ct[128];
         if (x->ctype) {
                 snprintf(ct, sizeof ct, "Content-Type: %s", x->ctype);
@@ -288,6 +293,8 @@ static void setup(Remote *rm, Http *x, CURL *h, struct curl_slist *hl, char *err
                 if (strcmp(x->method, "POST") != 0)
                         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, x->method);
         }
+        /* the body goes to the socket in large pieces (64 KiB by default) */
+        curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1L << 20);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
         curl_easy_setopt(h, CURLOPT_READDATA, x);
         curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, seek_cb);
@@ -683,9 +690,10 @@ static int remote_put(VcBackend *b, const char *parcel, const char *domain, cons
         return 0;
 }
 
+/* A put is received when it returns, durable after this (or a commit). */
 static int remote_flush(VcBackend *b)
 {
-        return 0;                        /* a put is durable when it returns */
+        return http_json(R(b), "POST", "/v1/chunks/flush", NULL, true, true, NULL);
 }
 
 /* ---- catalog ------------------------------------------------------------------------ */

@@ -259,6 +259,7 @@ static const Route routes[] = {
         { "GET", "store", R_STORE, BODY_NONE, 0, false },
         { "POST", "chunks/missing", R_MISSING, BODY_BINARY, VC_WIRE_HEAD_MAX + 32u * VC_WIRE_TAGS_MAX, false },
         { "POST", "chunks/put", R_PUT, BODY_PUT, VC_WIRE_PUT_MAX, false },
+        { "POST", "chunks/flush", R_FLUSH, BODY_NONE, 0, false },
         { "POST", "chunks/get", R_GET, BODY_BINARY, VC_WIRE_HEAD_MAX + 32u * VC_WIRE_TAGS_MAX, false },
         { "GET", "parcels", R_PARCELS, BODY_NONE, 0, false },
         { "GET", "parcels/*", R_PARCEL, BODY_NONE, 0, false },
@@ -489,7 +490,7 @@ static int put_records(VcReq *q, const uint8_t *data, size_t len)
                                 return vc_errf(-EINVAL, "chunk %u of the upload has kind %u and %u bytes", p->got,
                                                p->rec[0], p->data_len);
                         if (p->used + p->data_len > VC_SRV_PUT_BATCH || p->nitems == VC_ARRAY_SIZE(p->item_off)) {
-                                int r = vc_srv_put_batch(q, false);
+                                int r = vc_srv_put_batch(q);
                                 if (r < 0)
                                         return r;
                         }
@@ -540,7 +541,7 @@ static int put_finish(VcReq *q)
         if (p->got != p->n || p->rec_len)
                 return vc_errf(-EINVAL, "the upload was cut short: %u of the %u chunks it announced came whole",
                                p->got, p->n);
-        return vc_srv_put_batch(q, true);
+        return vc_srv_put_batch(q);
 }
 
 void vc_req_finish(VcReq *q, VcResp *ret)

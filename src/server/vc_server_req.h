@@ -25,7 +25,7 @@ struct VcServer {
 
 typedef enum {
         R_NONE = 0,
-        R_STORE, R_MISSING, R_PUT, R_GET,
+        R_STORE, R_MISSING, R_PUT, R_FLUSH, R_GET,
         R_PARCELS, R_PARCEL, R_CREATE, R_VERSIONS, R_VERSION, R_COMMIT, R_PRUNE,
         R_LEASE_ACQUIRE, R_LEASE_RELEASE, R_LEASE_BREAK, R_LEASE_GET,
         R_STAT, R_VERIFY, R_GC, R_BUNDLE_GET, R_BUNDLE_PUT,
@@ -90,6 +90,6 @@ bool vc_srv_user_exists(VcServer *s, const char *name);
 void vc_srv_op(VcReq *q);
 /* The chunk upload: a batch is complete (vc_server.c calls it while
  * parsing; the last call with final). */
-int vc_srv_put_batch(VcReq *q, bool final);
+int vc_srv_put_batch(VcReq *q);
 
 #endif

@@ -164,6 +164,14 @@ int vc_writer_put_fresh(VcWriter *w, uint64_t domain, int kind, const uint8_t ta
 /* Bytes put through this writer and not yet flushed. */
 uint64_t vc_writer_pending(const VcWriter *w);
 
+/* Claims a pack for each domain `like` has a pack open in (creating them
+ * takes the index's write lock: done now, not while `like` flushes). */
+int vc_writer_claim_like(VcWriter *w, const VcWriter *like);
+
+/* Whether (domain, tag) was put through this writer since its last
+ * flush: stored once the next flush succeeds, not yet in the index. */
+bool vc_writer_has_pending(const VcWriter *w, uint64_t domain, const uint8_t tag[VC_TAG_LEN]);
+
 /* fdatasync()s the packs, then commits the index entries of every chunk put
  * since the last flush (with each pack's new committed length) in one
  * LMDB transaction. put flushes by itself past ~64 MiB pending. If writing

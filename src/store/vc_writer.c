@@ -7,7 +7,11 @@
  * a writer that died before its flush, and no index entry points at them.
  *
  * Appends go through a 1 MiB buffer per pack (a 4 KiB chunk would otherwise
- * cost two system calls). A flush writes the buffers, fdatasync()s every
+ * cost two system calls). In direct mode each pack has two: a full one is
+ * written by the writer's I/O thread while appends fill the other, so the
+ * caller (a checkin's put thread, a server's request under its back end's
+ * lock) does not wait for the disk block by block (VMCAS_NO_IO_THREAD set:
+ * written in the caller's thread, to measure it). A flush writes the buffers, fdatasync()s every
  * pack written since the last flush, and only then commits the index
  * entries and the packs' new committed lengths in one LMDB transaction, so
  * the index never points at bytes that are not on disk.
@@ -28,6 +32,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -54,6 +59,13 @@ typedef struct WPack {
         uint64_t committed;     /* as in the packs table */
         uint8_t *buf;           /* appended bytes at file offset size - blen */
         size_t blen;
+        /* direct mode, with the writer's I/O thread (under io_mu): */
+        uint8_t *spare;         /* the other buffer; the I/O thread's while inflight */
+        size_t job_n, job_blen; /* its write: job_n bytes (padded) at job_at */
+        uint64_t job_at;
+        bool inflight;
+        bool dio_off;           /* the file system refused a direct write: buffered from now on */
+        int io_err;             /* the I/O thread's error, for the next append or flush */
         bool dirty;             /* appended to since the last flush */
         bool full;              /* passed pack_max: sealed at the next flush */
         bool created;           /* by this writer (deleted at free if still empty) */
@@ -90,6 +102,15 @@ struct VcWriter {
          * each flush so it sees what was committed and pins no old pages. */
         VcTxn *rt;
         bool rt_live;
+        /* the I/O thread: writes full buffers of packs in direct mode, in
+         * the order they were handed over (a pack's next buffer rewrites
+         * the last, partial block of its previous one) */
+        pthread_t io;
+        bool io_started, io_failed, io_quit;
+        pthread_mutex_t io_mu;
+        pthread_cond_t io_cv;
+        WPack *ioq[16];
+        unsigned ioq_head, ioq_n;
 };
 
 int vc_writer_new(VcStore *s, VcWriter **ret)
@@ -100,6 +121,8 @@ int vc_writer_new(VcStore *s, VcWriter **ret)
         w->s = s;
         w->pack_max = VC_PACK_MAX_DEFAULT;
         w->flush_bytes = VC_FLUSH_BYTES;
+        pthread_mutex_init(&w->io_mu, NULL);
+        pthread_cond_init(&w->io_cv, NULL);
         *ret = w;
         return 0;
 }
@@ -124,10 +147,13 @@ uint64_t vc_writer_moved(const VcWriter *w)
         return w->moved;
 }
 
+static int io_wait(VcWriter *w, WPack *p);
+
 static void wpack_free(VcWriter *w, WPack *p)
 {
         if (!p)
                 return;
+        (void)io_wait(w, p);
         if (p->dfd >= 0)
                 close(p->dfd);
         if (p->fd >= 0) {
@@ -147,6 +173,7 @@ static void wpack_free(VcWriter *w, WPack *p)
                 close(p->fd);
         }
         free(p->buf);
+        free(p->spare);
         free(p);
 }
 
@@ -156,6 +183,15 @@ void vc_writer_free(VcWriter *w)
                 return;
         for (size_t i = 0; i < w->npacks; i++)
                 wpack_free(w, w->packs[i]);
+        if (w->io_started) {
+                pthread_mutex_lock(&w->io_mu);
+                w->io_quit = true;
+                pthread_cond_broadcast(&w->io_cv);
+                pthread_mutex_unlock(&w->io_mu);
+                pthread_join(w->io, NULL);
+        }
+        pthread_mutex_destroy(&w->io_mu);
+        pthread_cond_destroy(&w->io_cv);
         free(w->packs);
         free(w->pend);
         free(w->set);
@@ -484,15 +520,124 @@ static int current_pack(VcWriter *w, uint64_t domain, WPack **ret)
         return pack_create(w, domain, ret);
 }
 
-static int wbuf_out(WPack *p)
+static void *io_main(void *arg)
 {
+        VcWriter *w = arg;
+        pthread_mutex_lock(&w->io_mu);
+        for (;;) {
+                while (!w->ioq_n && !w->io_quit)
+                        pthread_cond_wait(&w->io_cv, &w->io_mu);
+                if (!w->ioq_n)
+                        break;
+                WPack *p = w->ioq[w->ioq_head];
+                w->ioq_head = (w->ioq_head + 1) % VC_ARRAY_SIZE(w->ioq);
+                w->ioq_n--;
+                pthread_mutex_unlock(&w->io_mu);
+                /* the job's fields and p->dfd do not change while inflight */
+                int r = vc_pwrite_full(p->dfd, p->spare, p->job_n, (off_t)p->job_at);
+                bool off = false;
+                if (r == -EINVAL) {
+                        /* the file system refused after all: these bytes buffered,
+                         * and the appender goes buffered too */
+                        r = vc_pwrite_full(p->fd, p->spare, p->job_blen, (off_t)p->job_at);
+                        off = true;
+                }
+                pthread_mutex_lock(&w->io_mu);
+                if (r < 0 && !p->io_err)
+                        p->io_err = r;
+                p->dio_off |= off;
+                p->inflight = false;
+                pthread_cond_broadcast(&w->io_cv);
+        }
+        pthread_mutex_unlock(&w->io_mu);
+        return NULL;
+}
+
+/* Waits until p's buffer in flight is written; its error if it failed.
+ * After a refused direct write the pack is written buffered. */
+static int io_wait(VcWriter *w, WPack *p)
+{
+        if (!w->io_started)
+                return 0;
+        pthread_mutex_lock(&w->io_mu);
+        while (p->inflight)
+                pthread_cond_wait(&w->io_cv, &w->io_mu);
+        int r = p->io_err;
+        bool off = p->dio_off;
+        p->io_err = 0;
+        p->dio_off = false;
+        pthread_mutex_unlock(&w->io_mu);
+        if (off && p->dfd >= 0) {
+                close(p->dfd);
+                p->dfd = -1;
+        }
+        return r;
+}
+
+/* Hands p's full buffer to the I/O thread and carries its last partial
+ * block over into the other; false if there is no I/O thread. */
+static bool io_hand(VcWriter *w, WPack *p, size_t n)
+{
+        if (!w->io_started && !w->io_failed && getenv("VMCAS_NO_IO_THREAD"))
+                w->io_failed = true;
+        if (!w->io_started && !w->io_failed) {
+                if (pthread_create(&w->io, NULL, io_main, w) == 0)
+                        w->io_started = true;
+                else
+                        w->io_failed = true;  /* written in the caller's thread */
+        }
+        if (!w->io_started)
+                return false;
+        if (!p->spare && posix_memalign((void **)&p->spare, VC_DIO_ALIGN, VC_WBUF + 2 * VC_DIO_ALIGN) != 0) {
+                p->spare = NULL;
+                return false;
+        }
+        size_t tail = p->blen % VC_DIO_ALIGN;
+        memcpy(p->spare, p->buf + p->blen - tail, tail);
+        uint8_t *full = p->buf;
+        p->buf = p->spare;
+        pthread_mutex_lock(&w->io_mu);
+        while (w->ioq_n == VC_ARRAY_SIZE(w->ioq))
+                pthread_cond_wait(&w->io_cv, &w->io_mu);
+        p->spare = full;
+        p->job_n = n;
+        p->job_blen = p->blen;
+        p->job_at = p->size - p->blen;
+        p->inflight = true;
+        w->ioq[(w->ioq_head + w->ioq_n++) % VC_ARRAY_SIZE(w->ioq)] = p;
+        pthread_cond_broadcast(&w->io_cv);
+        pthread_mutex_unlock(&w->io_mu);
+        p->blen = tail;
+        return true;
+}
+
+int vc_writer_claim_like(VcWriter *w, const VcWriter *like)
+{
+        for (size_t i = 0; i < like->npacks; i++) {
+                WPack *p;
+                if (like->packs[i]->full)
+                        continue;
+                int r = current_pack(w, like->packs[i]->domain, &p);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int wbuf_out(VcWriter *w, WPack *p)
+{
+        int r = io_wait(w, p);
+        if (r < 0)
+                return r;
         if (!p->blen)
                 return 0;
         off_t at = (off_t)(p->size - p->blen);
         if (p->dfd >= 0) {
                 size_t n = (p->blen + VC_DIO_ALIGN - 1) & ~(size_t)(VC_DIO_ALIGN - 1);
                 memset(p->buf + p->blen, 0, n - p->blen);
-                int r = vc_pwrite_full(p->dfd, p->buf, n, at);
+                if (io_hand(w, p, n))
+                        return 0;
+                r = vc_pwrite_full(p->dfd, p->buf, n, at);
                 if (r == -EINVAL) {
                         /* the file system refused after all: buffered from now on */
                         close(p->dfd);
@@ -506,7 +651,7 @@ static int wbuf_out(WPack *p)
                         return 0;
                 }
         }
-        int r = vc_pwrite_full(p->fd, p->buf, p->blen, at);
+        r = vc_pwrite_full(p->fd, p->buf, p->blen, at);
         if (r < 0)
                 return r;
         /* Start writing back now, without waiting: by the time flush calls
@@ -543,11 +688,14 @@ static int append(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
         vc_rec_hdr_encode(&h, hdr);
         size_t rec = VC_REC_HDR_LEN + len;
         if (p->blen + rec > VC_WBUF) {
-                r = wbuf_out(p);
+                r = wbuf_out(w, p);
                 if (r < 0)
                         return poison(w, r, p, "write to");
         }
         if (rec > VC_WBUF) {
+                /* written here, past the block the I/O thread may be writing */
+                if ((r = io_wait(w, p)) < 0)
+                        return poison(w, r, p, "write to");
                 r = vc_pwrite_full(p->fd, hdr, sizeof hdr, (off_t)p->size);
                 if (r == 0)
                         r = vc_pwrite_full(p->fd, data, len, (off_t)(p->size + sizeof hdr));
@@ -654,6 +802,11 @@ int vc_writer_put(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_T
         return put(w, domain, kind, tag, data, len, true);
 }
 
+bool vc_writer_has_pending(const VcWriter *w, uint64_t domain, const uint8_t tag[VC_TAG_LEN])
+{
+        return set_has(w, domain, tag);
+}
+
 int vc_writer_put_fresh(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_TAG_LEN], const void *data,
                         size_t len)
 {
@@ -704,12 +857,22 @@ int vc_writer_flush(VcWriter *w)
         if (w->err)
                 return vc_errf(w->err, "%s", w->msg);
         bool any = w->npend > 0;
+        /* every pack's buffer out (on the I/O thread, all at once), then
+         * each written and synced */
         for (size_t i = 0; i < w->npacks; i++) {
                 WPack *p = w->packs[i];
                 if (!p->dirty)
                         continue;
                 any = true;
-                int r = wbuf_out(p);
+                int r = wbuf_out(w, p);
+                if (r < 0)
+                        return poison(w, r, p, "write to");
+        }
+        for (size_t i = 0; i < w->npacks; i++) {
+                WPack *p = w->packs[i];
+                if (!p->dirty)
+                        continue;
+                int r = io_wait(w, p);
                 if (r < 0)
                         return poison(w, r, p, "write to");
                 if (!w->s->no_sync && fdatasync(p->fd) < 0)

@@ -105,7 +105,12 @@ check "a head with a bad domain: 400" '[ "$(req "$A" POST /v1/chunks/put applica
 { chunk_head p1 "$node" 2; hexbytes "$(sha "hello chunk")"; } > get-short.bin
 check "get with fewer tags than announced: 400" '[ "$(req "$A" POST /v1/chunks/get application/octet-stream get-short.bin)" = 400 ]'
 { chunk_head p1 "$node" 1; hexbytes "$(sha "hello chunk")"; } > get.bin
+check "a chunk put and not yet flushed: missing says present" '{ chunk_head p1 "$node" 1; hexbytes "$(sha "hello chunk")"; } > m3.bin && [ "$(req "$A" POST /v1/chunks/missing application/octet-stream m3.bin)" = 200 ] && [ "$(od -An -tx1 body | tr -d " ")" = 00 ]'
 check "get returns the record and an end record" '[ "$(req "$A" POST /v1/chunks/get application/octet-stream get.bin)" = 200 ] && [ "$(wc -c < body)" = $((37 + 11 + 37)) ] && grep -q "hello chunk" body'
+check "flush: 200" '[ "$(req "$A" POST /v1/chunks/flush)" = 200 ] && grep -q "\"flushed\":true" body'
+check "flush without a token: 401" '[ "$(req "" POST /v1/chunks/flush)" = 401 ]'
+check "flush with a body: 413" '[ "$(req "$A" POST /v1/chunks/flush application/octet-stream m3.bin)" = 413 ]'
+check "flush with GET: 405" '[ "$(req "$A" GET /v1/chunks/flush)" = 405 ]'
 printf 'not a commit' > commit.bin
 check "a malformed commit: 400, nothing committed" '[ "$(req "$A" POST /v1/parcels/p1/commit application/octet-stream commit.bin)" = 400 ] && req "$A" GET /v1/parcels/p1 >/dev/null && grep -q "\"latest\":0" body'
 

@@ -31,6 +31,29 @@ check "p1 is there, with no version" '[ "$(req "$A" GET /v1/parcels/p1)" = 200 ]
 check "the upload can be sent again, whole" '[ "$(req "$A" POST /v1/chunks/put application/octet-stream big.bin)" = 200 ]'
 ok "the store verifies" vmcas -s st verify --full
 
+# a put is durable at a flush (or a commit), not at its reply: killed
+# before one, the server has forgotten it; after one, it has not
+perl -MDigest::SHA=sha256 -e '
+  my ($parcel, $dom, $seed) = @ARGV;
+  print pack("C/a* C/a* V", $parcel, $dom, 4);
+  for my $i (1..4) { my $d = "VC$seed" . ("x" x (1000 * $i)); print pack("C V a32", 0, length $d, sha256($d)), $d; }' p1 "$node" a > small-a.bin
+perl -MDigest::SHA=sha256 -e '
+  my ($parcel, $dom, $seed) = @ARGV;
+  print pack("C/a* C/a* V", $parcel, $dom, 4);
+  for my $i (1..4) { print sha256("VC$seed" . ("x" x (1000 * $i))); }' p1 "$node" a > small-a.tags
+check "a put of 4 chunks" '[ "$(req "$A" POST /v1/chunks/put application/octet-stream small-a.bin)" = 200 ]'
+check "missing says they are there" '[ "$(req "$A" POST /v1/chunks/missing application/octet-stream small-a.tags)" = 200 ] && [ "$(od -An -tx1 body | tr -d " ")" = 00 ]'
+ok "kill -9 before a flush" kill -9 "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+ok "the server starts again" start_server st serve3.log
+check "they are missing again (the retry of a checkin sends them)" '[ "$(req "$A" POST /v1/chunks/missing application/octet-stream small-a.tags)" = 200 ] && [ "$(od -An -tx1 body | tr -d " ")" = 0f ]'
+check "sent again and flushed" '[ "$(req "$A" POST /v1/chunks/put application/octet-stream small-a.bin)" = 200 ] && [ "$(req "$A" POST /v1/chunks/flush)" = 200 ]'
+ok "kill -9 after the flush" kill -9 "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null
+ok "the server starts again" start_server st serve2.log
+check "they are still there" '[ "$(req "$A" POST /v1/chunks/missing application/octet-stream small-a.tags)" = 200 ] && [ "$(od -An -tx1 body | tr -d " ")" = 00 ]'
+ok "the store verifies" vmcas -s st verify --full
+
 # SIGTERM while an upload is in flight: the upload finishes, then the server exits 0
 curl -s --max-time 60 --limit-rate 4M -o up.out -w '%{http_code}' -H "Authorization: Bearer $A" \
      -H "Content-Type: application/octet-stream" --data-binary @big.bin "$URL/v1/chunks/put" > up.code &
@@ -57,5 +80,5 @@ if openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days
   fails "a key without a certificate" "both --tls-cert and --tls-key" vmcas -s st serve --listen 127.0.0.1:0 --tls-key key.pem
   fails "a certificate that is not one" "cannot listen|TLS" vmcas -s st serve --listen 127.0.0.1:0 --tls-cert create.json --tls-key create.json
 fi
-check "no sanitizer report" '! grep -q "Sanitizer\|runtime error" serve.log serve2.log tls.log 2>/dev/null'
+check "no sanitizer report" '! grep -q "Sanitizer\|runtime error" serve.log serve2.log serve3.log tls.log 2>/dev/null'
 done_testing
