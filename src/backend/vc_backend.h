@@ -115,8 +115,8 @@ typedef struct VcPutItem {
  * it); ask vc_chunks_missing first to send only what is needed. With
  * verify (a server, vc_backend_opts.verify_puts) a chunk whose SHA-256 is
  * not its tag is refused (-EBADMSG naming it) and nothing of the batch is
- * stored. Stored chunks are durable after vc_chunks_flush (a remote
- * back end: when the call returns). */
+ * stored. Stored chunks are durable after vc_chunks_flush, on every back
+ * end (a server's too: it flushes at a flush request or a commit). */
 int vc_chunks_put(VcBackend *b, const char *parcel, const char *domain, const VcPutItem *items, size_t n);
 
 /* Fetches n chunks of domain. fn is called once per tag, in any order,
@@ -129,9 +129,12 @@ typedef int (*vc_got_fn)(size_t idx, const uint8_t *data, size_t len, void *ctx)
 int vc_chunks_get(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
                   vc_got_fn fn, void *ctx);
 
-/* Makes every chunk put so far durable. Until then a local back end may
- * not count them in `missing` (a remote one does once put returns), and
- * vc_backend_free drops what was not flushed. */
+/* Makes every chunk put so far durable, and visible to other processes on
+ * the same store. Until then `missing` may not count them (the local back
+ * end and a server do, in the process that took the put; RADOS counts
+ * them once their pack is written), a crash forgets them, and
+ * vc_backend_free drops what was not flushed. A commit needs its chunks
+ * flushed: the client flushes first (a server also flushes at a commit). */
 int vc_chunks_flush(VcBackend *b);
 
 /* ---- catalog ------------------------------------------------------------ */

@@ -66,9 +66,10 @@
  *   evicted between two gets is fetched again.
  *
  * Stores. What a get fetched or a put sent is appended to one writer of
- * the handle and indexed at its next flush: when SETTLE_SECONDS have
- * passed or min(CACHE_FLUSH, bound / 16) bytes have gathered since its
- * first put (checked at the end of every call), when a get of this handle
+ * the handle and indexed at its next flush: at the end of a call that
+ * stored less than SMALL_CALL, when SETTLE_SECONDS have passed or
+ * min(CACHE_FLUSH, bound / 16) bytes have gathered since its first put
+ * (checked at the end of every call), when a get of this handle
  * asks for a chunk the writer holds (read your writes), before an
  * eviction, at a flush of the back end and at close. Each flush commits
  * random tags into the index and rewrites most of its leaf pages, so a
@@ -580,6 +581,7 @@ typedef struct Store {
         Cache *c;
         const char *domain;
         uint64_t id;
+        uint64_t bytes;                 /* stored by this call */
         bool failed, have_id;
 } Store;
 
@@ -627,6 +629,7 @@ static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t 
         }
         if (r >= 0 && (r = vc_writer_put_fresh(c->w, st->id, kind, tag, data, len)) > 0) {
                 c->wbytes += len;
+                st->bytes += len;
                 if (c->nwtouch == c->cap_wtouch) {
                         size_t cap = c->cap_wtouch ? 2 * c->cap_wtouch : 256;
                         Touch *x = realloc(c->wtouch, cap * sizeof *x);
@@ -658,9 +661,16 @@ static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t 
         pthread_mutex_unlock(&c->wlock);
 }
 
+/* A small call (a disk server's read and its read-ahead) is flushed at
+ * once, as every call was: another process (`workspace status`, a second
+ * disk server) sees what it fetched, and a long-lived process does not
+ * sit on an unflushed last read. Only bulk calls wait for SETTLE_SECONDS
+ * or wflush. */
+#define SMALL_CALL (2ull << 20)
+
 static void store_done(Store *st)
 {
-        settle(st->c, false);
+        settle(st->c, st->bytes < SMALL_CALL);
 }
 
 typedef struct PutCopy {

@@ -290,6 +290,10 @@ static int fill_cache(VcBackend *b, const VcParcel *p, const VcEntry *e, uint64_
                    .prog = &prog };
         pthread_mutex_init(&f.lock, NULL);
         int r = vc_pool_run(f.nthreads, fill_work, &f);
+        /* what the cache holds is indexed now, for every process (the
+         * disk server, `workspace status`) */
+        if (r >= 0)
+                r = vc_chunks_flush(b);
         pthread_mutex_destroy(&f.lock);
         vc_progress_end(&prog, f.fetched * p->chunk_size);
         *fetched = f.fetched;
