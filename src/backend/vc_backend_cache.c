@@ -104,8 +104,8 @@
 #define DOMAIN_CACHE 16
 #define ATIME_PREFIX "ca:"
 #define ATIME_KEY_LEN (3 + 8 + 32)
-#define CACHE_FLUSH (64ull << 20)       /* stored bytes that make a flush, at most */
-#define SETTLE_SECONDS 1.0
+#define CACHE_FLUSH (256ull << 20)      /* stored bytes that make a flush, at most */
+#define SETTLE_SECONDS 5.0
 
 typedef struct Touch {
         uint64_t domain;
@@ -577,12 +577,23 @@ static int cache_missing(VcBackend *b, const char *parcel, const char *domain, c
 }
 
 /* One call's stores into the cache (through the handle's writer). */
+typedef struct Staged {
+        uint8_t tag[32];
+        uint8_t kind;
+        uint32_t len;
+        size_t off;                     /* into Store.sbuf */
+} Staged;
+
 typedef struct Store {
         Cache *c;
         const char *domain;
         uint64_t id;
         uint64_t bytes;                 /* stored by this call */
         bool failed, have_id;
+        uint8_t *sbuf;                  /* chunks staged, not yet appended */
+        size_t sused;
+        Staged *stage;
+        size_t nstage, cstage;
 } Store;
 
 /* Flushes the handle's writer and gives its packs up (wlock held). */
@@ -611,38 +622,53 @@ static void settle(Cache *c, bool force)
         pthread_mutex_unlock(&c->wlock);
 }
 
-static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t *data, size_t len)
+/* Appends what st staged to the handle's writer, under wlock once (four
+ * fetching threads taking it per 4 KiB chunk spent most of a checkout
+ * waiting for each other). */
+static void store_drain(Store *st)
 {
         Cache *c = st->c;
-        if (st->failed)
+        if (!st->nstage)
                 return;
         int r = 0;
-        if (!st->have_id && (r = domain_id(c, st->domain, true, &st->id)) >= 0)
+        if (!st->failed && !st->have_id && (r = domain_id(c, st->domain, true, &st->id)) >= 0)
                 st->have_id = true;
+        if (st->failed || r < 0) {
+                st->failed = true;
+                st->nstage = st->sused = 0;
+                vc_errclear();
+                return;
+        }
         pthread_mutex_lock(&c->wlock);
-        if (r >= 0 && !c->w) {
-                if ((r = vc_writer_new(c->s, &c->w)) >= 0) {
+        int64_t now = now_ms();
+        for (size_t i = 0; r >= 0 && i < st->nstage; i++) {
+                const Staged *x = &st->stage[i];
+                /* (settle_locked below gives the writer up) */
+                if (!c->w) {
+                        if ((r = vc_writer_new(c->s, &c->w)) < 0)
+                                break;
                         vc_writer_set_pack_max(c->w, c->pack_max);
                         vc_writer_set_flush_bytes(c->w, UINT64_MAX);    /* settle() flushes */
                         c->wsince = vc_mono();
                 }
-        }
-        if (r >= 0 && (r = vc_writer_put_fresh(c->w, st->id, kind, tag, data, len)) > 0) {
-                c->wbytes += len;
-                st->bytes += len;
+                if ((r = vc_writer_put_fresh(c->w, st->id, x->kind, x->tag, st->sbuf + x->off, x->len)) <= 0)
+                        continue;
+                r = 0;
+                c->wbytes += x->len;
+                st->bytes += x->len;
                 if (c->nwtouch == c->cap_wtouch) {
                         size_t cap = c->cap_wtouch ? 2 * c->cap_wtouch : 256;
-                        Touch *x = realloc(c->wtouch, cap * sizeof *x);
-                        if (x) {
-                                c->wtouch = x;
+                        Touch *t = realloc(c->wtouch, cap * sizeof *t);
+                        if (t) {
+                                c->wtouch = t;
                                 c->cap_wtouch = cap;
                         }
                 }
                 if (c->nwtouch < c->cap_wtouch) {  /* else the hint is lost */
                         Touch *t = &c->wtouch[c->nwtouch++];
                         t->domain = st->id;
-                        memcpy(t->tag, tag, 32);
-                        t->at = now_ms();
+                        memcpy(t->tag, x->tag, 32);
+                        t->at = now;
                 }
                 if (c->wbytes >= c->wflush)
                         settle_locked(c);
@@ -659,6 +685,38 @@ static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t 
                 vc_errclear();
         }
         pthread_mutex_unlock(&c->wlock);
+        st->nstage = st->sused = 0;
+}
+
+#define STAGE_BYTES (1u << 20)
+
+/* Stages one chunk of the call for the cache; appended a MiB at a time. */
+static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t *data, size_t len)
+{
+        if (st->failed)
+                return;
+        if (st->nstage && (st->sused + len > STAGE_BYTES || st->nstage == st->cstage))
+                store_drain(st);
+        if (!st->sbuf && !(st->sbuf = malloc(STAGE_BYTES + VC_SEALED_MAX)))
+                goto oom;
+        if (st->nstage == st->cstage) {
+                size_t cap = st->cstage ? 2 * st->cstage : 64;
+                Staged *x = realloc(st->stage, cap * sizeof *x);
+                if (!x)
+                        goto oom;
+                st->stage = x;
+                st->cstage = cap;
+        }
+        Staged *x = &st->stage[st->nstage++];
+        memcpy(x->tag, tag, 32);
+        x->kind = (uint8_t)kind;
+        x->len = (uint32_t)len;
+        x->off = st->sused;
+        memcpy(st->sbuf + st->sused, data, len);
+        st->sused += len;
+        return;
+oom:
+        st->failed = true;              /* a cache may skip a copy */
 }
 
 /* A small call (a disk server's read and its read-ahead) is flushed at
@@ -670,6 +728,11 @@ static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t 
 
 static void store_done(Store *st)
 {
+        store_drain(st);
+        free(st->sbuf);
+        free(st->stage);
+        st->sbuf = NULL;
+        st->stage = NULL;
         settle(st->c, st->bytes < SMALL_CALL);
 }
 

@@ -278,6 +278,8 @@ static void setup(Remote *rm, Http *x, CURL *h, struct curl_slist *hl, char *err
         curl_easy_setopt(h, CURLOPT_USERAGENT, "vmcas/0.1");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+        /* replies (a get of 8 MiB) arrive in large pieces (16 KiB by default) */
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
         if (rm->ca[0])

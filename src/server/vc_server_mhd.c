@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #define DRAIN_SECONDS 30
-#define READ_BLOCK (64u << 10)
+#define READ_BLOCK (256u << 10)
 
 typedef struct Glue {
         VcServer *s;
