@@ -12,6 +12,7 @@ trap cleanup_servers EXIT
 # start_server STORE LOG ARGS...: waits (at most 30 s) for the "listening" line.
 start_server() {
   local store=$1 log=$2; shift 2
+  : > "$log"     # emptied here: the server's own redirection may come after the first look
   "$VMCAS" -s "$store" serve --listen 127.0.0.1:0 "$@" 2>"$log" &
   SERVER_PID=$!
   _server_pids+=("$SERVER_PID")

@@ -50,7 +50,8 @@ check "they are missing again (the retry of a checkin sends them)" '[ "$(req "$A
 check "sent again and flushed" '[ "$(req "$A" POST /v1/chunks/put application/octet-stream small-a.bin)" = 200 ] && [ "$(req "$A" POST /v1/chunks/flush)" = 200 ]'
 ok "kill -9 after the flush" kill -9 "$SERVER_PID"
 wait "$SERVER_PID" 2>/dev/null
-ok "the server starts again" start_server st serve2.log
+# (a log of its own: start_server would read the port of an old one)
+ok "the server starts again" start_server st serve4.log
 check "they are still there" '[ "$(req "$A" POST /v1/chunks/missing application/octet-stream small-a.tags)" = 200 ] && [ "$(od -An -tx1 body | tr -d " ")" = 00 ]'
 ok "the store verifies" vmcas -s st verify --full
 
@@ -64,7 +65,7 @@ ok "SIGTERM during an upload: exit 0" stop_server TERM
 wait "$cpid"
 check "the upload in flight was answered 200" '[ "$(cat up.code)" = 200 ]'
 check "new connections were refused meanwhile" '! curl -s --max-time 5 "$URL/v1/store" >/dev/null'
-check "it said it was finishing requests" 'grep -q "finishing requests in progress" serve2.log && grep -q "stopped" serve2.log'
+check "it said it was finishing requests" 'grep -q "finishing requests in progress" serve4.log && grep -q "stopped" serve4.log'
 ok "the store verifies" vmcas -s st verify --full
 
 # HTTPS
@@ -80,5 +81,5 @@ if openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days
   fails "a key without a certificate" "both --tls-cert and --tls-key" vmcas -s st serve --listen 127.0.0.1:0 --tls-key key.pem
   fails "a certificate that is not one" "cannot listen|TLS" vmcas -s st serve --listen 127.0.0.1:0 --tls-cert create.json --tls-key create.json
 fi
-check "no sanitizer report" '! grep -q "Sanitizer\|runtime error" serve.log serve2.log serve3.log tls.log 2>/dev/null'
+check "no sanitizer report" '! grep -q "Sanitizer\|runtime error" serve.log serve2.log serve3.log serve4.log tls.log 2>/dev/null'
 done_testing
