@@ -596,6 +596,15 @@ typedef struct Store {
         size_t nstage, cstage;
 } Store;
 
+/* Gives the handle's writer up, and what it held unflushed (wlock held). */
+static void drop_writer_locked(Cache *c)
+{
+        vc_writer_free(c->w);
+        c->w = NULL;
+        c->nwtouch = 0;
+        c->wbytes = 0;
+}
+
 /* Flushes the handle's writer and gives its packs up (wlock held). */
 static void settle_locked(Cache *c)
 {
@@ -607,10 +616,7 @@ static void settle_locked(Cache *c)
                 add(&c->written, c->wbytes);
                 touches_add(c, c->wtouch, c->nwtouch);
         }
-        vc_writer_free(c->w);
-        c->w = NULL;
-        c->nwtouch = 0;
-        c->wbytes = 0;
+        drop_writer_locked(c);
 }
 
 /* At the end of a call (force: now): flushes when due. */
@@ -675,12 +681,7 @@ static void store_drain(Store *st)
         }
         if (r < 0) {
                 /* a poisoned writer: what it held is lost, a later call starts another */
-                if (c->w) {
-                        vc_writer_free(c->w);
-                        c->w = NULL;
-                        c->nwtouch = 0;
-                        c->wbytes = 0;
-                }
+                drop_writer_locked(c);
                 st->failed = true;
                 vc_errclear();
         }
