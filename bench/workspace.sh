@@ -99,4 +99,4 @@ awk -v t=$(secs $a $b) -v gb=$GB -v d=$dirty -v n=$n -v z="$(sed -n 's/.*"second
   printf "3. workspace checkin, %d GiB disk, %d of %d chunks dirty (1 %%), 16 MiB memory: %.2f s (target < 2 s: %s)\n", gb, d, n, t, (t < 2 ? "ok" : "ABOVE")
   printf "   parts: the same checkin with nothing dirty (auth, previous keyrings, memory hashed, keyrings built, commit) %.2f s; hashing, sealing and sending the dirty chunks the rest\n", z }'
 grep -E '"(new_chunks|new_bytes|meta_bytes)"' ci.json | tr -d ' ,' | paste -sd' ' | sed 's/^/   /'
-echo "4. working set: not implemented yet"
+echo "4. working set: BENCH=workingset make bench (bench/workingset.sh)"

@@ -152,6 +152,17 @@ typedef struct Cache {
         uint64_t wbytes;                /* stored since the writer's first put */
         double wsince;                  /* vc_mono() of that put */
         uint64_t wflush;
+        bool wbusy;                     /* a writer given up is being flushed, without wlock */
+        const Touch *ftouch;            /* ... the chunks it holds (read-only meanwhile) */
+        size_t nftouch;
+        pthread_cond_t wdone;           /* ... and is done */
+        /* the settler: flushes what a small call stored, off the caller's
+         * thread (a disk server's read returns before its chunk is indexed) */
+        pthread_t settler;
+        bool settler_on, settle_req, settler_stop;
+        pthread_cond_t settle_cv;
+        struct Queued *sq, **sq_tail;   /* small calls' chunks, for the settler to store */
+        unsigned squeued;
 } Cache;
 
 static Cache *C(VcBackend *b)
@@ -590,6 +601,7 @@ typedef struct Store {
         uint64_t id;
         uint64_t bytes;                 /* stored by this call */
         bool failed, have_id;
+        bool async;                     /* a get's: may be left to the settler */
         uint8_t *sbuf;                  /* chunks staged, not yet appended */
         size_t sused;
         Staged *stage;
@@ -605,26 +617,152 @@ static void drop_writer_locked(Cache *c)
         c->wbytes = 0;
 }
 
-/* Flushes the handle's writer and gives its packs up (wlock held). */
-static void settle_locked(Cache *c)
+/* Flushes the handle's writer and gives its packs up (wlock held, and
+ * released during the flush: stores meanwhile go to the next writer, and
+ * a read of chunks that are not in the writer being flushed does not wait
+ * for it; one flush at a time). keep: a flush in the stream of stores, whose
+ * next writer's packs are claimed before (creating a pack during the
+ * flush would wait for its index commit); else (an eviction, a flush of
+ * the back end, the close) nothing of the cache stays claimed. */
+static void settle_locked(Cache *c, bool keep)
 {
-        if (!c->w)
+        while (c->wbusy)
+                pthread_cond_wait(&c->wdone, &c->wlock);
+        if (!c->w || (keep && !c->wbytes))
                 return;
-        if (vc_writer_flush(c->w) < 0)
+        VcWriter *old = c->w;
+        Touch *t = c->wtouch;
+        size_t nt = c->nwtouch;
+        uint64_t bytes = c->wbytes;
+        c->w = NULL;
+        c->wtouch = NULL;
+        c->nwtouch = c->cap_wtouch = 0;
+        c->wbytes = 0;
+        c->wbusy = true;
+        c->ftouch = t;
+        c->nftouch = nt;
+        if (keep) {
+                if (vc_writer_new(c->s, &c->w) >= 0) {
+                        vc_writer_set_pack_max(c->w, c->pack_max);
+                        vc_writer_set_flush_bytes(c->w, UINT64_MAX);
+                        c->wsince = vc_mono();
+                        if (vc_writer_claim_like(c->w, old) < 0)
+                                vc_errclear();  /* the first put claims them */
+                } else
+                        vc_errclear();          /* the next store makes one */
+        }
+        pthread_mutex_unlock(&c->wlock);
+        if (vc_writer_flush(old) < 0)
                 vc_errclear();          /* not indexed: the records are cut off by the next writer */
         else {
-                add(&c->written, c->wbytes);
-                touches_add(c, c->wtouch, c->nwtouch);
+                add(&c->written, bytes);
+                touches_add(c, t, nt);
         }
-        drop_writer_locked(c);
+        vc_writer_free(old);
+        pthread_mutex_lock(&c->wlock);
+        c->wbusy = false;
+        c->ftouch = NULL;
+        c->nftouch = 0;
+        free(t);
+        pthread_cond_broadcast(&c->wdone);
+}
+
+static void store_drain(Store *st);
+static void store_free(Store *st);
+
+/* A small call's staged chunks, handed to the settler. */
+typedef struct Queued {
+        struct Queued *next;
+        Store st;
+        char domain[VC_DOMAIN_MAX];
+} Queued;
+
+/* Stores what small calls staged, then flushes, off their threads. */
+static void *settler_main(void *arg)
+{
+        Cache *c = arg;
+        pthread_mutex_lock(&c->wlock);
+        for (;;) {
+                if (c->sq) {
+                        Queued *q = c->sq;
+                        if (!(c->sq = q->next))
+                                c->sq_tail = &c->sq;
+                        pthread_mutex_unlock(&c->wlock);
+                        store_drain(&q->st);
+                        store_free(&q->st);
+                        free(q);
+                        pthread_mutex_lock(&c->wlock);
+                        if (--c->squeued == 0)
+                                pthread_cond_broadcast(&c->wdone);
+                        c->settle_req = true;
+                } else if (c->settle_req) {
+                        c->settle_req = false;
+                        settle_locked(c, true);
+                } else if (c->settler_stop)
+                        break;
+                else
+                        pthread_cond_wait(&c->settle_cv, &c->wlock);
+        }
+        pthread_mutex_unlock(&c->wlock);
+        return NULL;
+}
+
+/* Starts the settler if it is not running (wlock held). */
+static bool settler_locked(Cache *c)
+{
+        if (!c->settler_on && !c->settler_stop && pthread_create(&c->settler, NULL, settler_main, c) == 0)
+                c->settler_on = true;
+        return c->settler_on;
+}
+
+/* Has the settler flush the writer now; without one, flushes here. */
+static void settle_soon(Cache *c)
+{
+        pthread_mutex_lock(&c->wlock);
+        if (settler_locked(c)) {
+                c->settle_req = true;
+                pthread_cond_signal(&c->settle_cv);
+        } else
+                settle_locked(c, false);
+        pthread_mutex_unlock(&c->wlock);
+}
+
+/* Hands what st staged to the settler (which then owns it); false if
+ * there is none. */
+static bool store_queue(Store *st)
+{
+        Cache *c = st->c;
+        Queued *q = malloc(sizeof *q);
+        if (!q)
+                return false;
+        q->next = NULL;
+        q->st = *st;
+        snprintf(q->domain, sizeof q->domain, "%s", st->domain);
+        q->st.domain = q->domain;
+        pthread_mutex_lock(&c->wlock);
+        bool ok = settler_locked(c);
+        if (ok) {
+                *c->sq_tail = q;
+                c->sq_tail = &q->next;
+                c->squeued++;
+                pthread_cond_signal(&c->settle_cv);
+        }
+        pthread_mutex_unlock(&c->wlock);
+        if (!ok)
+                free(q);
+        return ok;
 }
 
 /* At the end of a call (force: now): flushes when due. */
 static void settle(Cache *c, bool force)
 {
         pthread_mutex_lock(&c->wlock);
-        if (c->w && (force || c->wbytes >= c->wflush || vc_mono() - c->wsince >= SETTLE_SECONDS))
-                settle_locked(c);
+        while (force && c->squeued)
+                pthread_cond_wait(&c->wdone, &c->wlock);
+        if (force)
+                settle_locked(c, false);
+        else if (c->w && c->wbytes && (c->wbytes >= c->wflush || vc_mono() - c->wsince >= SETTLE_SECONDS))
+                settle_locked(c, true);
         pthread_mutex_unlock(&c->wlock);
 }
 
@@ -660,6 +798,8 @@ static void store_drain(Store *st)
                 if ((r = vc_writer_put_fresh(c->w, st->id, x->kind, x->tag, st->sbuf + x->off, x->len)) <= 0)
                         continue;
                 r = 0;
+                if (!c->wbytes)
+                        c->wsince = vc_mono();
                 c->wbytes += x->len;
                 st->bytes += x->len;
                 if (c->nwtouch == c->cap_wtouch) {
@@ -677,7 +817,7 @@ static void store_drain(Store *st)
                         t->at = now;
                 }
                 if (c->wbytes >= c->wflush)
-                        settle_locked(c);
+                        settle_locked(c, true);
         }
         if (r < 0) {
                 /* a poisoned writer: what it held is lost, a later call starts another */
@@ -727,14 +867,27 @@ oom:
  * or wflush. */
 #define SMALL_CALL (2ull << 20)
 
-static void store_done(Store *st)
+static void store_free(Store *st)
 {
-        store_drain(st);
         free(st->sbuf);
         free(st->stage);
         st->sbuf = NULL;
         st->stage = NULL;
-        settle(st->c, st->bytes < SMALL_CALL);
+}
+
+static void store_done(Store *st)
+{
+        /* a get's, all of it staged at once: the settler appends and
+         * flushes it, and a disk server's read returns before that is
+         * done (a put's copy is stored when the put returns) */
+        if (st->async && !st->bytes && st->nstage && !st->failed && store_queue(st))
+                return;
+        store_drain(st);
+        store_free(st);
+        if (st->bytes && st->bytes < SMALL_CALL)
+                settle_soon(st->c);
+        else
+                settle(st->c, false);
 }
 
 typedef struct PutCopy {
@@ -815,11 +968,13 @@ static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8
         int r = 0;
         if (!locs || !touch || !damaged)
                 return -ENOMEM;
-        /* read your writes: a chunk stored and not yet indexed is flushed */
+        /* read your writes: a chunk stored and not yet indexed is flushed
+         * (one staged for the settler or in a writer being flushed was
+         * waited for: see in_flight) */
         pthread_mutex_lock(&c->wlock);
         for (size_t i = 0; c->w && i < n; i++)
                 if (vc_writer_has_pending(c->w, id, tags + 32 * i))
-                        settle_locked(c);
+                        settle_locked(c, true);
         pthread_mutex_unlock(&c->wlock);
         if (vc_txn_begin(c->s, false, &t) < 0) {
                 vc_errclear();
@@ -857,12 +1012,44 @@ static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8
         return r;
 }
 
+#define IN_FLIGHT_SCAN 64              /* tags of a get looked for among chunks not yet indexed */
+
+/* Whether one of tags may be among what small calls staged for the
+ * settler or in a writer being flushed (wlock held): neither is in the
+ * index yet. A large get does not look, it is told yes. */
+static bool in_flight(Cache *c, const char *domain, const uint8_t *tags, size_t n)
+{
+        if (!c->squeued && !c->wbusy)
+                return false;
+        if (n > IN_FLIGHT_SCAN)
+                return true;
+        for (const Queued *q = c->sq; q; q = q->next)
+                if (strcmp(q->domain, domain) == 0)
+                        for (size_t k = 0; k < q->st.nstage; k++)
+                                for (size_t i = 0; i < n; i++)
+                                        if (memcmp(q->st.stage[k].tag, tags + 32 * i, 32) == 0)
+                                                return true;
+        /* (by tag alone: a tag of another domain only makes this wait) */
+        for (size_t k = 0; k < c->nftouch; k++)
+                for (size_t i = 0; i < n; i++)
+                        if (memcmp(c->ftouch[k].tag, tags + 32 * i, 32) == 0)
+                                return true;
+        return false;
+}
+
 static int get_chunks(Cache *c, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
                       vc_got_fn fn, void *ctx)
 {
         _vc_cleanup_(vc_freep) uint8_t *hit = calloc(n, 1);
         if (!hit)
                 return -ENOMEM;
+        /* read your writes: what this handle stored and has not indexed
+         * yet is waited for (the domain itself may be the settler's to
+         * create); a disk server's random miss is never among it */
+        pthread_mutex_lock(&c->wlock);
+        while (in_flight(c, domain, tags, n))
+                pthread_cond_wait(&c->wdone, &c->wlock);
+        pthread_mutex_unlock(&c->wlock);
         uint64_t id;
         int r = domain_id(c, domain, false, &id);
         if (r < 0)
@@ -909,7 +1096,7 @@ static int get_chunks(Cache *c, const char *parcel, const char *domain, const ui
                 j++;
         }
         vc_tagset_free(seen);
-        Fetch f = { .st = { .c = c, .domain = domain }, .tags = mtags, .idx = midx, .next = next, .fn = fn,
+        Fetch f = { .st = { .c = c, .domain = domain, .async = true }, .tags = mtags, .idx = midx, .next = next, .fn = fn,
                     .ctx = ctx };
         r = vc_chunks_get(c->up, parcel, domain, mtags, j, fetched, &f);
         /* what was fetched and checked before a failure is still good */
@@ -1030,6 +1217,13 @@ static int cache_bundle_put(VcBackend *b, const uint8_t *blob, size_t len)
 static void cache_free(VcBackend *b)
 {
         Cache *c = C(b);
+        if (c->settler_on) {
+                pthread_mutex_lock(&c->wlock);
+                c->settler_stop = true;
+                pthread_cond_signal(&c->settle_cv);
+                pthread_mutex_unlock(&c->wlock);
+                pthread_join(c->settler, NULL);
+        }
         settle(c, true);
         after_op(c, true);
         if (c->lockfd >= 0)
@@ -1039,6 +1233,8 @@ static void cache_free(VcBackend *b)
         pthread_mutex_destroy(&c->use);
         pthread_mutex_destroy(&c->lock);
         pthread_mutex_destroy(&c->wlock);
+        pthread_cond_destroy(&c->wdone);
+        pthread_cond_destroy(&c->settle_cv);
         free(c->touch);
         free(c->wtouch);
         free(c);
@@ -1159,6 +1355,9 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
         pthread_mutex_init(&c->use, NULL);
         pthread_mutex_init(&c->lock, NULL);
         pthread_mutex_init(&c->wlock, NULL);
+        pthread_cond_init(&c->wdone, NULL);
+        pthread_cond_init(&c->settle_cv, NULL);
+        c->sq_tail = &c->sq;
         c->wflush = VC_MIN(CACHE_FLUSH, VC_MAX(c->bound / 16, 64ull << 10));
         c->touched_at = vc_now();
         char path[4096];

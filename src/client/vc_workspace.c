@@ -29,6 +29,8 @@
 #define READAHEAD_BYTES (1u << 20)     /* sequential neighbours fetched with a miss */
 #define READAHEAD_MAX 64
 #define STRIPES 64
+#define STREAMS 16                     /* sequential runs of reads told apart */
+#define FETCHERS 4                     /* threads fetching misses (and their read-ahead) */
 #define BG_BATCH_BYTES (4u << 20)
 #define READ_ORDER_MAX (1u << 20)      /* chunks of the read order kept */
 
@@ -496,6 +498,13 @@ struct VcWorkspace {
         VcSealer *sealers[VC_MAX_THREADS * 4];
         int nsealers;
         int jobs;                  /* fetch jobs still running (fetch_async) */
+        uint64_t stream_end[STREAMS]; /* where recent reads ended (chunks), or UINT64_MAX */
+        int stream_next;
+        struct Job *fq, **fq_tail; /* jobs waiting for a fetcher */
+        pthread_cond_t fcv;        /* a job was queued, or fstop */
+        pthread_t fetchers[FETCHERS];
+        int nfetchers, fidle;
+        bool fstop;
         /* the read order: disk chunks in the order the client first read
          * them since the disk was opened (DIR/readorder, the working set's
          * raw material) */
@@ -575,6 +584,10 @@ int vc_ws_open(const char *dir, VcWorkspace **ret)
         w->lock_fd = w->ov_fd = w->dirty_fd = w->order_fd = -1;
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cv, NULL);
+        pthread_cond_init(&w->fcv, NULL);
+        w->fq_tail = &w->fq;
+        for (int i = 0; i < STREAMS; i++)
+                w->stream_end[i] = UINT64_MAX;
         pthread_mutex_init(&w->flush_lock, NULL);
         for (int i = 0; i < STRIPES; i++)
                 pthread_mutex_init(&w->stripes[i], NULL);
@@ -648,7 +661,11 @@ void vc_ws_close(VcWorkspace *w)
         pthread_mutex_lock(&w->lock);
         while (w->jobs > 0)
                 pthread_cond_wait(&w->cv, &w->lock);
+        w->fstop = true;
+        pthread_cond_broadcast(&w->fcv);
         pthread_mutex_unlock(&w->lock);
+        for (int i = 0; i < w->nfetchers; i++)
+                pthread_join(w->fetchers[i], NULL);
         if (w->ov_fd >= 0 && w->dirty_fd >= 0 && w->map)
                 vc_ws_flush(w);
         if (w->order_fd >= 0)
@@ -672,6 +689,7 @@ void vc_ws_close(VcWorkspace *w)
                 close(w->lock_fd);
         pthread_mutex_destroy(&w->lock);
         pthread_cond_destroy(&w->cv);
+        pthread_cond_destroy(&w->fcv);
         pthread_mutex_destroy(&w->flush_lock);
         for (int i = 0; i < STRIPES; i++)
                 pthread_mutex_destroy(&w->stripes[i]);
@@ -741,116 +759,130 @@ static int fetch_wants(VcWorkspace *w, Want *want, size_t n, bool deferred)
         return 0;
 }
 
-/* A fetch of misses on a thread of its own: the reader waits only until
- * the chunks it asked for are delivered, not for the read-ahead nor for
- * the host cache to store them (which costs an fsync). */
+/* The read-ahead of a miss, on a fetcher thread: the reader fetched the
+ * chunks it asked for itself, in a call of their own (the server looks
+ * up a tag or two and answers at once), and does not wait for their
+ * neighbours. Fetchers are few and live as long as the workspace: a
+ * thread started per miss cost its start and, at its end, the pages of
+ * its malloc arena, which the next one faulted in again. */
 typedef struct Job {
+        struct Job *next;           /* in the queue */
         VcWorkspace *w;
-        Want *want;
-        size_t n, needed, delivered;
-        bool done, abandoned;
-        VcErr err;
-        VcSealer *sl;
-        uint8_t *tags, *tmp;
+        Want *want;                 /* claimed, no destination */
+        size_t n;
+        uint8_t *tags;
 } Job;
 
 static void job_free(Job *j)
 {
+        if (!j)
+                return;
         free(j->want);
         free(j->tags);
-        free(j->tmp);
         free(j);
 }
 
-static int job_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
+static int ahead_got(size_t idx, const uint8_t *data, size_t len, void *ctx)
 {
-        Job *j = ctx;
-        Want *x = &j->want[idx];
-        if (!x->dst)
-                return 0;
-        GotCtx g = { j->w, j->want, j->sl, j->tmp };
-        int r = ws_got(idx, data, len, &g);
-        if (r < 0)
-                return r;
-        pthread_mutex_lock(&j->w->lock);
-        j->delivered++;
-        x->dst = NULL;              /* delivered: never touched again */
-        pthread_cond_broadcast(&j->w->cv);
-        pthread_mutex_unlock(&j->w->lock);
-        return 0;
+        return 0;                   /* the host cache keeps it; nobody waits for it here */
 }
 
-static void *job_main(void *arg)
+/* Marks want[0, n) fetched (or not): lock held. */
+static void claims_settle(VcWorkspace *w, const Want *want, size_t n, bool ok)
 {
-        Job *j = arg;
+        for (size_t i = 0; i < n; i++)
+                if (want[i].claimed)
+                        w->state[want[i].chunk] = ok ? ST_KNOWN : ST_UNKNOWN;
+        pthread_cond_broadcast(&w->cv);
+}
+
+static void job_run(Job *j)
+{
         VcWorkspace *w = j->w;
-        int r = vc_chunks_get(w->b, w->p.name, w->p.data_dom, j->tags, j->n, job_got, j);
-        if (r < 0)
-                vc_err_save(&j->err, vc_errf_prefix(r, "reading the disk of parcel '%s' version %u", w->p.name,
-                                                    w->info.version));
-        sealer_put(w, j->sl);
+        int r = vc_chunks_get(w->b, w->p.name, w->p.data_dom, j->tags, j->n, ahead_got, NULL);
+        vc_errclear();              /* a read-ahead's failure is no reader's: they fetch it again */
         pthread_mutex_lock(&w->lock);
-        for (size_t i = 0; i < j->n; i++)
-                if (j->want[i].claimed)
-                        w->state[j->want[i].chunk] = r < 0 ? ST_UNKNOWN : ST_KNOWN;
-        j->done = true;
-        bool drop = j->abandoned;
+        claims_settle(w, j->want, j->n, r >= 0);
         w->jobs--;
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->lock);
-        if (drop)
-                job_free(j);
+        job_free(j);
+}
+
+static void *fetcher_main(void *arg)
+{
+        VcWorkspace *w = arg;
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                while (!w->fq && !w->fstop)
+                        pthread_cond_wait(&w->fcv, &w->lock);
+                if (!w->fq)
+                        break;
+                Job *j = w->fq;
+                if (!(w->fq = j->next))
+                        w->fq_tail = &w->fq;
+                w->fidle--;
+                pthread_mutex_unlock(&w->lock);
+                job_run(j);
+                pthread_mutex_lock(&w->lock);
+                w->fidle++;
+        }
+        pthread_mutex_unlock(&w->lock);
         return NULL;
 }
 
-/* Fetches the non-deferred wants on a job thread; returns once those with
- * a destination are delivered (or the fetch failed). Updates the claims. */
-static int fetch_async(VcWorkspace *w, Want *want, size_t nw)
+/* Hands the claimed read-ahead want[0, n) to a fetcher, starting one if
+ * none is idle; without one, the claims are given back. */
+static void fetch_ahead(VcWorkspace *w, const Want *want, size_t n)
 {
         Job *j = calloc(1, sizeof *j);
-        if (!j)
-                return -ENOMEM;
-        j->w = w;
-        j->want = malloc(nw * sizeof *j->want + 1);
-        j->tags = malloc(32 * nw + 1);
-        j->tmp = malloc(w->cs);
-        int r = j->want && j->tags && j->tmp ? sealer_get(w, &j->sl) : -ENOMEM;
-        if (r < 0) {
+        if (j && (!(j->want = malloc(n * sizeof *want)) || !(j->tags = malloc(32 * n)))) {
                 job_free(j);
-                return r;
+                j = NULL;
         }
-        for (size_t i = 0; i < nw; i++)
-                if (!want[i].deferred) {
-                        memcpy(j->tags + 32 * j->n, w->e[want[i].chunk].tag, 32);
-                        j->needed += want[i].dst != NULL;
-                        j->want[j->n++] = want[i];
-                }
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        pthread_t t;
+        if (j) {
+                j->w = w;
+                j->n = n;
+                memcpy(j->want, want, n * sizeof *want);
+                for (size_t i = 0; i < n; i++)
+                        memcpy(j->tags + 32 * i, w->e[want[i].chunk].tag, 32);
+        }
         pthread_mutex_lock(&w->lock);
-        w->jobs++;
-        pthread_mutex_unlock(&w->lock);
-        if (pthread_create(&t, &at, job_main, j) != 0) {
-                pthread_attr_destroy(&at);
-                job_main(j);        /* here, then: frees nothing, j is ours */
-        } else
-                pthread_attr_destroy(&at);
-        pthread_mutex_lock(&w->lock);
-        while (!j->done && j->delivered < j->needed)
-                pthread_cond_wait(&w->cv, &w->lock);
-        bool ok = j->delivered == j->needed;
-        bool done = j->done;
-        if (!done)
-                j->abandoned = true;    /* the job frees itself */
-        pthread_mutex_unlock(&w->lock);
-        r = ok ? 0 : vc_err_raise(&j->err);
-        if (!ok && r == 0)
-                r = vc_errf(-EIO, "the store delivered only part of a read");
-        if (done)
+        if (j && w->fidle == 0 && w->nfetchers < FETCHERS &&
+            pthread_create(&w->fetchers[w->nfetchers], NULL, fetcher_main, w) == 0) {
+                w->nfetchers++;
+                w->fidle++;
+        }
+        if (j && w->nfetchers > 0) {
+                w->jobs++;
+                *w->fq_tail = j;
+                w->fq_tail = &j->next;
+                pthread_cond_signal(&w->fcv);
+        } else {
+                claims_settle(w, want, n, false);
                 job_free(j);
-        return r;
+        }
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* Notes a read of chunks [first, last] (lock held); returns whether it
+ * continues a recent one: starts at most ra chunks past where one of the
+ * last STREAMS reads ended. Only such a read's miss brings neighbours
+ * along (as the kernel's read-ahead does): a random read's neighbours
+ * were fetched in vain, and their fetch ran beside the next random miss
+ * and made it three times slower. */
+static bool stream_note(VcWorkspace *w, uint64_t first, uint64_t last, uint64_t ra)
+{
+        for (int k = 0; k < STREAMS; k++) {
+                uint64_t e = w->stream_end[k];
+                if (e != UINT64_MAX && e <= first + 1 && first <= e + ra) {
+                        w->stream_end[k] = VC_MAX(e, last + 1);
+                        return true;
+                }
+        }
+        w->stream_end[w->stream_next] = last + 1;
+        w->stream_next = (w->stream_next + 1) % STREAMS;
+        return false;
 }
 
 /* Reads [off, off+count) of the base version and the overlay. */
@@ -893,9 +925,11 @@ int vc_ws_pread(VcWorkspace *w, void *buf, uint32_t count, uint64_t off)
                 } else if (*s == ST_INFLIGHT)
                         want[j].deferred = defer = true;
         }
-        if (miss && !w->local) {
-                /* a miss brings its sequential neighbours along */
-                uint64_t ra = VC_MIN(READAHEAD_MAX, w->readahead / cs);
+        size_t nask = nw;
+        uint64_t ra = VC_MIN(READAHEAD_MAX, w->readahead / cs);
+        bool seq = stream_note(w, first, last, ra);
+        if (miss && !w->local && seq) {
+                /* a miss in a sequential run brings its neighbours along */
                 for (uint64_t i = last + 1; i < VC_MIN(w->n, last + 1 + ra); i++)
                         if (w->state[i] == ST_UNKNOWN && !vc_entry_is_zero(&w->e[i]) && !bit_get(w->map, i)) {
                                 w->state[i] = ST_INFLIGHT;
@@ -903,18 +937,16 @@ int vc_ws_pread(VcWorkspace *w, void *buf, uint32_t count, uint64_t off)
                         }
         }
         pthread_mutex_unlock(&w->lock);
-        int r;
-        if (miss && !w->local) {
-                r = fetch_async(w, want, nw);
-                pthread_mutex_lock(&w->lock);
-        } else {
-                r = fetch_wants(w, want, nw, false);
-                pthread_mutex_lock(&w->lock);
-                for (size_t j = 0; j < nw; j++)
-                        if (want[j].claimed)
-                                w->state[want[j].chunk] = r < 0 ? ST_UNKNOWN : ST_KNOWN;
-                pthread_cond_broadcast(&w->cv);
-        }
+        /* what the reader asked for, then the read-ahead (want[nask..nw)) */
+        int r = fetch_wants(w, want, nask, false);
+        pthread_mutex_lock(&w->lock);
+        claims_settle(w, want, nask, r >= 0);
+        if (r < 0)
+                claims_settle(w, want + nask, nw - nask, false);
+        pthread_mutex_unlock(&w->lock);
+        if (nw > nask && r >= 0)
+                fetch_ahead(w, want + nask, nw - nask);
+        pthread_mutex_lock(&w->lock);
         if (defer && r >= 0)
                 for (size_t j = 0; j < nw; j++)
                         while (want[j].deferred && w->state[want[j].chunk] == ST_INFLIGHT)

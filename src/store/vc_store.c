@@ -798,7 +798,8 @@ int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags
                         j++;
                 }
                 VcPackRef ref;
-                if (vc_store_pack_open(s, domain, sp[i].pack, &ref) == 0) {
+                /* one record is read next anyway: nothing to read ahead */
+                if (k > 1 && vc_store_pack_open(s, domain, sp[i].pack, &ref) == 0) {
                         (void)posix_fadvise(ref.fd, (off_t)sp[i].off, (off_t)(end - sp[i].off), POSIX_FADV_WILLNEED);
                         vc_store_pack_release(s, &ref, false);
                 }
