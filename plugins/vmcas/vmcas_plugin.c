@@ -16,6 +16,8 @@
 #include "core/vc_util.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +41,15 @@ static int fail(int r)
 
 static void vm_unload(void)
 {
+        if (ws) {
+                /* what the disk cost, for the log of `workspace serve` */
+                VcWsServed sv;
+                vc_ws_served(ws, &sv);
+                fprintf(stderr,
+                        "vmcas: disk served: %" PRIu64 " reads; chunks fetched: %" PRIu64 " on demand, %" PRIu64
+                        " read ahead, %" PRIu64 " of the working set, %" PRIu64 " in the background\n",
+                        sv.reads, sv.demand, sv.ahead, sv.working_set, sv.background);
+        }
         vc_ws_close(ws);
         ws = NULL;
         free(ws_dir);
@@ -76,12 +87,11 @@ static int vm_get_ready(void)
 
 static int vm_after_fork(void)
 {
-        if (vc_ws_info(ws)->fetch == VC_FETCH_BACKGROUND) {
-                int r = vc_ws_start_background(ws);
-                if (r < 0) {
-                        nbdkit_error("%s", vc_errmsg(r));
-                        return -1;
-                }
+        /* the working set, then with --fetch background the rest */
+        int r = vc_ws_start_background(ws);
+        if (r < 0) {
+                nbdkit_error("%s", vc_errmsg(r));
+                return -1;
         }
         return 0;
 }

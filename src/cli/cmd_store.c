@@ -524,7 +524,9 @@ static void help_checkout(void)
                "--workspace DIR writes the memory image to DIR/memory and keeps the disk in the\n"
                "host cache, served by `vmcas workspace serve DIR` (see `vmcas workspace --help`):\n"
                "--fetch demand (the default) fetches disk chunks when they are read, complete\n"
-               "fetches them all before returning, background while the disk is served.\n");
+               "fetches them all before returning, background while the disk is served. With\n"
+               "demand and background, the chunks the VM read first after its last resume (the\n"
+               "version's working set) are fetched first, in that order, while the disk is served.\n");
 }
 
 int vc_cmd_checkout(int argc, char **argv)

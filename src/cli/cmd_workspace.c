@@ -240,6 +240,7 @@ static int ws_status(int argc, char **argv)
                 json_object_set_new(j, "bytes_to_send", json_integer((json_int_t)st.dirty_bytes));
                 json_object_set_new(j, "served", json_boolean(st.served));
                 json_object_set_new(j, "read_order_chunks", json_integer((json_int_t)st.read_order));
+                json_object_set_new(j, "working_set_chunks", json_integer((json_int_t)st.working_set));
                 vc_cli_print_json(j);
         } else {
                 char a[32];
@@ -248,6 +249,9 @@ static int ws_status(int argc, char **argv)
                        " missing, %" PRIu64 " zero; at most %s to send\n",
                        argv[optind], st.info.parcel, st.info.version, st.info.locator, st.served ? " (served)" : "",
                        st.chunks, st.present, st.dirty, st.missing, st.zero, vc_fmt_size(st.dirty_bytes, a, sizeof a));
+                if (st.working_set)
+                        printf("working set: %" PRIu64 " chunks, fetched first while the disk is served\n",
+                               st.working_set);
         }
         return 0;
 }

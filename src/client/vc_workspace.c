@@ -33,6 +33,8 @@
 #define FETCHERS 4                     /* threads fetching misses (and their read-ahead) */
 #define BG_BATCH_BYTES (4u << 20)
 #define READ_ORDER_MAX (1u << 20)      /* chunks of the read order kept */
+#define WSET_MAX READ_ORDER_MAX          /* chunks of DIR/workingset */
+#define WSET_FIRST 16                    /* the working set's first batch (chunks); then doubling */
 
 enum { ST_UNKNOWN = 0, ST_INFLIGHT = 1, ST_KNOWN = 2 };
 
@@ -351,13 +353,70 @@ static void abs_locator(const char *loc, char *out, size_t len)
                 snprintf(out, len, "%s", loc);
 }
 
+/* DIR/workingset: u32 (little-endian) chunk numbers, each once, in the
+ * order to fetch them (at most WSET_MAX). */
+static int wset_write(const char *dir, const uint32_t *v, uint64_t n)
+{
+        char path[PATH_MAX];
+        int r = path_in(dir, "workingset", path, sizeof path);
+        uint8_t *buf = r < 0 ? NULL : malloc(4 * n + 1);
+        if (r >= 0 && !buf)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        for (uint64_t i = 0; i < n; i++)
+                vc_put32(buf + 4 * i, v[i]);
+        r = vc_write_file_atomic(path, buf, 4 * n, 0600);
+        free(buf);
+        return r < 0 ? vc_errf_prefix(r, "writing %s", path) : 0;
+}
+
+/* Reads DIR/workingset (none: n 0). A file that is not one (a size not
+ * of whole entries, a chunk past the disk) is refused: it was written by
+ * the checkout, and a damaged one is a damaged workspace. */
+static int wset_read(const char *dir, uint64_t chunks, uint32_t **ret, size_t *n)
+{
+        char path[PATH_MAX];
+        *ret = NULL;
+        *n = 0;
+        int r = path_in(dir, "workingset", path, sizeof path);
+        if (r < 0)
+                return r;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if ((r = vc_read_file(path, &buf, &len, 4ull * WSET_MAX)) == -ENOENT) {
+                vc_errclear();
+                return 0;
+        }
+        if (r < 0)
+                return vc_errf_prefix(r, "reading %s", path);
+        uint32_t *v = malloc(len + 1);
+        if (!v) {
+                free(buf);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < len / 4; i++)
+                if ((v[i] = vc_get32(buf + 4 * i)) >= chunks)
+                        r = -EBADMSG;
+        free(buf);
+        if (r < 0 || len % 4) {
+                free(v);
+                return vc_errf(-EBADMSG, "%s is damaged (not a list of the disk's chunks): remove it to serve the "
+                               "disk without its working set", path);
+        }
+        *ret = v;
+        *n = len / 4;
+        return 0;
+}
+
 int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCheckoutOpts *o,
                    VcWsCheckoutStats *st)
 {
         VcParcel p;
         VcVersion v;
         Keys k = { 0 };
-        VcEntry *em = NULL, *ed = NULL, rm, rd, aux[2], *ws = NULL;
+        VcEntry *em = NULL, *ed = NULL, rm, rd, aux[2];
+        uint32_t *wsi = NULL;
         uint64_t nm = 0, nd = 0, nws = 0;
         uint8_t *mach = NULL, *ord = NULL;
         size_t mlen = 0, olen = 0;
@@ -391,18 +450,18 @@ int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCh
         /* the working set: the disk chunks the VM read first after its
          * last resume, in that order, each once */
         if (olen) {
-                ws = calloc(olen / 8 + 1, sizeof *ws);
+                wsi = calloc(VC_MIN(olen / 8, WSET_MAX) + 1, sizeof *wsi);
                 uint8_t *once = calloc(nd / 8 + 1, 1);
-                if (!ws || !once) {
+                if (!wsi || !once) {
                         free(once);
                         r = -ENOMEM;
                         goto out;
                 }
-                for (size_t i = 0; i < olen / 8; i++) {
+                for (size_t i = 0; i < olen / 8 && nws < WSET_MAX; i++) {
                         uint64_t j = vc_get64(ord + 8 * i);
                         if (j < nd && !(once[j >> 3] & (1u << (j & 7))) && !vc_entry_is_zero(&ed[j])) {
                                 once[j >> 3] |= (uint8_t)(1u << (j & 7));
-                                ws[nws++] = ed[j];
+                                wsi[nws++] = (uint32_t)j;
                         }
                 }
                 free(once);
@@ -432,9 +491,10 @@ int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCh
         if (o->fetch == VC_FETCH_COMPLETE && (r = fill_cache(b, &p, ed, nd, o->quiet, &st->disk_fetched)) < 0)
                 goto out;
         /* demand and background: the working set comes first, before the
-         * VM asks for it */
+         * VM asks for it, fetched by the disk server while it already
+         * serves (a checkout that fetched it took that much longer) */
         if (o->fetch != VC_FETCH_COMPLETE && nws && !getenv("VMCAS_NO_WORKING_SET") &&
-            (r = fill_cache(b, &p, ws, nws, o->quiet, &st->disk_fetched)) < 0)
+            (r = wset_write(dir, wsi, nws)) < 0)
                 goto out;
         /* the workspace file last: it makes the directory a workspace */
         VcWsInfo in = { .version = v.version, .chunk_size = p.chunk_size, .mem_size = v.mem_size,
@@ -461,11 +521,9 @@ out:
         keys_wipe(&k);
         if (ed)
                 vc_wipe(ed, nd * sizeof *ed);
-        if (ws)
-                vc_wipe(ws, nws * sizeof *ws);
         free(em);
         free(ed);
-        free(ws);
+        free(wsi);
         free(mach);
         free(ord);
         st->co.seconds = vc_mono() - t0;
@@ -512,9 +570,12 @@ struct VcWorkspace {
         uint32_t *order;
         size_t norder, nsaved;
         int order_fd;
-        /* the background fetch */
+        /* the background fetch: the working set first, in its order */
         pthread_t bg;
         bool bg_started, bg_stop;
+        uint32_t *wset;
+        size_t nwset;
+        VcWsServed served;         /* (lock) */
 };
 
 const VcWsInfo *vc_ws_info(const VcWorkspace *w)
@@ -635,6 +696,8 @@ int vc_ws_open(const char *dir, VcWorkspace **ret)
                 r = r < 0 ? r : -ENOMEM;
                 goto fail;
         }
+        if ((r = wset_read(dir, w->n, &w->wset, &w->nwset)) < 0)
+                goto fail;
         w->order_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (w->order_fd < 0) {
                 r = vc_errf(-errno, "cannot create %s: %s", path, strerror(errno));
@@ -672,6 +735,7 @@ void vc_ws_close(VcWorkspace *w)
                 close(w->order_fd);
         free(w->seen);
         free(w->order);
+        free(w->wset);
         for (int i = 0; i < w->nsealers; i++)
                 vc_sealer_free(w->sealers[i]);
         vc_backend_free(w->b);
@@ -803,6 +867,8 @@ static void job_run(Job *j)
         vc_errclear();              /* a read-ahead's failure is no reader's: they fetch it again */
         pthread_mutex_lock(&w->lock);
         claims_settle(w, j->want, j->n, r >= 0);
+        if (r >= 0)
+                w->served.ahead += j->n;
         w->jobs--;
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->lock);
@@ -940,6 +1006,9 @@ int vc_ws_pread(VcWorkspace *w, void *buf, uint32_t count, uint64_t off)
         /* what the reader asked for, then the read-ahead (want[nask..nw)) */
         int r = fetch_wants(w, want, nask, false);
         pthread_mutex_lock(&w->lock);
+        if (r >= 0 && !w->local)
+                for (size_t j = 0; j < nask; j++)
+                        w->served.demand += want[j].claimed;
         claims_settle(w, want, nask, r >= 0);
         if (r < 0)
                 claims_settle(w, want + nask, nw - nask, false);
@@ -1029,6 +1098,7 @@ void vc_ws_note_read(VcWorkspace *w, uint32_t count, uint64_t off)
                 return;
         uint64_t first = off / w->cs, last = (VC_MIN(off + count, w->info.disk_size) - 1) / w->cs;
         pthread_mutex_lock(&w->lock);
+        w->served.reads++;
         for (uint64_t i = first; i <= last && w->norder < READ_ORDER_MAX; i++)
                 if (!(w->seen[i >> 3] & (1u << (i & 7)))) {
                         w->seen[i >> 3] |= (uint8_t)(1u << (i & 7));
@@ -1096,51 +1166,79 @@ int vc_ws_extents(VcWorkspace *w, uint64_t off, uint64_t count, vc_ws_extent_fn 
 
 /* ---- the background fetch ------------------------------------------------------- */
 
+/* Claims up to step chunks of the run [*at, end) not yet known to be in the
+ * host cache (lock held): of the working set (wset) or of the disk. */
+static size_t bg_claim(VcWorkspace *w, const uint32_t *wset, size_t *at, size_t end, size_t step, Want *want)
+{
+        size_t nw = 0;
+        for (; *at < end && nw < step; (*at)++) {
+                uint64_t c = wset ? wset[*at] : *at;
+                if (w->state[c] == ST_UNKNOWN && !vc_entry_is_zero(&w->e[c]) && !bit_get(w->map, c)) {
+                        w->state[c] = ST_INFLIGHT;
+                        want[nw++] = (Want){ .chunk = c, .claimed = true };
+                }
+        }
+        return nw;
+}
+
+/* Fetches the working set in its order (first batches small: the VM's
+ * first reads wait for them), then with --fetch background the rest of
+ * the disk in order. A failure (the store away) is retried a second
+ * later; close stops it. */
 static void *bg_main(void *arg)
 {
         VcWorkspace *w = arg;
-        uint64_t step = VC_MAX(1, BG_BATCH_BYTES / w->cs), i = 0;
-        Want *want = malloc(step * sizeof *want);
+        uint64_t big = VC_MAX(1, BG_BATCH_BYTES / w->cs);
+        Want *want = malloc(big * sizeof *want);
         if (!want)
                 return NULL;
-        while (i < w->n) {
-                size_t nw = 0;
-                uint64_t next = i;
-                pthread_mutex_lock(&w->lock);
-                if (w->bg_stop) {
-                        pthread_mutex_unlock(&w->lock);
-                        break;
-                }
-                for (; next < w->n && nw < step; next++)
-                        if (w->state[next] == ST_UNKNOWN && !vc_entry_is_zero(&w->e[next]) && !bit_get(w->map, next)) {
-                                w->state[next] = ST_INFLIGHT;
-                                want[nw++] = (Want){ .chunk = next, .claimed = true };
+        for (int phase = 0; phase < 2; phase++) {
+                const uint32_t *wset = phase == 0 ? w->wset : NULL;
+                size_t end = phase == 0 ? w->nwset : w->info.fetch == VC_FETCH_BACKGROUND ? w->n : 0;
+                size_t i = 0, step = phase == 0 ? VC_MIN(WSET_FIRST, big) : big;
+                while (i < end) {
+                        pthread_mutex_lock(&w->lock);
+                        if (w->bg_stop) {
+                                pthread_mutex_unlock(&w->lock);
+                                goto out;
                         }
-                pthread_mutex_unlock(&w->lock);
-                int r = nw ? fetch_wants(w, want, nw, false) : 0;
-                pthread_mutex_lock(&w->lock);
-                for (size_t j = 0; j < nw; j++)
-                        w->state[want[j].chunk] = r < 0 ? ST_UNKNOWN : ST_KNOWN;
-                pthread_cond_broadcast(&w->cv);
-                if (r < 0) {
-                        /* the store is away: try again in a while */
-                        vc_errclear();
-                        struct timespec ts;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        ts.tv_sec += 1;
-                        if (!w->bg_stop)
-                                pthread_cond_timedwait(&w->cv, &w->lock, &ts);
-                } else
-                        i = next;
-                pthread_mutex_unlock(&w->lock);
+                        size_t next = i;
+                        size_t nw = bg_claim(w, wset, &next, end, step, want);
+                        pthread_mutex_unlock(&w->lock);
+                        int r = nw ? fetch_wants(w, want, nw, false) : 0;
+                        pthread_mutex_lock(&w->lock);
+                        claims_settle(w, want, nw, r >= 0);
+                        if (r < 0) {
+                                /* the store is away: try again in a while */
+                                vc_errclear();
+                                struct timespec ts;
+                                clock_gettime(CLOCK_REALTIME, &ts);
+                                ts.tv_sec += 1;
+                                if (!w->bg_stop)
+                                        pthread_cond_timedwait(&w->cv, &w->lock, &ts);
+                        } else {
+                                *(phase == 0 ? &w->served.working_set : &w->served.background) += nw;
+                                i = next;
+                                step = VC_MIN(2 * step, big);
+                        }
+                        pthread_mutex_unlock(&w->lock);
+                }
         }
+out:
         free(want);
         return NULL;
 }
 
+void vc_ws_served(VcWorkspace *w, VcWsServed *out)
+{
+        pthread_mutex_lock(&w->lock);
+        *out = w->served;
+        pthread_mutex_unlock(&w->lock);
+}
+
 int vc_ws_start_background(VcWorkspace *w)
 {
-        if (w->local || w->bg_started)
+        if (w->local || w->bg_started || (w->info.fetch != VC_FETCH_BACKGROUND && !w->nwset))
                 return 0;
         if (pthread_create(&w->bg, NULL, bg_main, w) != 0)
                 return vc_errf(-EAGAIN, "cannot start the background fetch");
@@ -1178,6 +1276,12 @@ int vc_ws_status(const char *dir, VcWsStatus *st)
         char opath[PATH_MAX];
         if (path_in(dir, "readorder", opath, sizeof opath) == 0 && stat(opath, &ost) == 0)
                 st->read_order = (uint64_t)ost.st_size / 4;
+        uint32_t *wset;
+        size_t nwset;
+        if ((r = wset_read(dir, n, &wset, &nwset)) < 0)
+                return r;
+        free(wset);
+        st->working_set = nwset;
         VcBackend *b = NULL;
         VcBackendOpts bo = { .cache_dir = st->info.cache_dir[0] ? st->info.cache_dir : NULL };
         if ((r = vc_backend_open(st->info.locator, &bo, &b)) < 0)

@@ -43,7 +43,7 @@ typedef struct VcWsCheckoutOpts {
 typedef struct VcWsCheckoutStats {
         VcCheckoutStats co;
         uint64_t disk_fetched;     /* disk chunks fetched before returning */
-        uint64_t working_set;      /* chunks of the version's read order (fetched first) */
+        uint64_t working_set;      /* chunks of the version's read order (DIR/workingset, fetched first) */
         uint64_t machine_bytes;    /* DIR/machine (0: the version has none) */
         bool devstate;             /* the machine holds a device state: resume, not boot */
 } VcWsCheckoutStats;
@@ -51,7 +51,10 @@ typedef struct VcWsCheckoutStats {
 /* Checks version o->version of name out to the new workspace dir (which
  * must not exist, or be empty): takes the lease (unless no_lease), writes
  * the memory image, the disk's entries, an empty overlay and dirty map,
- * and with VC_FETCH_COMPLETE brings every disk chunk into the host cache. */
+ * and with VC_FETCH_COMPLETE brings every disk chunk into the host cache.
+ * Otherwise the version's read order, if it has one, goes to
+ * DIR/workingset: the disk server fetches it first, in the background
+ * (unless VMCAS_NO_WORKING_SET is set at checkout). */
 int vc_ws_checkout(VcBackend *b, const char *name, const char *dir, const VcWsCheckoutOpts *o,
                    VcWsCheckoutStats *st);
 
@@ -87,9 +90,20 @@ void vc_ws_note_read(VcWorkspace *w, uint32_t count, uint64_t off);
 typedef int (*vc_ws_extent_fn)(uint64_t off, uint64_t len, bool zero, void *ctx);
 int vc_ws_extents(VcWorkspace *w, uint64_t off, uint64_t count, vc_ws_extent_fn fn, void *ctx);
 
-/* Starts fetching every disk chunk not yet in the host cache, in order,
- * on a thread of its own (--fetch background). */
+/* Starts fetching, on a thread of its own, the working set (DIR/workingset)
+ * in its order, then (--fetch background) every other disk chunk not yet
+ * in the host cache, in disk order. Nothing to fetch: starts nothing. */
 int vc_ws_start_background(VcWorkspace *w);
+
+/* What a served disk fetched (chunks), and why. */
+typedef struct VcWsServed {
+        uint64_t reads;            /* reads of the client */
+        uint64_t demand;           /* fetched because a read asked for them */
+        uint64_t ahead;            /* read ahead of a sequential run */
+        uint64_t working_set;      /* the working set, fetched first */
+        uint64_t background;       /* the rest, --fetch background */
+} VcWsServed;
+void vc_ws_served(VcWorkspace *w, VcWsServed *out);
 
 typedef struct VcWsStatus {
         VcWsInfo info;
@@ -97,6 +111,7 @@ typedef struct VcWsStatus {
         uint64_t dirty_bytes;      /* what checkin hashes at most */
         bool served;               /* another process holds the lock */
         uint64_t read_order;       /* chunks in DIR/readorder (as last saved) */
+        uint64_t working_set;      /* chunks in DIR/workingset */
 } VcWsStatus;
 
 /* What the workspace holds: dirty chunks, chunks present in the host
