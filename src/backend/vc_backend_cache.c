@@ -1013,15 +1013,21 @@ static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8
 }
 
 #define IN_FLIGHT_SCAN 64              /* tags of a get looked for among chunks not yet indexed */
+#define IN_FLIGHT_BUDGET (1u << 17)     /* comparisons of tags such a look may make */
 
 /* Whether one of tags may be among what small calls staged for the
  * settler or in a writer being flushed (wlock held): neither is in the
- * index yet. A large get does not look, it is told yes. */
+ * index yet. A large get, or one that would compare too many tags, does
+ * not look: it is told yes, and waits. */
 static bool in_flight(Cache *c, const char *domain, const uint8_t *tags, size_t n)
 {
         if (!c->squeued && !c->wbusy)
                 return false;
-        if (n > IN_FLIGHT_SCAN)
+        size_t held = c->nftouch;
+        for (const Queued *q = c->sq; q; q = q->next)
+                held += q->st.nstage;
+        /* (a scan of a bulk flush's 65536 chunks is as long as a small wait) */
+        if (n > IN_FLIGHT_SCAN || (uint64_t)held * n > IN_FLIGHT_BUDGET)
                 return true;
         for (const Queued *q = c->sq; q; q = q->next)
                 if (strcmp(q->domain, domain) == 0)
@@ -1096,8 +1102,8 @@ static int get_chunks(Cache *c, const char *parcel, const char *domain, const ui
                 j++;
         }
         vc_tagset_free(seen);
-        Fetch f = { .st = { .c = c, .domain = domain, .async = true }, .tags = mtags, .idx = midx, .next = next, .fn = fn,
-                    .ctx = ctx };
+        Fetch f = { .st = { .c = c, .domain = domain, .async = true }, .tags = mtags, .idx = midx, .next = next,
+                    .fn = fn, .ctx = ctx };
         r = vc_chunks_get(c->up, parcel, domain, mtags, j, fetched, &f);
         /* what was fetched and checked before a failure is still good */
         store_done(&f.st);
