@@ -87,6 +87,7 @@ static int vm_get_ready(void)
 
 static int vm_after_fork(void)
 {
+        vc_ws_ready(ws);
         /* the working set, then with --fetch background the rest */
         int r = vc_ws_start_background(ws);
         if (r < 0) {

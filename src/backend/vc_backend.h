@@ -281,6 +281,11 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
  * domain (nothing is asked upstream). -ENOTSUP on another back end. */
 int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, size_t n, uint8_t *has);
 
+/* A cache only (nothing elsewhere): starts the thread that stores and
+ * indexes what gets fetched, now rather than at the first small get (a
+ * disk server calls it once it runs, after nbdkit forked). */
+void vc_backend_cache_warm(VcBackend *b);
+
 /* Local only: the VcStore behind a local back end (the server's and the
  * maintenance commands' way in), or NULL. */
 struct VcStore *vc_backend_local_store(VcBackend *b);

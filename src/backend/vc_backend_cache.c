@@ -106,6 +106,7 @@
 #define ATIME_KEY_LEN (3 + 8 + 32)
 #define CACHE_FLUSH (256ull << 20)      /* stored bytes that make a flush, at most */
 #define SETTLE_SECONDS 5.0
+#define SETTLE_COALESCE 0.005           /* a small call's flush waits this long for more */
 
 typedef struct Touch {
         uint64_t domain;
@@ -160,6 +161,7 @@ typedef struct Cache {
          * thread (a disk server's read returns before its chunk is indexed) */
         pthread_t settler;
         bool settler_on, settle_req, settler_stop;
+        double settle_at;               /* vc_mono() when a requested flush is due */
         pthread_cond_t settle_cv;
         struct Queued *sq, **sq_tail;   /* small calls' chunks, for the settler to store */
         unsigned squeued;
@@ -694,7 +696,20 @@ static void *settler_main(void *arg)
                         pthread_mutex_lock(&c->wlock);
                         if (--c->squeued == 0)
                                 pthread_cond_broadcast(&c->wdone);
+                        if (!c->settle_req)
+                                c->settle_at = vc_mono() + SETTLE_COALESCE;
                         c->settle_req = true;
+                } else if (c->settle_req && !c->settler_stop && vc_mono() < c->settle_at) {
+                        /* a few ms more: the misses of a burst (a VM's
+                         * boot) share one index commit, which ran beside
+                         * each next miss and slowed it */
+                        struct timespec ts;
+                        clock_gettime(CLOCK_REALTIME, &ts);
+                        double left = c->settle_at - vc_mono();
+                        ts.tv_nsec += (long)(left * 1e9);
+                        ts.tv_sec += ts.tv_nsec / 1000000000L;
+                        ts.tv_nsec %= 1000000000L;
+                        pthread_cond_timedwait(&c->settle_cv, &c->wlock, &ts);
                 } else if (c->settle_req) {
                         c->settle_req = false;
                         settle_locked(c, true);
@@ -720,6 +735,8 @@ static void settle_soon(Cache *c)
 {
         pthread_mutex_lock(&c->wlock);
         if (settler_locked(c)) {
+                if (!c->settle_req)
+                        c->settle_at = vc_mono() + SETTLE_COALESCE;
                 c->settle_req = true;
                 pthread_cond_signal(&c->settle_cv);
         } else
@@ -1381,6 +1398,16 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
         after_op(c, true);
         *ret = &c->base;
         return 0;
+}
+
+void vc_backend_cache_warm(VcBackend *b)
+{
+        if (strcmp(vc_backend_kind(b), "cache") != 0)
+                return;
+        Cache *c = C(b);
+        pthread_mutex_lock(&c->wlock);
+        settler_locked(c);
+        pthread_mutex_unlock(&c->wlock);
 }
 
 int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, size_t n, uint8_t *has)

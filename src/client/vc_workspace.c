@@ -1236,6 +1236,19 @@ void vc_ws_served(VcWorkspace *w, VcWsServed *out)
         pthread_mutex_unlock(&w->lock);
 }
 
+void vc_ws_ready(VcWorkspace *w)
+{
+        if (w->local)
+                return;
+        VcSealer *s;
+        if (sealer_get(w, &s) >= 0)
+                sealer_put(w, s);
+        vc_backend_cache_warm(w->b);
+        VcParcelInfo pi;
+        (void)vc_cat_parcel(w->b, w->p.name, &pi);
+        vc_errclear();
+}
+
 int vc_ws_start_background(VcWorkspace *w)
 {
         if (w->local || w->bg_started || (w->info.fetch != VC_FETCH_BACKGROUND && !w->nwset))

@@ -90,6 +90,12 @@ void vc_ws_note_read(VcWorkspace *w, uint32_t count, uint64_t off);
 typedef int (*vc_ws_extent_fn)(uint64_t off, uint64_t len, bool zero, void *ctx);
 int vc_ws_extents(VcWorkspace *w, uint64_t off, uint64_t count, vc_ws_extent_fn fn, void *ctx);
 
+/* Gets the disk server ready for its first miss, once it runs (after
+ * nbdkit forked): a sealer made, the host cache's storing thread started
+ * and a connection to the store opened (each cost the first miss a
+ * millisecond). Failures are left for the first read to report. */
+void vc_ws_ready(VcWorkspace *w);
+
 /* Starts fetching, on a thread of its own, the working set (DIR/workingset)
  * in its order, then (--fetch background) every other disk chunk not yet
  * in the host cache, in disk order. Nothing to fetch: starts nothing. */
