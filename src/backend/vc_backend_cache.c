@@ -1097,7 +1097,8 @@ static int get_chunks(Cache *c, const char *parcel, const char *domain, const ui
         _vc_cleanup_(vc_freep) size_t *next = malloc(n * sizeof *next);
         _vc_cleanup_(vc_freep) size_t *last = malloc(m * sizeof *last);
         VcTagSet *seen = NULL;
-        if (!mtags || !midx || !next || !last || vc_tagset_new(&seen) < 0)
+        /* (one miss cannot repeat: no set for it, a disk server's usual case) */
+        if (!mtags || !midx || !next || !last || (m > 1 && vc_tagset_new(&seen) < 0))
                 return -ENOMEM;
         size_t j = 0;
         for (size_t i = 0; i < n; i++) {
@@ -1105,12 +1106,12 @@ static int get_chunks(Cache *c, const char *parcel, const char *domain, const ui
                 if (hit[i])
                         continue;
                 uint64_t at;
-                if (vc_tagset_get(seen, 0, tags + 32 * i, &at)) {
+                if (seen && vc_tagset_get(seen, 0, tags + 32 * i, &at)) {
                         next[last[at]] = i;
                         last[at] = i;
                         continue;
                 }
-                if ((r = vc_tagset_add(seen, 0, tags + 32 * i, j)) < 0) {
+                if (seen && (r = vc_tagset_add(seen, 0, tags + 32 * i, j)) < 0) {
                         vc_tagset_free(seen);
                         return r;
                 }
