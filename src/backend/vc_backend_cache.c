@@ -66,7 +66,12 @@
  *   evicted between two gets is fetched again.
  *
  * Stores. What a get fetched or a put sent is appended to one writer of
- * the handle and indexed at its next flush: at the end of a call that
+ * the handle and indexed at its next flush. A get whose chunks were all
+ * staged at once (a disk server's miss) hands them to the settler thread,
+ * which appends them and flushes SETTLE_COALESCE later, after the get
+ * returned; a get that asks for a chunk staged so or in a writer being
+ * flushed waits for it (in_flight). A flush runs without wlock, one at a
+ * time. Flushes come at the end of a call that
  * stored less than SMALL_CALL, when SETTLE_SECONDS have passed or
  * min(CACHE_FLUSH, bound / 16) bytes have gathered since its first put
  * (checked at the end of every call), when a get of this handle
