@@ -555,7 +555,7 @@ struct VcWorkspace {
         pthread_mutex_t stripes[STRIPES];
         VcSealer *sealers[VC_MAX_THREADS * 4];
         int nsealers;
-        int jobs;                  /* fetch jobs still running (fetch_async) */
+        int jobs;                  /* read-ahead jobs queued or running (fetch_ahead) */
         uint64_t stream_end[STREAMS]; /* where recent reads ended (chunks), or UINT64_MAX */
         int stream_next;
         struct Job *fq, **fq_tail; /* jobs waiting for a fetcher */
