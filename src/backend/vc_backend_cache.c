@@ -977,18 +977,52 @@ static int fetched(size_t j, const uint8_t *data, size_t len, void *ctx)
         return r;
 }
 
+typedef struct {
+        Cache *c;
+        uint64_t id;
+        const uint8_t *tags;
+        uint8_t *hit;
+        Touch *touch;
+        size_t nt;
+        uint8_t *damaged;
+        size_t ndamaged;
+        vc_got_fn fn;
+        void *ctx;
+} Hits;
+
+static int hit_got(size_t i, const uint8_t *data, size_t len, int kind, void *ctx)
+{
+        Hits *h = ctx;
+        /* the store checks record headers, not data: a cache on a disk
+         * that rots would serve bad bytes for good */
+        uint8_t md[32];
+        vc_sha256(data, len, md);
+        if (!vc_hash_eq(md, h->tags + 32 * i, 32)) {
+                memcpy(h->damaged + 32 * h->ndamaged++, h->tags + 32 * i, 32);
+                return 0;
+        }
+        h->hit[i] = 1;
+        add(&h->c->base.traffic.cache_hits, 1);
+        add(&h->c->base.traffic.cache_hit_bytes, len);
+        h->touch[h->nt].domain = h->id;
+        h->touch[h->nt].at = now_ms();
+        memcpy(h->touch[h->nt++].tag, h->tags + 32 * i, 32);
+        return h->fn(i, data, len, h->ctx);
+}
+
 /* Delivers what the cache holds of tags (of cache domain id) and marks it
  * in hit[]. Damaged chunks are dropped, to be fetched again. */
 static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8_t *hit, vc_got_fn fn, void *ctx)
 {
         _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
         _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n, sizeof *locs);
+        _vc_cleanup_(vc_freep) bool *done = calloc(n, sizeof *done);
         _vc_cleanup_(vc_freep) Touch *touch = calloc(n, sizeof *touch);
         _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
         _vc_cleanup_(vc_freep) uint8_t *damaged = malloc(32 * n);
-        size_t cap = 0, len, nt = 0, ndamaged = 0;
+        size_t cap = 0, len;
         int r = 0;
-        if (!locs || !touch || !damaged)
+        if (!locs || !done || !touch || !damaged)
                 return -ENOMEM;
         /* read your writes: a chunk stored and not yet indexed is flushed
          * (one staged for the settler or in a writer being flushed was
@@ -1002,35 +1036,27 @@ static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8
                 vc_errclear();
                 return 0;
         }
-        vc_store_prefetch(c->s, t, id, tags, 32, n, locs);
+        Hits h = { c, id, tags, hit, touch, 0, damaged, 0, fn, ctx };
+        /* one look-up per chunk, then the records in large reads; what
+         * those did not read, one by one */
+        if (n == 1)
+                vc_store_prefetch(c->s, t, id, tags, 32, n, locs);
+        else if (vc_store_locate(c->s, t, id, tags, 32, n, locs) == 0)
+                r = vc_store_read_located(c->s, id, tags, 32, n, locs, done, hit_got, &h);
         for (size_t i = 0; i < n && r >= 0; i++) {
-                if (!locs[i].found)
+                if (!locs[i].found || done[i])
                         continue;
                 if (vc_store_get_at(c->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len) < 0) {
                         vc_errclear();  /* gone or damaged: fetch it again */
                         continue;
                 }
-                /* the store checks record headers, not data: a cache on a
-                 * disk that rots would serve bad bytes for good */
-                uint8_t h[32];
-                vc_sha256(buf, len, h);
-                if (!vc_hash_eq(h, tags + 32 * i, 32)) {
-                        memcpy(damaged + 32 * ndamaged++, tags + 32 * i, 32);
-                        continue;
-                }
-                hit[i] = 1;
-                add(&c->base.traffic.cache_hits, 1);
-                add(&c->base.traffic.cache_hit_bytes, len);
-                touch[nt].domain = id;
-                touch[nt].at = now_ms();
-                memcpy(touch[nt++].tag, tags + 32 * i, 32);
-                r = fn(i, buf, len, ctx);
+                r = hit_got(i, buf, len, locs[i].kind, &h);
         }
-        touches_add(c, touch, nt);
+        touches_add(c, touch, h.nt);
         vc_txn_abort(t);
         t = NULL;
-        if (ndamaged)
-                drop_damaged(c, id, damaged, ndamaged);
+        if (h.ndamaged)
+                drop_damaged(c, id, damaged, h.ndamaged);
         return r;
 }
 
@@ -1434,7 +1460,7 @@ int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, 
         int r = vc_txn_begin(c->s, false, &t);
         if (r < 0)
                 return r;
-        if ((r = vc_store_prefetch(c->s, t, id, tags, 32, n, locs)) < 0)
+        if ((r = vc_store_locate(c->s, t, id, tags, 32, n, locs)) < 0)
                 return r;
         for (size_t i = 0; i < n; i++)
                 has[i] = locs[i].found;

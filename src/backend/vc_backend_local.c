@@ -214,6 +214,19 @@ static bool is_pending(Local *l, uint64_t id, const uint8_t tag[32])
         return p;
 }
 
+typedef struct {
+        VcBackend *b;
+        vc_got_fn fn;
+        void *ctx;
+} LocalGot;
+
+static int local_got(size_t idx, const uint8_t *data, size_t len, int kind, void *ctx)
+{
+        LocalGot *g = ctx;
+        add(kind == VC_KIND_META ? &g->b->traffic.recv_meta : &g->b->traffic.recv_data, len);
+        return g->fn(idx, data, len, g->ctx);
+}
+
 static int local_get(VcBackend *b, const char *parcel, const char *domain, const uint8_t *tags, size_t n,
                      vc_got_fn fn, void *ctx)
 {
@@ -230,16 +243,25 @@ static int local_get(VcBackend *b, const char *parcel, const char *domain, const
                 return r;
         _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
         _vc_cleanup_(vc_freep) VcChunkLoc *locs = calloc(n, sizeof *locs);
+        _vc_cleanup_(vc_freep) bool *done = calloc(n, sizeof *done);
         _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
         size_t cap = 0, len;
-        if (!locs)
+        if (!locs || !done)
                 return -ENOMEM;
         if ((r = vc_txn_begin(l->s, false, &t)) < 0)
                 return r;
-        /* one look-up per chunk, adjacent records merged into large reads */
-        vc_store_prefetch(l->s, t, id, tags, 32, n, locs);
+        /* one look-up per chunk, then the records in large reads */
+        LocalGot g = { b, fn, ctx };
+        if (n == 1)
+                vc_store_prefetch(l->s, t, id, tags, 32, n, locs);
+        else if ((r = vc_store_locate(l->s, t, id, tags, 32, n, locs)) < 0 ||
+                 (r = vc_store_read_located(l->s, id, tags, 32, n, locs, done, local_got, &g)) < 0)
+                return r;
+        /* what that did not read: one by one, which retries and says why */
         bool flushed = false;
         for (size_t i = 0; i < n; i++) {
+                if (done[i])
+                        continue;
                 r = locs[i].found ? vc_store_get_at(l->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len)
                                   : vc_store_get_txn(l->s, t, id, tags + 32 * i, &buf, &cap, &len);
                 if (r == -ENOENT && !flushed && is_pending(l, id, tags + 32 * i)) {
@@ -249,9 +271,11 @@ static int local_get(VcBackend *b, const char *parcel, const char *domain, const
                         vc_errclear();
                         vc_txn_abort(t);
                         t = NULL;
-                        if ((r = local_flush(b)) < 0 || (r = vc_txn_begin(l->s, false, &t)) < 0)
+                        if ((r = local_flush(b)) < 0 || (r = vc_txn_begin(l->s, false, &t)) < 0 ||
+                            (r = vc_store_locate(l->s, t, id, tags + 32 * i, 32, n - i, locs + i)) < 0 ||
+                            (r = vc_store_read_located(l->s, id, tags + 32 * i, 32, n - i, locs + i, done + i,
+                                                       local_got, &g)) < 0)
                                 return r;
-                        vc_store_prefetch(l->s, t, id, tags + 32 * i, 32, n - i, locs + i);
                         i--;
                         continue;
                 }
@@ -262,8 +286,8 @@ static int local_get(VcBackend *b, const char *parcel, const char *domain, const
                 }
                 if (r < 0)
                         return r;
-                add(locs[i].kind == VC_KIND_META ? &b->traffic.recv_meta : &b->traffic.recv_data, len);
-                if ((r = fn(i, buf, len, ctx)) < 0)
+                done[i] = true;
+                if ((r = local_got(i, buf, len, locs[i].kind, &g)) < 0)
                         return r;
         }
         return 0;

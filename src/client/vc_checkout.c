@@ -201,8 +201,10 @@ int checkout_file(VcBackend *b, const VcParcel *p, const Keys *k, uint32_t versi
         vc_progress_init(&prog, "checkout", size, quiet);
         bool local = strcmp(vc_backend_kind(b), "local") == 0;
         uint64_t run = VC_MAX(1, (local ? 1u << 20 : 8u << 20) / p->chunk_size);
-        if (!local)
-                nth = VC_MIN(VC_THREADS_MAX, VC_MAX(4, nth));
+        /* a worker waits for its reads and its writes: at least four keep
+         * the cores busy (packs not in the page cache are read with direct
+         * I/O, which costs no CPU while it waits) */
+        nth = VC_MIN(VC_THREADS_MAX, VC_MAX(4, nth));
         Out o = { .b = b, .p = p, .e = e, .n = n, .size = size, .fd = fd, .what = what, .version = version,
                   .nthreads = nth, .run = run, .prog = &prog, .dfd = open_direct(tmp) };
         pthread_mutex_init(&o.lock, NULL);
@@ -266,6 +268,7 @@ int vc_checkout(VcBackend *b, const char *name, uint32_t version, const char *me
         if ((r = version_open(b, &p, &k, version ? version : p.latest, &v, &rm, &rd)) < 0 ||
             (r = read_entries(b, &p, &k, &v, &rm, &rd, &em, &nm, &ed, &nd)) < 0)
                 goto out;
+        double t_keys = vc_mono();
         if (!opt->no_lease && (r = take_lease(b, name)) < 0)
                 goto out;
         if ((r = tmp_beside(mem_path, tm, sizeof tm, &fm)) < 0 || (r = tmp_beside(disk_path, td, sizeof td, &fdd)) < 0)
@@ -275,8 +278,10 @@ int vc_checkout(VcBackend *b, const char *name, uint32_t version, const char *me
          * link busy while chunks are opened */
         bool local = strcmp(vc_backend_kind(b), "local") == 0;
         uint64_t run = VC_MAX(1, (local ? 1u << 20 : 8u << 20) / p.chunk_size);
-        if (!local)
-                nth = VC_MIN(VC_THREADS_MAX, VC_MAX(4, nth));
+        /* a worker waits for its reads and writes: at least four keep the
+         * cores busy (packs not in the page cache are read with direct
+         * I/O, which takes no CPU while it waits) */
+        nth = VC_MIN(VC_THREADS_MAX, VC_MAX(4, nth));
         om = (Out){ .b = b, .p = &p, .e = em, .n = nm, .size = v.mem_size, .fd = fm, .what = "memory",
                     .version = v.version, .nthreads = nth, .run = run, .prog = &prog, .dfd = open_direct(tm) };
         od = (Out){ .b = b, .p = &p, .e = ed, .n = nd, .size = v.disk_size, .fd = fdd, .what = "disk",
@@ -293,6 +298,9 @@ int vc_checkout(VcBackend *b, const char *name, uint32_t version, const char *me
         if (r < 0)
                 goto out;
         vc_progress_end(&prog, od.done);
+        if (getenv("VMCAS_TIMING"))
+                fprintf(stderr, "checkout timing (%d workers): record and keyrings %.3f s, images %.3f s\n", nth,
+                        t_keys - t0, vc_mono() - t_keys);
         /* both images complete: only now replace the targets */
         if (rename(tm, mem_path) < 0 || rename(td, disk_path) < 0) {
                 r = vc_errf(-errno, "cannot move the images into place: %s", strerror(errno));

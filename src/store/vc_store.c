@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -761,11 +764,9 @@ static int span_cmp(const void *a, const void *b)
         return x->off < y->off ? -1 : x->off > y->off;
 }
 
-int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
-                      VcChunkLoc *locs)
+int vc_store_locate(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
+                    VcChunkLoc *locs)
 {
-        if (n == 0)
-                return 0;
         _vc_cleanup_(vc_txn_abortp) VcTxn *own = NULL;
         if (!t) {
                 int r = vc_txn_begin(s, false, &own);
@@ -773,20 +774,33 @@ int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags
                         return r;
                 t = own;
         }
+        for (size_t i = 0; i < n; i++) {
+                VcIdx x = { 0 };
+                bool found = vc_idx_get(t, domain, tags + i * stride, &x) == 0;
+                locs[i] = (VcChunkLoc){ .found = found, .pack = x.pack, .off = x.off, .len = x.len, .kind = x.kind };
+        }
+        vc_errclear();  /* misses are not the caller's errors */
+        return 0;
+}
+
+int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
+                      VcChunkLoc *locs)
+{
+        if (n == 0)
+                return 0;
+        _vc_cleanup_(vc_freep) VcChunkLoc *own = locs ? NULL : malloc(n * sizeof *own);
+        if (!locs && !(locs = own))
+                return -ENOMEM;
+        int r = vc_store_locate(s, t, domain, tags, stride, n, locs);
+        if (r < 0)
+                return r;
         Span *sp = malloc(n * sizeof *sp);
         if (!sp)
                 return -ENOMEM;
         size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                VcIdx x;
-                bool found = vc_idx_get(t, domain, tags + i * stride, &x) == 0;
-                if (found)
-                        sp[k++] = (Span){ x.pack, x.off, x.off + VC_REC_HDR_LEN + x.len };
-                if (locs)
-                        locs[i] = (VcChunkLoc){ .found = found, .pack = x.pack, .off = x.off, .len = x.len,
-                                                .kind = x.kind };
-        }
-        vc_errclear();  /* misses are not the caller's errors */
+        for (size_t i = 0; i < n; i++)
+                if (locs[i].found)
+                        sp[k++] = (Span){ locs[i].pack, locs[i].off, locs[i].off + VC_REC_HDR_LEN + locs[i].len };
         qsort(sp, k, sizeof *sp, span_cmp);
         /* merge records of one pack less than 64 KiB apart: one read
          * request instead of many */
@@ -807,6 +821,180 @@ int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags
         }
         vc_errclear();
         free(sp);
+        return 0;
+}
+
+/* ---- reading many chunks in large reads ---------------------------------------------- */
+
+/* Records of one pack this close are read in one request, the gap with
+ * them; a request is at most READ_SPAN bytes. */
+#define READ_GAP (64u << 10)
+#define READ_SPAN (4u << 20)
+/* A run this long that is not all in the page cache is read with direct
+ * I/O; shorter ones through the page cache. */
+#define READ_DIRECT_MIN (128u << 10)
+#define READ_ALIGN 4096u
+
+typedef struct ReadRec {
+        uint32_t pack;
+        uint64_t off, end;
+        size_t idx;
+} ReadRec;
+
+static int readrec_cmp(const void *a, const void *b)
+{
+        const ReadRec *x = a, *y = b;
+        if (x->pack != y->pack)
+                return x->pack < y->pack ? -1 : 1;
+        return x->off < y->off ? -1 : x->off > y->off;
+}
+
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+struct vc_cachestat_range {
+        uint64_t off, len;
+};
+struct vc_cachestat {
+        uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+/* Whether every page of [off, off + len) of fd is in the page cache:
+ * cachestat(2) (Linux 6.5), else mincore(2) of a mapping. Where neither
+ * answers, "yes": the read then goes through the page cache as before. */
+static bool span_cached(int fd, uint64_t off, uint64_t len)
+{
+        static atomic_bool no_cachestat;
+        uint64_t first = off / READ_ALIGN, pages = (off + len + READ_ALIGN - 1) / READ_ALIGN - first;
+        if (!atomic_load_explicit(&no_cachestat, memory_order_relaxed)) {
+                struct vc_cachestat_range rg = { first * READ_ALIGN, pages * READ_ALIGN };
+                struct vc_cachestat cs;
+                if (syscall(__NR_cachestat, fd, &rg, &cs, 0) == 0)
+                        return cs.nr_cache >= pages;
+                if (errno != ENOSYS && errno != EPERM)
+                        return true;
+                atomic_store_explicit(&no_cachestat, true, memory_order_relaxed);
+        }
+        long ps = sysconf(_SC_PAGESIZE);
+        uint64_t a = off & ~(uint64_t)(ps - 1), n = off + len - a;
+        void *m = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, (off_t)a);
+        if (m == MAP_FAILED)
+                return true;
+        size_t np = (size_t)((n + (uint64_t)ps - 1) / (uint64_t)ps);
+        unsigned char vec[READ_SPAN / 4096 + 2];
+        bool all = np <= sizeof vec && mincore(m, n, vec) == 0;
+        for (size_t i = 0; all && i < np; i++)
+                all = vec[i] & 1;
+        munmap(m, n);
+        return all;
+}
+
+/* Whether reads may bypass the page cache (VMCAS_DIRECT_IO=0: never). */
+static bool direct_reads(void)
+{
+        const char *e = getenv("VMCAS_DIRECT_IO");
+        return !(e && strcmp(e, "0") == 0);
+}
+
+/* Reads [a, b) of a pack. *buf (READ_ALIGN-aligned, *cap bytes) is grown
+ * as needed; *p is where byte a landed. A run not in the page cache is read
+ * with direct I/O, through a second descriptor of the same file: no copy
+ * out of the page cache and no page cache filled, which on a VM costs
+ * about as much CPU as opening the chunks. */
+static int read_span(VcStore *s, uint64_t domain, uint32_t pack, uint64_t a, uint64_t b, bool direct,
+                     uint8_t **buf, size_t *cap, const uint8_t **p)
+{
+        uint64_t al = a & ~(uint64_t)(READ_ALIGN - 1), bl = (b + READ_ALIGN - 1) & ~(uint64_t)(READ_ALIGN - 1);
+        size_t need = (size_t)(bl - al);
+        if (*cap < need) {
+                void *nb = NULL;
+                if (posix_memalign(&nb, READ_ALIGN, need) != 0)
+                        return -ENOMEM;
+                free(*buf);
+                *buf = nb;
+                *cap = need;
+        }
+        VcPackRef ref;
+        int r = vc_store_pack_open(s, domain, pack, &ref);
+        if (r < 0)
+                return r;
+        if (direct && b - a >= READ_DIRECT_MIN && !span_cached(ref.fd, a, b - a)) {
+                char path[40];
+                snprintf(path, sizeof path, "/proc/self/fd/%d", ref.fd);
+                int dfd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+                uint64_t got = 0;
+                while (dfd >= 0 && al + got < b) {
+                        ssize_t k = pread(dfd, *buf + got, need - got, (off_t)(al + got));
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0)
+                                break;
+                        got += (uint64_t)k;
+                        if (got % READ_ALIGN)
+                                break;  /* short: the end of the file */
+                }
+                if (dfd >= 0)
+                        close(dfd);
+                if (al + got >= b) {
+                        vc_store_pack_release(s, &ref, false);
+                        *p = *buf + (a - al);
+                        return 0;
+                }
+                /* no direct I/O here (tmpfs), or it failed: the page cache */
+        }
+        r = vc_pread_full(ref.fd, *buf + (a - al), (size_t)(b - a), (off_t)a);
+        vc_store_pack_release(s, &ref, r < 0);
+        *p = *buf + (a - al);
+        return r;
+}
+
+int vc_store_read_located(VcStore *s, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
+                          const VcChunkLoc *locs, bool *done, vc_store_got_fn fn, void *ctx)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                k += locs[i].found && !done[i];
+        if (k == 0)
+                return 0;
+        _vc_cleanup_(vc_freep) ReadRec *rr = malloc(k * sizeof *rr);
+        if (!rr)
+                return -ENOMEM;
+        k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (locs[i].found && !done[i])
+                        rr[k++] = (ReadRec){ locs[i].pack, locs[i].off, locs[i].off + VC_REC_HDR_LEN + locs[i].len, i };
+        qsort(rr, k, sizeof *rr, readrec_cmp);
+        _vc_cleanup_(vc_freep) uint8_t *buf = NULL;
+        size_t cap = 0;
+        bool direct = direct_reads();
+        for (size_t i = 0; i < k;) {
+                size_t j = i + 1;
+                uint64_t a = rr[i].off, b = rr[i].end;
+                while (j < k && rr[j].pack == rr[i].pack && rr[j].off <= b + READ_GAP &&
+                       VC_MAX(b, rr[j].end) - a <= READ_SPAN) {
+                        b = VC_MAX(b, rr[j].end);
+                        j++;
+                }
+                const uint8_t *p;
+                if (read_span(s, domain, rr[i].pack, a, b, direct, &buf, &cap, &p) < 0) {
+                        vc_errclear();  /* those are read one by one, which says why */
+                        i = j;
+                        continue;
+                }
+                for (; i < j; i++) {
+                        const ReadRec *e = &rr[i];
+                        const VcChunkLoc *l = &locs[e->idx];
+                        const uint8_t *rec = p + (e->off - a);
+                        VcRecHdr h = { 0 };
+                        if (vc_rec_hdr_decode(rec, &h) < 0 || h.domain != domain || h.len != l->len ||
+                            h.kind != l->kind || memcmp(h.tag, tags + e->idx * stride, VC_TAG_LEN) != 0)
+                                continue;
+                        done[e->idx] = true;
+                        int r = fn(e->idx, rec + VC_REC_HDR_LEN, l->len, l->kind, ctx);
+                        if (r < 0)
+                                return r;
+                }
+        }
         return 0;
 }
 

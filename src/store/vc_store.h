@@ -127,6 +127,25 @@ typedef struct VcChunkLoc {
 int vc_store_prefetch(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
                       VcChunkLoc *locs);
 
+/* The look-ups of vc_store_prefetch without its read-ahead, for a reader
+ * that reads the records itself (vc_store_read_located). */
+int vc_store_locate(VcStore *s, VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
+                    VcChunkLoc *locs);
+
+/* Reads the records of the chunks that vc_store_locate found (locs[i].found
+ * and not done[i]) in the order of their packs, records of a pack less than
+ * 64 KiB apart in one read of at most 4 MiB, and calls fn(i, data, len,
+ * kind, ctx) for each whose record header checks (magic, checksum, domain,
+ * tag, length, kind), setting done[i]. A run of 128 KiB or more that is not
+ * all in the page cache is read with direct I/O (no copy, no page cache
+ * filled; VMCAS_DIRECT_IO=0 turns that off). A read that fails or a record
+ * that does not check is left undone, without an error: the caller reads
+ * those with vc_store_get_at, which retries and names what is wrong.
+ * Returns fn's first error, else 0. data is valid only during the call. */
+typedef int (*vc_store_got_fn)(size_t idx, const uint8_t *data, size_t len, int kind, void *ctx);
+int vc_store_read_located(VcStore *s, uint64_t domain, const uint8_t *tags, size_t stride, size_t n,
+                          const VcChunkLoc *locs, bool *done, vc_store_got_fn fn, void *ctx);
+
 /* vc_store_get_txn with the place that vc_store_prefetch found (locs[i]),
  * which saves the look-up; if the chunk is no longer there (compaction
  * moved it) it is looked up again. */

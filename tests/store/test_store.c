@@ -2,6 +2,7 @@
  * visibility, the catalog, stat, pack sealing, threads, torn tails. */
 #include "store_test.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -557,6 +558,124 @@ static void test_torn_tail(void **state)
         tmp_store_free(path);
 }
 
+/* vc_store_read_located: the records of many chunks in large reads, with
+ * and without direct I/O, a missing tag, a repeated one, a damaged header
+ * and a callback that fails. */
+typedef struct {
+        const uint64_t *seeds;
+        int calls, bad;
+        int fail_at;
+} Located;
+
+static int located_got(size_t idx, const uint8_t *data, size_t len, int kind, void *ctx)
+{
+        Located *l = ctx;
+        size_t n;
+        uint8_t tag[VC_TAG_LEN];
+        uint8_t *b = make_chunk(l->seeds[idx], &n, tag);
+        if (n != len || memcmp(b, data, n) != 0 || kind != ((l->seeds[idx] % 5 == 0) ? VC_KIND_META : VC_KIND_DATA))
+                l->bad++;
+        free(b);
+        if (++l->calls == l->fail_at)
+                return vc_errf(-ECANCELED, "stop here");
+        return 0;
+}
+
+static void evict_packs(const char *path, uint64_t dom)
+{
+        for (uint32_t k = 1; k < 64; k++) {
+                char f[PATH_MAX];
+                snprintf(f, sizeof f, "%s/packs/%" PRIu64 "/%08" PRIu32 ".pack", path, dom, k);
+                int fd = open(f, O_RDONLY);
+                if (fd < 0)
+                        continue;
+                fdatasync(fd);
+                posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+                close(fd);
+        }
+}
+
+static void test_read_located(void **state)
+{
+        (void)state;
+        char *path = tmp_store();
+        VcStore *s;
+        VcWriter *w;
+        uint64_t dom;
+        assert_int_equal(vc_store_create(path), 0);
+        assert_int_equal(vc_store_open(path, &s), 0);
+        assert_int_equal(vc_store_domain(s, "all", true, &dom), 0);
+        assert_int_equal(vc_writer_new(s, &w), 0);
+        enum { N = 700, M = N + 2 };
+        uint64_t seeds[M];
+        uint8_t *tags = malloc(M * VC_TAG_LEN);
+        for (int i = 0; i < N; i++) {
+                seeds[i] = (uint64_t)i;
+                assert_int_equal(put_chunk(w, dom, seeds[i]), 1);
+                chunk_tag(seeds[i], tags + VC_TAG_LEN * i);
+        }
+        assert_int_equal(vc_writer_flush(w), 0);
+        seeds[N] = 5;           /* asked twice */
+        chunk_tag(5, tags + VC_TAG_LEN * N);
+        seeds[N + 1] = 999999;  /* not stored */
+        chunk_tag(999999, tags + VC_TAG_LEN * (N + 1));
+        VcChunkLoc *locs = calloc(M, sizeof *locs);
+        bool *done = calloc(M, sizeof *done);
+        assert_int_equal(vc_store_locate(s, NULL, dom, tags, VC_TAG_LEN, M, locs), 0);
+        assert_true(locs[0].found && locs[N].found && !locs[N + 1].found);
+        /* from the page cache, from the disk (direct I/O), and with direct
+         * I/O turned off */
+        for (int pass = 0; pass < 3; pass++) {
+                if (pass == 1)
+                        evict_packs(path, dom);
+                if (pass == 2)
+                        setenv("VMCAS_DIRECT_IO", "0", 1);
+                memset(done, 0, M * sizeof *done);
+                Located l = { seeds, 0, 0, 0 };
+                assert_int_equal(vc_store_read_located(s, dom, tags, VC_TAG_LEN, M, locs, done, located_got, &l), 0);
+                assert_int_equal(l.calls, N + 1);
+                assert_int_equal(l.bad, 0);
+                for (int i = 0; i < M; i++)
+                        assert_int_equal(done[i], i != N + 1);
+                /* done ones are not read again */
+                l.calls = 0;
+                assert_int_equal(vc_store_read_located(s, dom, tags, VC_TAG_LEN, M, locs, done, located_got, &l), 0);
+                assert_int_equal(l.calls, 0);
+        }
+        unsetenv("VMCAS_DIRECT_IO");
+        /* the callback's error stops the reads and comes back */
+        memset(done, 0, M * sizeof *done);
+        Located stop = { seeds, 0, 0, 10 };
+        assert_int_equal(vc_store_read_located(s, dom, tags, VC_TAG_LEN, M, locs, done, located_got, &stop),
+                         -ECANCELED);
+        assert_int_equal(stop.calls, 10);
+        vc_errclear();
+        /* a damaged record header: that chunk is left undone, without an
+         * error, and reading it alone says what is wrong */
+        char pack[PATH_MAX];
+        snprintf(pack, sizeof pack, "%s/packs/%" PRIu64 "/%08" PRIu32 ".pack", path, dom, locs[3].pack);
+        flip_byte(pack, (long)locs[3].off + 20);
+        evict_packs(path, dom);
+        memset(done, 0, M * sizeof *done);
+        Located l = { seeds, 0, 0, 0 };
+        assert_int_equal(vc_store_read_located(s, dom, tags, VC_TAG_LEN, M, locs, done, located_got, &l), 0);
+        assert_false(done[3]);
+        assert_int_equal(l.calls, N);
+        assert_int_equal(l.bad, 0);
+        uint8_t *buf = NULL;
+        size_t cap = 0, len;
+        assert_int_equal(vc_store_get_at(s, NULL, dom, tags + 3 * VC_TAG_LEN, &locs[3], &buf, &cap, &len), -EBADMSG);
+        assert_non_null(strstr(vc_errmsg(-EBADMSG), "damaged record"));
+        vc_errclear();
+        free(buf);
+        free(done);
+        free(locs);
+        free(tags);
+        vc_writer_free(w);
+        vc_store_free(s);
+        tmp_store_free(path);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -570,6 +689,7 @@ int main(void)
                 cmocka_unit_test(test_autoflush),
                 cmocka_unit_test(test_threads),
                 cmocka_unit_test(test_torn_tail),
+                cmocka_unit_test(test_read_located),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
