@@ -91,11 +91,11 @@ static int local_missing(VcBackend *b, const char *parcel, const char *domain, c
         _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
         if ((r = vc_txn_begin(l->s, false, &t)) < 0)
                 return r;
+        if ((r = vc_txn_has_chunks(t, id, tags, n, missing)) < 0)
+                return r;
         size_t nmiss = 0;
         for (size_t i = 0; i < n; i++) {
-                if ((r = vc_txn_has_chunk(t, id, tags + 32 * i)) < 0)
-                        return r;
-                missing[i] = r == 0;
+                missing[i] = !missing[i];
                 nmiss += missing[i];
         }
         /* what a put of this process sent and the next flush stores (a
@@ -161,19 +161,20 @@ static int local_put(VcBackend *b, const char *parcel, const char *domain, const
                 return r;
         /* what is already stored is dropped here, in one transaction, so
          * the writer can append without a look-up per chunk */
-        uint8_t *have = calloc(n, 1);
-        if (!have)
+        uint8_t *have = calloc(n, 1), *tags = malloc(32 * n + 1);
+        if (!have || !tags) {
+                free(have);
+                free(tags);
                 return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                memcpy(tags + 32 * i, items[i].tag, 32);
         {
                 _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
-                if ((r = vc_txn_begin(l->s, false, &t)) < 0) {
-                        free(have);
-                        return r;
-                }
-                for (size_t i = 0; i < n && r >= 0; i++)
-                        if ((r = vc_txn_has_chunk(t, id, items[i].tag)) > 0)
-                                have[i] = 1;
+                if ((r = vc_txn_begin(l->s, false, &t)) >= 0)
+                        r = vc_txn_has_chunks(t, id, tags, n, have);
         }
+        free(tags);
         pthread_mutex_lock(&l->lock);
         if (r >= 0 && (r = writer_locked(l)) >= 0)
                 for (size_t i = 0; i < n && r >= 0; i++) {
@@ -665,13 +666,20 @@ static int need_present(Local *l, VcTxn *t, const char *dname, const uint8_t *ne
                 return 0;
         uint64_t id;
         int r = vc_txn_domain(t, dname, &id);
-        for (size_t i = 0; i < n; i++) {
-                if (r == 0 && (r = vc_txn_has_chunk(t, id, need + 32 * i)) == 1) {
-                        r = 0;
-                        continue;
-                }
-                if (r < 0 && r != -ENOENT)
-                        return r;
+        if (r < 0 && r != -ENOENT)
+                return r;
+        uint8_t *has = calloc(n, 1);
+        if (!has)
+                return -ENOMEM;
+        if (r == 0 && (r = vc_txn_has_chunks(t, id, need, n, has)) < 0) {
+                free(has);
+                return r;
+        }
+        size_t i = 0;
+        while (i < n && has[i])
+                i++;
+        free(has);
+        if (i < n) {
                 char hex[65];
                 vc_hex(need + 32 * i, 32, hex);
                 vc_errclear();

@@ -57,12 +57,25 @@ static Slot *find(const VcTagSet *t, uint64_t domain, const uint8_t *tag)
         }
 }
 
+/* Writes a zero into every page of a fresh table. A large calloc is fresh
+ * mapped memory: a probe that reads a page first maps the shared zero
+ * page, and the insert that follows faults again to replace it, which in
+ * a process with other threads costs a TLB flush on every core (in a
+ * checkin of 1 GiB of new data the put threads spent a tenth of their
+ * time there). One write fault per page instead. */
+static void prefault(void *p, size_t n)
+{
+        for (size_t i = 0; i < n; i += 4096)
+                ((volatile uint8_t *)p)[i] = 0;
+}
+
 static int grow(VcTagSet *t)
 {
         VcTagSet n = { .cap = t->cap * 2 };
         n.s = calloc(n.cap, sizeof(Slot));
         if (!n.s)
                 return -ENOMEM;
+        prefault(n.s, n.cap * sizeof(Slot));
         for (size_t i = 0; i < t->cap; i++)
                 if (t->s[i].domain)
                         *find(&n, t->s[i].domain - 1, t->s[i].tag) = t->s[i];

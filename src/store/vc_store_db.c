@@ -2098,6 +2098,101 @@ int vc_db_damaged(VcDbTable tb, const void *k, size_t kl)
         return damaged(tb, k, kl);
 }
 
+/* ---- many chunk look-ups at once -------------------------------------------------- */
+
+typedef struct HasMany {
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        uint64_t domain;
+        const uint8_t *tags;
+        const uint32_t *order;
+        size_t n;
+        uint8_t *has;
+        size_t bad;             /* the first damaged entry met, or n */
+} HasMany;
+
+static int has_many_run(void *arg)
+{
+        HasMany *h = arg;
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(h->txn, h->dbi, &cur);
+        if (rc)
+                return rc;
+        uint8_t k[VC_IDX_KEY_LEN];
+        vc_put64be(k, h->domain);
+        for (size_t j = 0; j < h->n; j++) {
+                size_t i = h->order ? h->order[j] : j;
+                memcpy(k + 8, h->tags + 32 * i, 32);
+                MDB_val key = { sizeof k, k }, val;
+                rc = mdb_cursor_get(cur, &key, &val, MDB_SET);
+                if (rc == MDB_NOTFOUND) {
+                        h->has[i] = 0;
+                        rc = 0;
+                        continue;
+                }
+                if (rc)
+                        break;
+                VcIdx x;
+                if (!value_ok(&key, &val) || vc_idx_decode(val.mv_data, val.mv_size - 4, &x) < 0) {
+                        h->bad = i;
+                        break;
+                }
+                h->has[i] = 1;
+        }
+        mdb_cursor_close(cur);
+        return rc;
+}
+
+/* The order to look n uniform tags up in: by their first bits (a counting
+ * sort, O(n)), so that neighbouring look-ups share the index's pages.
+ * NULL if n is small or memory is short (then in the given order). */
+static uint32_t *tag_order(const uint8_t *tags, size_t n)
+{
+        if (n < 64 || n > UINT32_MAX)
+                return NULL;
+        unsigned bits = 6;
+        while (bits < 16 && ((size_t)1 << bits) < n / 4)
+                bits++;
+        size_t nb = (size_t)1 << bits;
+        uint32_t *order = malloc(n * sizeof *order), *start = calloc(nb + 1, sizeof *start);
+        if (!order || !start) {
+                free(order);
+                free(start);
+                return NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+                start[(vc_get64be(tags + 32 * i) >> (64 - bits)) + 1]++;
+        for (size_t b = 0; b < nb; b++)
+                start[b + 1] += start[b];
+        for (size_t i = 0; i < n; i++)
+                order[start[vc_get64be(tags + 32 * i) >> (64 - bits)]++] = (uint32_t)i;
+        free(start);
+        return order;
+}
+
+int vc_txn_has_chunks(VcTxn *t, uint64_t domain, const uint8_t *tags, size_t n, uint8_t *has)
+{
+        if (n == 0)
+                return 0;
+        if (atomic_load(&t->s->db->table_bad[VC_DB_INDEX]))
+                return table_err(t->s->db, VC_DB_INDEX);
+        HasMany h = { .txn = t->txn, .dbi = t->s->db->dbi[VC_DB_INDEX], .domain = domain, .tags = tags,
+                      .order = tag_order(tags, n), .n = n, .has = has, .bad = n };
+        Op o = { .kind = OP_CALL, .call = has_many_run, .arg = &h };
+        int r = txn_op(t, "reading the store index", &o);
+        free((void *)h.order);
+        if (r < 0)
+                return r;
+        if (o.rc)
+                return db_err(o.rc, "reading the store index");
+        if (h.bad < n) {
+                uint8_t k[VC_IDX_KEY_LEN];
+                vc_idx_key(k, domain, tags + 32 * h.bad);
+                return damaged(VC_DB_INDEX, k, sizeof k);
+        }
+        return 0;
+}
+
 int vc_db_put(VcTxn *t, VcDbTable tb, const void *k, size_t kl, const void *v, size_t vl)
 {
         int r = check_key(t, tb, kl);

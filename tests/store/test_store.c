@@ -595,6 +595,100 @@ static void evict_packs(const char *path, uint64_t dom)
         }
 }
 
+/* Flips a byte 8 bytes into the value of every copy of (domain, tag)'s
+ * index entry in data.mdb (LMDB copies pages on write). Returns copies. */
+static int damage_index_entry(const char *store, uint64_t dom, const uint8_t tag[VC_TAG_LEN])
+{
+        char file[PATH_MAX];
+        snprintf(file, sizeof file, "%s/index/data.mdb", store);
+        uint8_t k[8 + VC_TAG_LEN];
+        vc_put64be(k, dom);
+        memcpy(k + 8, tag, VC_TAG_LEN);
+        FILE *f = fopen(file, "rb");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        long n = ftell(f);
+        uint8_t *b = malloc((size_t)n);
+        fseek(f, 0, SEEK_SET);
+        assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+        fclose(f);
+        int copies = 0;
+        for (long i = 0; i + (long)sizeof k + 8 < n; i++)
+                if (memcmp(b + i, k, sizeof k) == 0) {
+                        flip_byte(file, i + (long)sizeof k + 8);
+                        copies++;
+                }
+        free(b);
+        return copies;
+}
+
+/* vc_txn_has_chunks answers as vc_txn_has_chunk does for each tag, in
+ * batches small (asked in order) and large (in index order), with tags
+ * asked twice and tags of another domain; a damaged entry fails it. */
+static void test_has_chunks(void **state)
+{
+        (void)state;
+        char *path = tmp_store();
+        VcStore *s;
+        VcWriter *w;
+        uint64_t dom, other;
+        assert_int_equal(vc_store_create(path), 0);
+        assert_int_equal(vc_store_open(path, &s), 0);
+        assert_int_equal(vc_store_domain(s, "all", true, &dom), 0);
+        assert_int_equal(vc_store_domain(s, "ip:x", true, &other), 0);
+        assert_int_equal(vc_writer_new(s, &w), 0);
+        enum { N = 3000, M = 4000 };
+        for (int i = 0; i < N; i++)
+                assert_int_equal(put_chunk(w, i % 7 ? dom : other, (uint64_t)i * 2), 1);
+        assert_int_equal(vc_writer_flush(w), 0);
+        vc_writer_free(w);
+        /* seeds 0, 1, 2, ...: even ones stored (6 in 7 in dom), odd ones not;
+         * the last hundred repeat earlier ones */
+        uint8_t *tags = malloc((size_t)M * VC_TAG_LEN), *has = malloc(M);
+        for (int i = 0; i < M; i++)
+                chunk_tag(i < M - 100 ? (uint64_t)i : (uint64_t)(i - (M - 100)) * 2, tags + VC_TAG_LEN * i);
+        VcTxn *t;
+        assert_int_equal(vc_txn_begin(s, false, &t), 0);
+        size_t sizes[] = { 1, 10, 63, 64, 500, M };
+        for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
+                memset(has, 7, M);
+                assert_int_equal(vc_txn_has_chunks(t, dom, tags, sizes[z], has), 0);
+                int npresent = 0;
+                for (size_t i = 0; i < sizes[z]; i++) {
+                        assert_int_equal(has[i], vc_txn_has_chunk(t, dom, tags + VC_TAG_LEN * i));
+                        npresent += has[i];
+                }
+                if (sizes[z] == M)
+                        assert_true(npresent > 1000 && npresent < 2000);
+        }
+        assert_int_equal(vc_txn_has_chunks(t, 999, tags, 100, has), 0);
+        for (int i = 0; i < 100; i++)
+                assert_int_equal(has[i], 0);
+        vc_txn_abort(t);
+        /* in a write transaction too */
+        assert_int_equal(vc_txn_begin(s, true, &t), 0);
+        assert_int_equal(vc_txn_has_chunks(t, dom, tags, M, has), 0);
+        assert_int_equal(has[2], 1);
+        assert_int_equal(has[3], 0);
+        vc_txn_abort(t);
+        vc_store_free(s);
+        /* a damaged entry: the batch that asks for it fails and says so */
+        assert_true(damage_index_entry(path, dom, tags + VC_TAG_LEN * 2) > 0);
+        assert_int_equal(vc_store_open(path, &s), 0);
+        assert_int_equal(vc_txn_begin(s, false, &t), 0);
+        assert_int_equal(vc_txn_has_chunks(t, dom, tags + VC_TAG_LEN * 4, 200, has), 0);
+        assert_int_equal(vc_txn_has_chunks(t, dom, tags, M, has), -EBADMSG);
+        assert_non_null(strstr(vc_errmsg(-EBADMSG), "damaged"));
+        vc_errclear();
+        assert_int_equal(vc_txn_has_chunk(t, dom, tags + VC_TAG_LEN * 2), -EBADMSG);
+        vc_errclear();
+        vc_txn_abort(t);
+        vc_store_free(s);
+        free(tags);
+        free(has);
+        tmp_store_free(path);
+}
+
 static void test_read_located(void **state)
 {
         (void)state;
@@ -690,6 +784,7 @@ int main(void)
                 cmocka_unit_test(test_threads),
                 cmocka_unit_test(test_torn_tail),
                 cmocka_unit_test(test_read_located),
+                cmocka_unit_test(test_has_chunks),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
