@@ -129,7 +129,10 @@ damage; truncate -s $((PAGES * 4096 / 2)) "$W/$DB"
 every_command "$W" "cut in half" all
 run "$W" stat; echo "$out" | grep -q "is $((PAGES * 4096 / 2)) bytes, but its pages in use need"
 check "cut in half: the message gives the file's size and what its pages need" '[ $? = 0 ]'
-repairs "$W" "cut in half" lost
+# (whether the catalog's pages lie in the half that is left depends on
+# where LMDB put them, which the random tags of this store decide: lost,
+# or recovered in part, both said so)
+repairs "$W" "cut in half" some
 
 damage; truncate -s 4096 "$W/$DB"
 every_command "$W" "cut to one page" all
