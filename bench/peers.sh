@@ -127,3 +127,17 @@ if [[ " $ok " == *" vmcas "* ]]; then
   echo "vmcas stat of its store:"
   "$vmcas" -s "$W/repo-vmcas" stat | sed 's/^/  /'
 fi
+# The floor of any store that compresses 4 KiB chunks one by one, as
+# convergent encryption must: the distinct chunks of the trace, each
+# compressed alone (vmcas analyze: policy all, 4 KiB, zstd), without any
+# keyring, index or header; beside borg's whole repository.
+if [ "$Z" = zstd ] && [ -x /usr/bin/python3 ] && "$vmcas" analyze -q "$W/t" --chunk-sizes 4K --compress zstd --json "$W/floor.json" >/dev/null 2>&1; then
+  floor=$(/usr/bin/python3 -c 'import json, sys
+s = [x for x in json.load(open(sys.argv[1]))["storage"] if x["policy"] == "all"]
+print(max(s, key=lambda x: x["day"])["data_bytes"])' "$W/floor.json")
+  if [[ " $ok " == *" borg_fixed4k "* ]]; then
+    echo "floor: the distinct 4 KiB chunks compressed one by one (zstd, vmcas analyze): $floor bytes = $(awk -v a="$floor" -v b="${STORED[borg_fixed4k]}" 'BEGIN { printf "%.2f", a / b }') x borg fixed-4K stored"
+  else
+    echo "floor: the distinct 4 KiB chunks compressed one by one (zstd, vmcas analyze): $floor bytes"
+  fi
+fi
