@@ -91,7 +91,7 @@ static int local_missing(VcBackend *b, const char *parcel, const char *domain, c
         _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
         if ((r = vc_txn_begin(l->s, false, &t)) < 0)
                 return r;
-        if ((r = vc_txn_has_chunks(t, id, tags, n, missing)) < 0)
+        if ((r = vc_txn_has_chunks(t, id, tags, 32, n, missing)) < 0)
                 return r;
         size_t nmiss = 0;
         for (size_t i = 0; i < n; i++) {
@@ -161,20 +161,14 @@ static int local_put(VcBackend *b, const char *parcel, const char *domain, const
                 return r;
         /* what is already stored is dropped here, in one transaction, so
          * the writer can append without a look-up per chunk */
-        uint8_t *have = calloc(n, 1), *tags = malloc(32 * n + 1);
-        if (!have || !tags) {
-                free(have);
-                free(tags);
+        uint8_t *have = calloc(n, 1);
+        if (!have)
                 return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++)
-                memcpy(tags + 32 * i, items[i].tag, 32);
-        {
+        if (n) {
                 _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
                 if ((r = vc_txn_begin(l->s, false, &t)) >= 0)
-                        r = vc_txn_has_chunks(t, id, tags, n, have);
+                        r = vc_txn_has_chunks(t, id, items[0].tag, sizeof *items, n, have);
         }
-        free(tags);
         pthread_mutex_lock(&l->lock);
         if (r >= 0 && (r = writer_locked(l)) >= 0)
                 for (size_t i = 0; i < n && r >= 0; i++) {
@@ -671,7 +665,7 @@ static int need_present(Local *l, VcTxn *t, const char *dname, const uint8_t *ne
         uint8_t *has = calloc(n, 1);
         if (!has)
                 return -ENOMEM;
-        if (r == 0 && (r = vc_txn_has_chunks(t, id, need, n, has)) < 0) {
+        if (r == 0 && (r = vc_txn_has_chunks(t, id, need, 32, n, has)) < 0) {
                 free(has);
                 return r;
         }

@@ -249,10 +249,11 @@ int vc_txn_iter(VcTxn *t, VcTable tb, const void *prefix, size_t plen, vc_iter_f
 
 /* 1 if (domain, tag) is indexed as seen by this transaction, else 0. */
 int vc_txn_has_chunk(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN]);
-/* The same for n tags (32 bytes each) at once: has[i] = 1 if tags[i] is
- * indexed, else 0. One cursor, the tags taken in index order, so a batch
- * costs far less than n look-ups. A damaged entry fails the call. */
-int vc_txn_has_chunks(VcTxn *t, uint64_t domain, const uint8_t *tags, size_t n, uint8_t *has);
+/* The same for n tags at once, the i-th at tags + i * stride (32 for a
+ * packed array): has[i] = 1 if it is indexed, else 0. One cursor, the tags
+ * taken in index order, so a batch costs far less than n look-ups. A
+ * damaged entry fails the call. */
+int vc_txn_has_chunks(VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n, uint8_t *has);
 
 /* ---- index walks: gc, verify, stat ---------------------------------------------- */
 

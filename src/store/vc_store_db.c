@@ -2105,6 +2105,7 @@ typedef struct HasMany {
         MDB_dbi dbi;
         uint64_t domain;
         const uint8_t *tags;
+        size_t stride;
         const uint32_t *order;
         size_t n;
         uint8_t *has;
@@ -2122,7 +2123,7 @@ static int has_many_run(void *arg)
         vc_put64be(k, h->domain);
         for (size_t j = 0; j < h->n; j++) {
                 size_t i = h->order ? h->order[j] : j;
-                memcpy(k + 8, h->tags + 32 * i, 32);
+                memcpy(k + 8, h->tags + h->stride * i, 32);
                 MDB_val key = { sizeof k, k }, val;
                 rc = mdb_cursor_get(cur, &key, &val, MDB_SET);
                 if (rc == MDB_NOTFOUND) {
@@ -2146,7 +2147,7 @@ static int has_many_run(void *arg)
 /* The order to look n uniform tags up in: by their first bits (a counting
  * sort, O(n)), so that neighbouring look-ups share the index's pages.
  * NULL if n is small or memory is short (then in the given order). */
-static uint32_t *tag_order(const uint8_t *tags, size_t n)
+static uint32_t *tag_order(const uint8_t *tags, size_t stride, size_t n)
 {
         if (n < 64 || n > UINT32_MAX)
                 return NULL;
@@ -2161,23 +2162,23 @@ static uint32_t *tag_order(const uint8_t *tags, size_t n)
                 return NULL;
         }
         for (size_t i = 0; i < n; i++)
-                start[(vc_get64be(tags + 32 * i) >> (64 - bits)) + 1]++;
+                start[(vc_get64be(tags + stride * i) >> (64 - bits)) + 1]++;
         for (size_t b = 0; b < nb; b++)
                 start[b + 1] += start[b];
         for (size_t i = 0; i < n; i++)
-                order[start[vc_get64be(tags + 32 * i) >> (64 - bits)]++] = (uint32_t)i;
+                order[start[vc_get64be(tags + stride * i) >> (64 - bits)]++] = (uint32_t)i;
         free(start);
         return order;
 }
 
-int vc_txn_has_chunks(VcTxn *t, uint64_t domain, const uint8_t *tags, size_t n, uint8_t *has)
+int vc_txn_has_chunks(VcTxn *t, uint64_t domain, const uint8_t *tags, size_t stride, size_t n, uint8_t *has)
 {
         if (n == 0)
                 return 0;
         if (atomic_load(&t->s->db->table_bad[VC_DB_INDEX]))
                 return table_err(t->s->db, VC_DB_INDEX);
         HasMany h = { .txn = t->txn, .dbi = t->s->db->dbi[VC_DB_INDEX], .domain = domain, .tags = tags,
-                      .order = tag_order(tags, n), .n = n, .has = has, .bad = n };
+                      .stride = stride, .order = tag_order(tags, stride, n), .n = n, .has = has, .bad = n };
         Op o = { .kind = OP_CALL, .call = has_many_run, .arg = &h };
         int r = txn_op(t, "reading the store index", &o);
         free((void *)h.order);
@@ -2187,7 +2188,7 @@ int vc_txn_has_chunks(VcTxn *t, uint64_t domain, const uint8_t *tags, size_t n, 
                 return db_err(o.rc, "reading the store index");
         if (h.bad < n) {
                 uint8_t k[VC_IDX_KEY_LEN];
-                vc_idx_key(k, domain, tags + 32 * h.bad);
+                vc_idx_key(k, domain, tags + stride * h.bad);
                 return damaged(VC_DB_INDEX, k, sizeof k);
         }
         return 0;

@@ -853,16 +853,14 @@ static int commit_entry(VcWriter *w, VcTxn *t, const Pending *pe, int64_t now, u
         return vc_idx_put(t, pe->domain, pe->tag, &x);
 }
 
-/* Orders indices into sort_pend by index key (domain, then tag), equal
- * keys in the order they were put (a move after a put of the same tag
- * stays after it). qsort has no context argument: the pointer is set
- * under the caller's use of the writer, which is single-threaded. */
-static _Thread_local const Pending *sort_pend;
-
-static int pend_cmp(const void *a, const void *b)
+/* Orders indices into the pending entries (ctx) by index key (domain,
+ * then tag), equal keys in the order they were put (a move after a put of
+ * the same tag stays after it). */
+static int pend_cmp(const void *a, const void *b, void *ctx)
 {
+        const Pending *pend = ctx;
         uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
-        const Pending *x = &sort_pend[i], *y = &sort_pend[j];
+        const Pending *x = &pend[i], *y = &pend[j];
         if (x->domain != y->domain)
                 return x->domain < y->domain ? -1 : 1;
         int c = memcmp(x->tag, y->tag, VC_TAG_LEN);
@@ -913,8 +911,7 @@ int vc_writer_flush(VcWriter *w)
         if (w->npend > 1 && w->npend <= UINT32_MAX && (order = malloc(w->npend * sizeof *order))) {
                 for (size_t i = 0; i < w->npend; i++)
                         order[i] = (uint32_t)i;
-                sort_pend = w->pend;
-                qsort(order, w->npend, sizeof *order, pend_cmp);
+                qsort_r(order, w->npend, sizeof *order, pend_cmp, w->pend);
         }
         VcTxn *t;
         int r = vc_txn_begin(w->s, true, &t);

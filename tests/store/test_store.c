@@ -652,7 +652,7 @@ static void test_has_chunks(void **state)
         size_t sizes[] = { 1, 10, 63, 64, 500, M };
         for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {
                 memset(has, 7, M);
-                assert_int_equal(vc_txn_has_chunks(t, dom, tags, sizes[z], has), 0);
+                assert_int_equal(vc_txn_has_chunks(t, dom, tags, VC_TAG_LEN, sizes[z], has), 0);
                 int npresent = 0;
                 for (size_t i = 0; i < sizes[z]; i++) {
                         assert_int_equal(has[i], vc_txn_has_chunk(t, dom, tags + VC_TAG_LEN * i));
@@ -661,13 +661,23 @@ static void test_has_chunks(void **state)
                 if (sizes[z] == M)
                         assert_true(npresent > 1000 && npresent < 2000);
         }
-        assert_int_equal(vc_txn_has_chunks(t, 999, tags, 100, has), 0);
+        /* tags inside larger records (a put's items) */
+        struct { uint64_t before; uint8_t tag[VC_TAG_LEN]; uint32_t after; } *rec = calloc(M, sizeof *rec);
+        uint8_t *has2 = malloc(M);
+        for (int i = 0; i < M; i++)
+                memcpy(rec[i].tag, tags + VC_TAG_LEN * i, VC_TAG_LEN);
+        assert_int_equal(vc_txn_has_chunks(t, dom, tags, VC_TAG_LEN, M, has), 0);
+        assert_int_equal(vc_txn_has_chunks(t, dom, rec[0].tag, sizeof *rec, M, has2), 0);
+        assert_memory_equal(has, has2, M);
+        free(rec);
+        free(has2);
+        assert_int_equal(vc_txn_has_chunks(t, 999, tags, VC_TAG_LEN, 100, has), 0);
         for (int i = 0; i < 100; i++)
                 assert_int_equal(has[i], 0);
         vc_txn_abort(t);
         /* in a write transaction too */
         assert_int_equal(vc_txn_begin(s, true, &t), 0);
-        assert_int_equal(vc_txn_has_chunks(t, dom, tags, M, has), 0);
+        assert_int_equal(vc_txn_has_chunks(t, dom, tags, VC_TAG_LEN, M, has), 0);
         assert_int_equal(has[2], 1);
         assert_int_equal(has[3], 0);
         vc_txn_abort(t);
@@ -676,8 +686,8 @@ static void test_has_chunks(void **state)
         assert_true(damage_index_entry(path, dom, tags + VC_TAG_LEN * 2) > 0);
         assert_int_equal(vc_store_open(path, &s), 0);
         assert_int_equal(vc_txn_begin(s, false, &t), 0);
-        assert_int_equal(vc_txn_has_chunks(t, dom, tags + VC_TAG_LEN * 4, 200, has), 0);
-        assert_int_equal(vc_txn_has_chunks(t, dom, tags, M, has), -EBADMSG);
+        assert_int_equal(vc_txn_has_chunks(t, dom, tags + VC_TAG_LEN * 4, VC_TAG_LEN, 200, has), 0);
+        assert_int_equal(vc_txn_has_chunks(t, dom, tags, VC_TAG_LEN, M, has), -EBADMSG);
         assert_non_null(strstr(vc_errmsg(-EBADMSG), "damaged"));
         vc_errclear();
         assert_int_equal(vc_txn_has_chunk(t, dom, tags + VC_TAG_LEN * 2), -EBADMSG);
