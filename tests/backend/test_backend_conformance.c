@@ -178,8 +178,14 @@ static void test_chunk_roundtrip(void **state)
                         for (size_t k = 0; k < nput[bi % 2]; k++)
                                 if (memcmp(put_tags[bi % 2] + 32 * k, c.tags + 32 * i, 32) == 0)
                                         want = 0;
+                        /* policy all shares its data domain among
+                         * parcels (and among the runs on one server): a
+                         * chunk of a byte or two may be there already */
+                        if (miss[i] == 0 && want == 1 && dom == p.data_dom && c.len[i] <= 2)
+                                want = 0;
                         if (miss[i] != want)
-                                fail_msg("batch %zu: missing[%zu] = %u, expected %d", bi, i, miss[i], want);
+                                fail_msg("batch %zu: missing[%zu] = %u, expected %d (%u bytes)", bi, i, miss[i],
+                                         want, c.len[i]);
                 }
                 free(miss);
                 put_tags[bi % 2] = realloc(put_tags[bi % 2], 32 * (nput[bi % 2] + c.n));

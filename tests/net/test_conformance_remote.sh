@@ -20,6 +20,7 @@ while IFS= read -r line; do
     "ok "*) _n=$((_n+1)); echo "ok $_n - remote: ${line#ok * - }" ;;
     "not ok "*) _n=$((_n+1)); echo "not ok $_n - remote: ${line#not ok * - }"; _failed=1 ;;
     "#"*) echo "$line" ;;
+    *) [ -n "$line" ] && echo "# $line" ;;
   esac
 done < suite.out
 check "the suite ran on both back ends and exited 0 (rc $rc)" '[ $rc = 0 ] && [ "$(grep -c "^ok" suite.out)" -ge 20 ]'
