@@ -50,12 +50,14 @@ SPID=${pids[-1]}
 # CPU seconds of a command (user + system), and of the server meanwhile
 cpu_of() { /usr/bin/time -f "%U %S" -o "$W/cpu" "$@" > /dev/null; awk '{ printf "%.2f", $1 + $2 }' "$W/cpu"; }
 srv_cpu() { awk -v hz=$(getconf CLK_TCK) '{ printf "%.2f", ($14 + $15) / hz }' /proc/$SPID/stat; }
-t0=$(now); lcc=$(cpu_of "$B" -q -s "$W/local" checkin p --memory "$W/m" --disk "$W/d"); t1=$(now)
-s0=$(srv_cpu); t2=$(now); rcc=$(cpu_of "$B" -q -s "$URL" --cache "$W/cache1" checkin p --memory "$W/m" --disk "$W/d" --json); t3=$(now); s1=$(srv_cpu)
+# each timed step starts on a quiet disk: sync writes back what the one
+# before left dirty (else its writeback lands in the next step's time)
+sync; t0=$(now); lcc=$(cpu_of "$B" -q -s "$W/local" checkin p --memory "$W/m" --disk "$W/d"); t1=$(now)
+sync; s0=$(srv_cpu); t2=$(now); rcc=$(cpu_of "$B" -q -s "$URL" --cache "$W/cache1" checkin p --memory "$W/m" --disk "$W/d" --json); t3=$(now); s1=$(srv_cpu)
 lc=$(secs $t0 $t1) rc=$(secs $t2 $t3)
-t0=$(now); lco=$(cpu_of "$B" -q -s "$W/local" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d"); t1=$(now)
+sync; t0=$(now); lco=$(cpu_of "$B" -q -s "$W/local" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d"); t1=$(now)
 rm -f "$W/o.m" "$W/o.d"
-s2=$(srv_cpu); t2=$(now); rco=$(cpu_of "$B" -q -s "$URL" --cache "$W/cache2" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d" --json); t3=$(now); s3=$(srv_cpu)
+sync; s2=$(srv_cpu); t2=$(now); rco=$(cpu_of "$B" -q -s "$URL" --cache "$W/cache2" checkout p --no-lease --memory "$W/o.m" --disk "$W/o.d" --json); t3=$(now); s3=$(srv_cpu)
 cmp -s "$W/o.m" "$W/m" && cmp -s "$W/o.d" "$W/d" || { echo "checkout differs!"; exit 1; }
 lo=$(secs $t0 $t1) ro=$(secs $t2 $t3)
 tot=$((mem + disk))

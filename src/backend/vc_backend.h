@@ -286,6 +286,10 @@ int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, 
  * disk server calls it once it runs, after nbdkit forked). */
 void vc_backend_cache_warm(VcBackend *b);
 
+/* A cache only: indexes now what it stored and has not yet (others see
+ * it at once instead of up to a few seconds late). */
+void vc_backend_cache_settle(VcBackend *b);
+
 /* Local only: the VcStore behind a local back end (the server's and the
  * maintenance commands' way in), or NULL. */
 struct VcStore *vc_backend_local_store(VcBackend *b);

@@ -38,7 +38,10 @@
  * Last access. The cache's catalog (table META, keys "ca:" ‖ domain id
  * BE64 ‖ tag, value i64 unix milliseconds) holds when a chunk was last
  * stored or served from the cache; a chunk without an entry counts from its
- * stored_at (whole seconds). Accesses are gathered in memory and written in
+ * stored_at (whole seconds). What a bulk fetch stores (see "Lanes") gets
+ * no entry: its chunks arrived together, and per-chunk records of one time
+ * told eviction nothing stored_at does not, at a tenth of a checkout's
+ * CPU (compaction keeps stored_at). Accesses are gathered in memory and written in
  * one transaction at most once per call: when ATIME_BATCH have gathered or
  * ATIME_SECONDS have passed since the last write, before an eviction and at
  * close. An access another process has not written yet is not seen by an
@@ -82,6 +85,15 @@
  * cache as much as writing the data; other processes see what was stored
  * at most SETTLE_SECONDS (plus a call) late, and until then fetch it
  * upstream. A crash loses what was not flushed: a cache may.
+ *
+ * Lanes. A fetch of BULK_MISSES chunks or more (a checkout's run) appends
+ * to one of LANES writers of its own instead, the first it finds free:
+ * eight fetching threads appending through one writer waited for each
+ * other more than they worked, and the copy into the page cache of one
+ * pack file is serial in the kernel too. A lane is flushed under its own
+ * lock, by the same rules as the writer (wflush bytes or SETTLE_SECONDS,
+ * read your writes, eviction, flush, close), so a get that asks for a
+ * chunk a lane holds takes the lane's lock and finds it indexed.
  */
 #include "backend/vc_backend.h"
 #include "core/vc_hash.h"
@@ -118,6 +130,17 @@ typedef struct Touch {
         uint8_t tag[32];
         int64_t at;                     /* unix milliseconds */
 } Touch;
+
+/* A writer of its own for large fetches (see "Lanes" above). */
+#define LANES 3
+#define BULK_MISSES 256                 /* a fetch of this many chunks is a bulk one */
+
+typedef struct Lane {
+        pthread_mutex_t mu;             /* the fields below, and the flush */
+        VcWriter *w;
+        uint64_t bytes;                 /* stored since the writer's first put */
+        double since;                   /* vc_mono() of that put */
+} Lane;
 
 static int64_t now_ms(void)
 {
@@ -170,6 +193,8 @@ typedef struct Cache {
         pthread_cond_t settle_cv;
         struct Queued *sq, **sq_tail;   /* small calls' chunks, for the settler to store */
         unsigned squeued;
+        Lane lane[LANES];               /* bulk fetches' writers */
+        double lanes_due;               /* when the settler flushes lanes no call did (wlock) */
 } Cache;
 
 static Cache *C(VcBackend *b)
@@ -307,6 +332,7 @@ static void touches_write(Cache *c, bool force)
 }
 
 static void settle(Cache *c, bool force);
+static void lanes_settle(Cache *c, bool force);
 
 /* ---- eviction ------------------------------------------------------------------ */
 
@@ -609,6 +635,7 @@ typedef struct Store {
         uint64_t bytes;                 /* stored by this call */
         bool failed, have_id;
         bool async;                     /* a get's: may be left to the settler */
+        bool bulk;                      /* a large fetch's: goes to a lane */
         uint8_t *sbuf;                  /* chunks staged, not yet appended */
         size_t sused;
         Staged *stage;
@@ -685,6 +712,21 @@ typedef struct Queued {
 } Queued;
 
 /* Stores what small calls staged, then flushes, off their threads. */
+static double lanes_settle_due(Cache *c);
+
+/* Waits on settle_cv until vc_mono() reaches when (wlock held). */
+static void settler_wait_until(Cache *c, double when)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double left = VC_MAX(when - vc_mono(), 0.0);
+        ts.tv_sec += (time_t)left;
+        ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&c->settle_cv, &c->wlock, &ts);
+}
+
 static void *settler_main(void *arg)
 {
         Cache *c = arg;
@@ -708,18 +750,23 @@ static void *settler_main(void *arg)
                         /* a few ms more: the misses of a burst (a VM's
                          * boot) share one index commit, which ran beside
                          * each next miss and slowed it */
-                        struct timespec ts;
-                        clock_gettime(CLOCK_REALTIME, &ts);
-                        double left = c->settle_at - vc_mono();
-                        ts.tv_nsec += (long)(left * 1e9);
-                        ts.tv_sec += ts.tv_nsec / 1000000000L;
-                        ts.tv_nsec %= 1000000000L;
-                        pthread_cond_timedwait(&c->settle_cv, &c->wlock, &ts);
+                        settler_wait_until(c, c->settle_at);
                 } else if (c->settle_req) {
                         c->settle_req = false;
                         settle_locked(c, true);
                 } else if (c->settler_stop)
                         break;
+                else if (c->lanes_due && vc_mono() >= c->lanes_due) {
+                        /* a lane no call flushed: what a background fetch
+                         * stored is seen by others SETTLE_SECONDS late */
+                        c->lanes_due = 0;
+                        pthread_mutex_unlock(&c->wlock);
+                        double next = lanes_settle_due(c);
+                        pthread_mutex_lock(&c->wlock);
+                        if (next && (!c->lanes_due || next < c->lanes_due))
+                                c->lanes_due = next;
+                } else if (c->lanes_due)
+                        settler_wait_until(c, c->lanes_due);
                 else
                         pthread_cond_wait(&c->settle_cv, &c->wlock);
         }
@@ -786,11 +833,120 @@ static void settle(Cache *c, bool force)
         else if (c->w && c->wbytes && (c->wbytes >= c->wflush || vc_mono() - c->wsince >= SETTLE_SECONDS))
                 settle_locked(c, true);
         pthread_mutex_unlock(&c->wlock);
+        if (force)
+                lanes_settle(c, true);
+}
+
+/* Flushes a lane's writer and gives its packs up (l->mu held). */
+static void lane_flush_locked(Cache *c, Lane *l)
+{
+        if (!l->w)
+                return;
+        if (vc_writer_flush(l->w) < 0)
+                vc_errclear();          /* not indexed: the records are cut off by the next writer */
+        else
+                add(&c->written, l->bytes);
+        vc_writer_free(l->w);
+        l->w = NULL;
+        l->bytes = 0;
+}
+
+/* Flushes the lanes: all (force), or those due. */
+static void lanes_settle(Cache *c, bool force)
+{
+        for (int i = 0; i < LANES; i++) {
+                Lane *l = &c->lane[i];
+                pthread_mutex_lock(&l->mu);
+                if (l->w && (force || l->bytes >= c->wflush / LANES || vc_mono() - l->since >= SETTLE_SECONDS))
+                        lane_flush_locked(c, l);
+                pthread_mutex_unlock(&l->mu);
+        }
+}
+
+/* The settler's: flushes the lanes due; returns when the next one is (0: none). */
+static double lanes_settle_due(Cache *c)
+{
+        double next = 0;
+        lanes_settle(c, false);
+        for (int i = 0; i < LANES; i++) {
+                Lane *l = &c->lane[i];
+                pthread_mutex_lock(&l->mu);
+                if (l->w && l->bytes && (!next || l->since + SETTLE_SECONDS < next))
+                        next = l->since + SETTLE_SECONDS;
+                pthread_mutex_unlock(&l->mu);
+        }
+        return next;
+}
+
+/* Read your writes: flushes each lane that holds one of tags. */
+static void lanes_settle_for(Cache *c, uint64_t id, const uint8_t *tags, size_t n)
+{
+        for (int i = 0; i < LANES; i++) {
+                Lane *l = &c->lane[i];
+                pthread_mutex_lock(&l->mu);
+                for (size_t k = 0; l->w && k < n; k++)
+                        if (vc_writer_has_pending(l->w, id, tags + 32 * k))
+                                lane_flush_locked(c, l);
+                pthread_mutex_unlock(&l->mu);
+        }
+}
+
+/* Appends what a bulk fetch staged to the first free lane (or, if all are
+ * busy, the one its thread's turn names). */
+static void lane_drain(Store *st)
+{
+        Cache *c = st->c;
+        static _Atomic unsigned turn;
+        unsigned first = turn++ % LANES;
+        Lane *l = NULL;
+        for (unsigned k = 0; k < LANES && !l; k++)
+                if (pthread_mutex_trylock(&c->lane[(first + k) % LANES].mu) == 0)
+                        l = &c->lane[(first + k) % LANES];
+        if (!l) {
+                l = &c->lane[first];
+                pthread_mutex_lock(&l->mu);
+        }
+        int r = 0;
+        if (!l->w) {
+                if ((r = vc_writer_new(c->s, &l->w)) >= 0) {
+                        vc_writer_set_pack_max(l->w, c->pack_max);
+                        vc_writer_set_flush_bytes(l->w, UINT64_MAX);    /* flushed here */
+                }
+        }
+        for (size_t i = 0; r >= 0 && i < st->nstage; i++) {
+                const Staged *x = &st->stage[i];
+                if ((r = vc_writer_put_fresh(l->w, st->id, x->kind, x->tag, st->sbuf + x->off, x->len)) <= 0)
+                        continue;
+                r = 0;
+                if (!l->bytes) {
+                        l->since = vc_mono();
+                        /* (lane, then wlock: nobody takes a lane holding wlock) */
+                        pthread_mutex_lock(&c->wlock);
+                        if (settler_locked(c) && (!c->lanes_due || l->since + SETTLE_SECONDS < c->lanes_due)) {
+                                c->lanes_due = l->since + SETTLE_SECONDS;
+                                pthread_cond_signal(&c->settle_cv);
+                        }
+                        pthread_mutex_unlock(&c->wlock);
+                }
+                l->bytes += x->len;
+                st->bytes += x->len;
+        }
+        if (r < 0) {
+                /* a poisoned writer: what it held is lost, a later call starts another */
+                vc_writer_free(l->w);
+                l->w = NULL;
+                l->bytes = 0;
+                st->failed = true;
+                vc_errclear();
+        } else if (l->bytes >= c->wflush / LANES)
+                lane_flush_locked(c, l);
+        pthread_mutex_unlock(&l->mu);
+        st->nstage = st->sused = 0;
 }
 
 /* Appends what st staged to the handle's writer, under wlock once (four
  * fetching threads taking it per 4 KiB chunk spent most of a checkout
- * waiting for each other). */
+ * waiting for each other), or a bulk fetch's to a lane. */
 static void store_drain(Store *st)
 {
         Cache *c = st->c;
@@ -803,6 +959,10 @@ static void store_drain(Store *st)
                 st->failed = true;
                 st->nstage = st->sused = 0;
                 vc_errclear();
+                return;
+        }
+        if (st->bulk) {
+                lane_drain(st);
                 return;
         }
         pthread_mutex_lock(&c->wlock);
@@ -902,11 +1062,13 @@ static void store_done(Store *st)
         /* a get's, all of it staged at once: the settler appends and
          * flushes it, and a disk server's read returns before that is
          * done (a put's copy is stored when the put returns) */
-        if (st->async && !st->bytes && st->nstage && !st->failed && store_queue(st))
+        if (st->async && !st->bulk && !st->bytes && st->nstage && !st->failed && store_queue(st))
                 return;
         store_drain(st);
         store_free(st);
-        if (st->bytes && st->bytes < SMALL_CALL)
+        if (st->bulk)
+                lanes_settle(st->c, false);
+        else if (st->bytes && st->bytes < SMALL_CALL)
                 settle_soon(st->c);
         else
                 settle(st->c, false);
@@ -1032,6 +1194,7 @@ static int read_hits(Cache *c, uint64_t id, const uint8_t *tags, size_t n, uint8
                 if (vc_writer_has_pending(c->w, id, tags + 32 * i))
                         settle_locked(c, true);
         pthread_mutex_unlock(&c->wlock);
+        lanes_settle_for(c, id, tags, n);
         if (vc_txn_begin(c->s, false, &t) < 0) {
                 vc_errclear();
                 return 0;
@@ -1151,7 +1314,7 @@ static int get_chunks(Cache *c, const char *parcel, const char *domain, const ui
                 j++;
         }
         vc_tagset_free(seen);
-        Fetch f = { .st = { .c = c, .domain = domain, .async = true }, .tags = mtags, .idx = midx, .next = next,
+        Fetch f = { .st = { .c = c, .domain = domain, .async = true, .bulk = j >= BULK_MISSES }, .tags = mtags, .idx = midx, .next = next,
                     .fn = fn, .ctx = ctx };
         r = vc_chunks_get(c->up, parcel, domain, mtags, j, fetched, &f);
         /* what was fetched and checked before a failure is still good */
@@ -1292,6 +1455,8 @@ static void cache_free(VcBackend *b)
         pthread_cond_destroy(&c->settle_cv);
         free(c->touch);
         free(c->wtouch);
+        for (int i = 0; i < LANES; i++)
+                pthread_mutex_destroy(&c->lane[i].mu);
         free(c);
 }
 
@@ -1410,6 +1575,8 @@ int vc_backend_cache_open(const char *dir, uint64_t bound, VcBackend *upstream, 
         pthread_mutex_init(&c->use, NULL);
         pthread_mutex_init(&c->lock, NULL);
         pthread_mutex_init(&c->wlock, NULL);
+        for (int i = 0; i < LANES; i++)
+                pthread_mutex_init(&c->lane[i].mu, NULL);
         pthread_cond_init(&c->wdone, NULL);
         pthread_cond_init(&c->settle_cv, NULL);
         c->sq_tail = &c->sq;
@@ -1440,6 +1607,12 @@ void vc_backend_cache_warm(VcBackend *b)
         pthread_mutex_lock(&c->wlock);
         settler_locked(c);
         pthread_mutex_unlock(&c->wlock);
+}
+
+void vc_backend_cache_settle(VcBackend *b)
+{
+        if (strcmp(vc_backend_kind(b), "cache") == 0)
+                settle(C(b), true);
 }
 
 int vc_backend_cache_has(VcBackend *b, const char *domain, const uint8_t *tags, size_t n, uint8_t *has)

@@ -52,7 +52,7 @@ static void help_serve(void)
                "  --users FILE            the users and token hashes (default STORE/users)\n"
                "  --no-existence-oracle   do not tell a user whether a shared pool (all, group:G)\n"
                "                          holds a chunk their parcel never stored or referenced\n"
-               "  --threads N             connection threads (default 4)\n"
+               "  --threads N             connection threads (default 8)\n"
                "  --max-connections N     connections at once (default 256)\n"
                "  --timeout SECONDS       close a connection idle this long (default 30)\n");
 }

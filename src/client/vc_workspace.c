@@ -1224,6 +1224,9 @@ static void *bg_main(void *arg)
                         pthread_mutex_unlock(&w->lock);
                 }
         }
+        /* all fetched: indexed now, so that `workspace status` and a
+         * second disk server see it without waiting for the cache */
+        vc_backend_cache_settle(w->b);
 out:
         free(want);
         return NULL;

@@ -26,6 +26,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Connection threads by default: a get's thread waits for the packs it
+ * reads (direct I/O from disk), so more than the cores keep them busy. */
+#define VC_SERVER_THREADS 8
+
 typedef struct VcServerOpts {
         const char *store;           /* the store directory */
         const char *listen;          /* "HOST:PORT" (PORT 0: any free port); NULL: 127.0.0.1:8470 */
@@ -33,7 +37,7 @@ typedef struct VcServerOpts {
         const char *tls_key;
         const char *users;           /* users file; NULL: STORE/users */
         bool no_existence_oracle;    /* answer `missing` of shared pools from the parcel's own history */
-        unsigned threads;            /* connection threads; 0: 4 */
+        unsigned threads;            /* connection threads; 0: VC_SERVER_THREADS */
         unsigned max_connections;    /* 0: 256 */
         unsigned timeout;            /* seconds a connection may be idle; 0: 30 */
 } VcServerOpts;

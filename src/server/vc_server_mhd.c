@@ -347,7 +347,7 @@ static int start(const VcServerOpts *o, Glue *g, Daemon *dm)
         dm->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, g,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                  MHD_OPTION_ARRAY, lfd >= 0 ? where : where + 2,
-                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : 4),
+                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads ? o->threads : VC_SERVER_THREADS),
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)(o->max_connections ? o->max_connections : 256),
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout ? o->timeout : 30),
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256u << 10),
