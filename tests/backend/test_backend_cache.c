@@ -530,6 +530,82 @@ static void test_eviction_lru(void **state)
         bt_chunks_free(&big);
 }
 
+/* Bulk fetches (a checkout's runs) from several threads at once go to the
+ * cache's lanes: each chunk is fetched once, a get of this handle finds
+ * them at once (read your writes), and another handle finds them once
+ * they are indexed: after a settle, or by the settler a few seconds on. */
+typedef struct BulkGet { VcBackend *b; const VcParcel *p; BtChunks *c; int r; } BulkGet;
+
+static void *bulk_get(void *arg)
+{
+        BulkGet *g = arg;
+        g->r = bt_get_check(g->b, g->p->name, g->p->data_dom, g->c->tags, g->c->n, g->c);
+        return NULL;
+}
+
+static void test_bulk_lanes(void **state)
+{
+        Scene *sc = *state;
+        VcParcel p;
+        mkparcel(sc->direct, "bulk", VC_POLICY_IP, NULL, &p);
+        enum { SETS = 4 };
+        BtChunks c[SETS + 1];
+        uint64_t bytes = 0;
+        for (int i = 0; i <= SETS; i++) {
+                bt_chunks(&c[i], 300, 40 + i, len_16k);
+                assert_rc(vc_chunks_put(sc->direct, p.name, p.data_dom, c[i].items, c[i].n), 0);
+                if (i < SETS)
+                        bytes += bt_chunks_bytes(&c[i]);
+        }
+        assert_rc(vc_chunks_flush(sc->direct), 0);
+        Spy *spy;
+        VcBackend *b = cache_on(sc, sc->up, 0, &spy);
+        pthread_t th[SETS];
+        BulkGet g[SETS];
+        for (int i = 0; i < SETS; i++) {
+                g[i] = (BulkGet){ b, &p, &c[i], 0 };
+                assert_int_equal(pthread_create(&th[i], NULL, bulk_get, &g[i]), 0);
+        }
+        for (int i = 0; i < SETS; i++) {
+                pthread_join(th[i], NULL);
+                assert_rc(g[i].r, 0);
+        }
+        assert_int_equal(upstream_recv(b), bytes);
+        /* this handle: all hits, nothing more upstream */
+        for (int i = 0; i < SETS; i++)
+                assert_int_equal(hits_of(b, p.name, p.data_dom, &c[i]), c[i].n);
+        assert_int_equal(upstream_recv(b), bytes);
+        /* another handle, once settled */
+        vc_backend_cache_settle(b);
+        Spy *spy2;
+        VcBackend *b2 = cache_on(sc, sc->up, 0, &spy2);
+        for (int i = 0; i < SETS; i++)
+                assert_int_equal(hits_of(b2, p.name, p.data_dom, &c[i]), c[i].n);
+        assert_int_equal(upstream_recv(b2), 0);
+        /* a bulk fetch no call settles is indexed by the settler in time */
+        assert_rc(bt_get_check(b, p.name, p.data_dom, c[SETS].tags, c[SETS].n, &c[SETS]), 0);
+        size_t seen = 0;
+        uint8_t *has = malloc(c[SETS].n);
+        for (int k = 0; k < 100 && seen < c[SETS].n; k++) {
+                nap(0.1);
+                VcBackend *b3 = cache_on(sc, sc->up, 0, NULL);
+                char dom[VC_DOMAIN_MAX];
+                snprintf(dom, sizeof dom, "%s", p.data_dom);
+                assert_rc(vc_backend_cache_has(b3, dom, c[SETS].tags, c[SETS].n, has), 0);
+                seen = 0;
+                for (size_t i = 0; i < c[SETS].n; i++)
+                        seen += has[i];
+                vc_backend_free(b3);
+        }
+        print_message("# a bulk fetch left to the settler: %zu of %zu chunks indexed\n", seen, c[SETS].n);
+        assert_int_equal(seen, c[SETS].n);
+        free(has);
+        vc_backend_free(b2);
+        vc_backend_free(b);
+        for (int i = 0; i <= SETS; i++)
+                bt_chunks_free(&c[i]);
+}
+
 /* While another user of the cache has an operation in flight (holds the
  * shared lock), nothing is evicted; after, the bound is restored. */
 typedef struct Nested {
@@ -733,6 +809,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_poisoned, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_damaged_cache, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_eviction_lru, scene_setup, scene_teardown),
+                cmocka_unit_test_setup_teardown(test_bulk_lanes, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_eviction_waits_for_users, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_churn, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_long_domains, scene_setup, scene_teardown),
