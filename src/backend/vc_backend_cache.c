@@ -72,8 +72,9 @@
  * the handle and indexed at its next flush. A get whose chunks were all
  * staged at once (a disk server's miss) hands them to the settler thread,
  * which appends them and flushes SETTLE_COALESCE later, after the get
- * returned; a get that asks for a chunk staged so or in a writer being
- * flushed waits for it (in_flight). A flush runs without wlock, one at a
+ * returned; the settler is woken for the first miss of a burst only and
+ * takes the others when its wait ends. A get that asks for a chunk staged
+ * so or in a writer being flushed wakes it and waits (in_flight). A flush runs without wlock, one at a
  * time. Flushes come at the end of a call that
  * stored less than SMALL_CALL, when SETTLE_SECONDS have passed or
  * min(CACHE_FLUSH, bound / 16) bytes have gathered since its first put
@@ -637,7 +638,7 @@ typedef struct Store {
         bool async;                     /* a get's: may be left to the settler */
         bool bulk;                      /* a large fetch's: goes to a lane */
         uint8_t *sbuf;                  /* chunks staged, not yet appended */
-        size_t sused;
+        size_t sused, scap;
         Staged *stage;
         size_t nstage, cstage;
 } Store;
@@ -774,6 +775,14 @@ static void *settler_main(void *arg)
         return NULL;
 }
 
+/* Has the settler take what is queued now, not at the end of its wait
+ * (wlock held): somebody waits for it. */
+static void hurry_locked(Cache *c)
+{
+        if (c->squeued)
+                pthread_cond_signal(&c->settle_cv);
+}
+
 /* Starts the settler if it is not running (wlock held). */
 static bool settler_locked(Cache *c)
 {
@@ -814,7 +823,12 @@ static bool store_queue(Store *st)
                 *c->sq_tail = q;
                 c->sq_tail = &q->next;
                 c->squeued++;
-                pthread_cond_signal(&c->settle_cv);
+                /* a settler waiting out SETTLE_COALESCE takes this with the
+                 * rest when it wakes (or when a get waits for it: hurry);
+                 * waking it per miss cost the miss a context switch on the
+                 * other core, beside the server's work */
+                if (!c->settle_req)
+                        pthread_cond_signal(&c->settle_cv);
         }
         pthread_mutex_unlock(&c->wlock);
         if (!ok)
@@ -826,8 +840,10 @@ static bool store_queue(Store *st)
 static void settle(Cache *c, bool force)
 {
         pthread_mutex_lock(&c->wlock);
-        while (force && c->squeued)
+        while (force && c->squeued) {
+                hurry_locked(c);
                 pthread_cond_wait(&c->wdone, &c->wlock);
+        }
         if (force)
                 settle_locked(c, false);
         else if (c->w && c->wbytes && (c->wbytes >= c->wflush || vc_mono() - c->wsince >= SETTLE_SECONDS))
@@ -1012,6 +1028,7 @@ static void store_drain(Store *st)
 }
 
 #define STAGE_BYTES (1u << 20)
+#define STAGE_MIN (64u << 10)
 
 /* Stages one chunk of the call for the cache; appended a MiB at a time. */
 static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t *data, size_t len)
@@ -1020,8 +1037,17 @@ static void store_put(Store *st, int kind, const uint8_t tag[32], const uint8_t 
                 return;
         if (st->nstage && (st->sused + len > STAGE_BYTES || st->nstage == st->cstage))
                 store_drain(st);
-        if (!st->sbuf && !(st->sbuf = malloc(STAGE_BYTES + VC_SEALED_MAX)))
-                goto oom;
+        if (st->sused + len > st->scap) {
+                /* grown as needed: a disk server's miss stages one chunk,
+                 * and a MiB allocated per miss cost its mapping and faults */
+                size_t cap = VC_MIN(VC_MAX(VC_MAX(st->sused + len, 2 * st->scap), STAGE_MIN),
+                                    (size_t)STAGE_BYTES + VC_SEALED_MAX);
+                uint8_t *nb = realloc(st->sbuf, cap);
+                if (!nb)
+                        goto oom;
+                st->sbuf = nb;
+                st->scap = cap;
+        }
         if (st->nstage == st->cstage) {
                 size_t cap = st->cstage ? 2 * st->cstage : 64;
                 Staged *x = realloc(st->stage, cap * sizeof *x);
@@ -1055,6 +1081,7 @@ static void store_free(Store *st)
         free(st->stage);
         st->sbuf = NULL;
         st->stage = NULL;
+        st->scap = st->cstage = 0;
 }
 
 static void store_done(Store *st)
@@ -1264,8 +1291,10 @@ static int get_chunks(Cache *c, const char *parcel, const char *domain, const ui
          * yet is waited for (the domain itself may be the settler's to
          * create); a disk server's random miss is never among it */
         pthread_mutex_lock(&c->wlock);
-        while (in_flight(c, domain, tags, n))
+        while (in_flight(c, domain, tags, n)) {
+                hurry_locked(c);
                 pthread_cond_wait(&c->wdone, &c->wlock);
+        }
         pthread_mutex_unlock(&c->wlock);
         uint64_t id;
         int r = domain_id(c, domain, false, &id);

@@ -2,8 +2,12 @@
  * `vmcas serve` (protocol: docs/protocol.md). The only file that knows
  * libcurl; its errors are translated here once.
  *
- * - Connections are kept: a small pool of curl handles (each keeps its
- *   connection open) shared by the client's threads under a mutex.
+ * - Connections are kept: a small pool of curl handles, each on a multi
+ *   handle of its own that keeps its connection open, shared by the
+ *   client's threads under a mutex.
+ * - A get of a few chunks (a disk server's miss) waits for its reply
+ *   spinning for up to SPIN_SECONDS before it sleeps (VMCAS_NO_SPIN=1:
+ *   never): see perform().
  * - Timeouts: 10 s to connect; a transfer slower than 1 KiB/s for 60 s is
  *   cut (not for verify and gc, which may think for long before answering).
  * - Retries: up to 3 attempts on a broken connection or a server that is
@@ -34,6 +38,15 @@
 #define TAGS_PER_REQUEST (1u << 18)      /* 8 MiB of tags: a get's first byte comes soon */
 #define PUT_PER_REQUEST (32u << 20)
 #define SMALL_BODY (16u << 10)           /* sent with the headers */
+#define SPIN_TAGS 16                     /* a get of at most this many chunks waits spinning */
+#define SPIN_SECONDS 0.0003              /* for at most this long, then sleeps */
+
+/* A kept connection: an easy handle and the multi handle it runs on
+ * (which holds its connection between requests). */
+typedef struct Conn {
+        CURL *h;
+        CURLM *m;
+} Conn;
 
 typedef struct Remote {
         VcBackend base;
@@ -41,7 +54,7 @@ typedef struct Remote {
         char auth[128];
         char ca[1024];
         pthread_mutex_t lock;
-        CURL *idle[POOL_MAX];
+        Conn idle[POOL_MAX];
         unsigned nidle;
         size_t tags_max, put_max, commit_max;
         bool oracle;
@@ -102,6 +115,7 @@ typedef struct Http {
         int sink_err;
         CURL *h;
         uint8_t *small;                  /* a small body, gathered for one send */
+        bool spin;                       /* a small get: wait for its reply spinning */
 } Http;
 
 static size_t read_cb(char *dst, size_t size, size_t nmemb, void *ctx)
@@ -168,24 +182,86 @@ static size_t write_cb(char *d, size_t size, size_t nmemb, void *ctx)
         return n;
 }
 
-static CURL *handle_get(Remote *rm)
+static void conn_drop(Conn *cn)
 {
-        pthread_mutex_lock(&rm->lock);
-        CURL *h = rm->nidle ? rm->idle[--rm->nidle] : NULL;
-        pthread_mutex_unlock(&rm->lock);
-        return h ? h : curl_easy_init();
+        if (cn->h)
+                curl_easy_cleanup(cn->h);
+        if (cn->m)
+                curl_multi_cleanup(cn->m);
+        cn->h = NULL;
+        cn->m = NULL;
 }
 
-static void handle_put(Remote *rm, CURL *h)
+static int conn_get(Remote *rm, Conn *cn)
+{
+        pthread_mutex_lock(&rm->lock);
+        bool got = rm->nidle > 0;
+        if (got)
+                *cn = rm->idle[--rm->nidle];
+        pthread_mutex_unlock(&rm->lock);
+        if (got)
+                return 0;
+        cn->h = curl_easy_init();
+        cn->m = curl_multi_init();
+        if (!cn->h || !cn->m) {
+                conn_drop(cn);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static void conn_put(Remote *rm, Conn *cn)
 {
         pthread_mutex_lock(&rm->lock);
         if (rm->nidle < POOL_MAX) {
-                rm->idle[rm->nidle++] = h;
-                h = NULL;
+                rm->idle[rm->nidle++] = *cn;
+                cn->h = NULL;
+                cn->m = NULL;
         }
         pthread_mutex_unlock(&rm->lock);
-        if (h)
-                curl_easy_cleanup(h);
+        conn_drop(cn);
+}
+
+/* Whether small gets may spin for their reply (VMCAS_NO_SPIN=1: never). */
+static bool spin_allowed(void)
+{
+        static _Atomic int on = -1;
+        if (on < 0) {
+                const char *e = getenv("VMCAS_NO_SPIN");
+                on = !(e && *e && strcmp(e, "0") != 0);
+        }
+        return on > 0;
+}
+
+/* Runs cn's transfer, as curl_easy_perform does, on cn's own multi handle.
+ * With spin, it does not sleep in poll for the first SPIN_SECONDS but
+ * asks again and again: a disk server's miss waits ~0.1 ms for a reply,
+ * and on a VM a core that went idle takes 30-300 us to wake again (an
+ * interrupt to a halted virtual CPU), as long as the server's work. */
+static CURLcode perform(Conn *cn, bool spin)
+{
+        if (curl_multi_add_handle(cn->m, cn->h) != CURLM_OK)
+                return CURLE_OUT_OF_MEMORY;
+        double until = spin && spin_allowed() ? vc_mono() + SPIN_SECONDS : 0;
+        CURLcode res = CURLE_OK;
+        int running = 1;
+        for (;;) {
+                CURLMcode mc = curl_multi_perform(cn->m, &running);
+                if (mc == CURLM_OK && running && !(until && vc_mono() < until))
+                        mc = curl_multi_poll(cn->m, NULL, 0, 1000, NULL);
+                if (mc != CURLM_OK) {
+                        res = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_RECV_ERROR;
+                        break;
+                }
+                if (!running)
+                        break;
+        }
+        int left;
+        for (CURLMsg *msg; (msg = curl_multi_info_read(cn->m, &left));)
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == cn->h && res == CURLE_OK)
+                        res = msg->data.result;
+        curl_multi_remove_handle(cn->m, cn->h);
+        return res;
 }
 
 static bool transient(CURLcode c)
@@ -339,12 +415,13 @@ static int attempt(Remote *rm, Http *x, bool *again)
         for (size_t i = 0; i < x->niov; i++)
                 body_len += x->iov[i].iov_len;
         char errbuf[CURL_ERROR_SIZE] = "";
-        CURL *h = handle_get(rm);
-        struct curl_slist *hl = h ? headers(rm, x) : NULL;
-        if (!h || !hl) {
-                curl_slist_free_all(hl);
-                if (h)
-                        curl_easy_cleanup(h);
+        Conn cn;
+        if (conn_get(rm, &cn) < 0)
+                return -ENOMEM;
+        CURL *h = cn.h;
+        struct curl_slist *hl = headers(rm, x);
+        if (!hl) {
+                conn_drop(&cn);
                 return -ENOMEM;
         }
         x->h = h;
@@ -354,7 +431,7 @@ static int attempt(Remote *rm, Http *x, bool *again)
         x->err.max = ERRBODY_MAX;
         x->sink_err = 0;
         setup(rm, x, h, hl, errbuf, body_len);
-        CURLcode c = curl_easy_perform(h);
+        CURLcode c = perform(&cn, x->spin);
         free(x->small);
         x->small = NULL;
         if (c == CURLE_OK || !x->status)
@@ -373,9 +450,9 @@ static int attempt(Remote *rm, Http *x, bool *again)
                 r = http_error(rm, x->status, &x->err);
         }
         if (c == CURLE_OK || r == x->sink_err)
-                handle_put(rm, h);
+                conn_put(rm, &cn);
         else
-                curl_easy_cleanup(h);   /* a broken connection is not kept */
+                conn_drop(&cn);         /* a broken connection is not kept */
         return r;
 }
 
@@ -595,7 +672,7 @@ static int get_part(Remote *rm, const char *parcel, const char *domain, const ui
                 struct iovec iov[2] = { { head, vc_wire_head(head, parcel, domain, (uint32_t)n) },
                                         { (void *)tags, 32 * n } };
                 Http x = { .method = "POST", .path = "/v1/chunks/get", .ctype = "application/octet-stream",
-                           .iov = iov, .niov = 2, .sink = get_sink, .ctx = &g };
+                           .iov = iov, .niov = 2, .sink = get_sink, .ctx = &g, .spin = n <= SPIN_TAGS };
                 bool again;
                 vc_errclear();
                 r = attempt(rm, &x, &again);
@@ -1120,7 +1197,7 @@ static void remote_free(VcBackend *b)
 {
         Remote *rm = R(b);
         for (unsigned i = 0; i < rm->nidle; i++)
-                curl_easy_cleanup(rm->idle[i]);
+                conn_drop(&rm->idle[i]);
         vc_wipe(rm->auth, sizeof rm->auth);
         pthread_mutex_destroy(&rm->lock);
         free(rm);

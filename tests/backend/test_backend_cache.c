@@ -606,6 +606,62 @@ static void test_bulk_lanes(void **state)
                 bt_chunks_free(&c[i]);
 }
 
+/* A disk server's misses: one chunk per get, each handed to the settler,
+ * which is woken for the first of a burst only and takes the rest when its
+ * wait ends. A get of a chunk still queued hurries it: a hit, nothing
+ * fetched again; and every chunk of the burst is indexed for another
+ * handle without a settle. */
+static void test_small_misses(void **state)
+{
+        Scene *sc = *state;
+        VcParcel p;
+        mkparcel(sc->direct, "small", VC_POLICY_IP, NULL, &p);
+        BtChunks c;
+        bt_chunks(&c, 60, 7, NULL);
+        assert_rc(vc_chunks_put(sc->direct, p.name, p.data_dom, c.items, c.n), 0);
+        assert_rc(vc_chunks_flush(sc->direct), 0);
+        Spy *spy;
+        VcBackend *b = cache_on(sc, sc->up, 0, &spy);
+        BtChunks one = { .n = 1 };
+        for (size_t i = 0; i < c.n; i++) {
+                one.tags = c.tags + 32 * i;
+                one.data = &c.data[i];
+                one.len = &c.len[i];
+                one.items = &c.items[i];
+                assert_rc(bt_get_check(b, p.name, p.data_dom, one.tags, 1, &one), 0);
+                assert_int_equal(spy->gets, i + 1);
+                /* again at once, and the one before: both hits */
+                assert_int_equal(hits_of(b, p.name, p.data_dom, &one), 1);
+                if (i) {
+                        one.tags -= 32;
+                        one.data--;
+                        one.len--;
+                        one.items--;
+                        assert_int_equal(hits_of(b, p.name, p.data_dom, &one), 1);
+                }
+                assert_int_equal(spy->gets, i + 1);
+        }
+        assert_int_equal(upstream_recv(b), bt_chunks_bytes(&c));
+        /* a burst no call settles: the settler indexes all of it */
+        uint8_t *has = malloc(c.n);
+        size_t seen = 0;
+        for (int k = 0; k < 100 && seen < c.n; k++) {
+                nap(0.05);
+                VcBackend *b2 = cache_on(sc, sc->up, 0, NULL);
+                char dom[VC_DOMAIN_MAX];
+                snprintf(dom, sizeof dom, "%s", p.data_dom);
+                assert_rc(vc_backend_cache_has(b2, dom, c.tags, c.n, has), 0);
+                seen = 0;
+                for (size_t i = 0; i < c.n; i++)
+                        seen += has[i];
+                vc_backend_free(b2);
+        }
+        assert_int_equal(seen, c.n);
+        free(has);
+        vc_backend_free(b);
+        bt_chunks_free(&c);
+}
+
 /* While another user of the cache has an operation in flight (holds the
  * shared lock), nothing is evicted; after, the bound is restored. */
 typedef struct Nested {
@@ -810,6 +866,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_damaged_cache, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_eviction_lru, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_bulk_lanes, scene_setup, scene_teardown),
+                cmocka_unit_test_setup_teardown(test_small_misses, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_eviction_waits_for_users, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_churn, scene_setup, scene_teardown),
                 cmocka_unit_test_setup_teardown(test_long_domains, scene_setup, scene_teardown),
