@@ -39,7 +39,7 @@
 #define PUT_PER_REQUEST (32u << 20)
 #define SMALL_BODY (16u << 10)           /* sent with the headers */
 #define SPIN_TAGS 16                     /* a get of at most this many chunks waits spinning */
-#define SPIN_SECONDS 0.0003              /* for at most this long, then sleeps */
+#define SPIN_SECONDS 0.00015             /* for at most this long, then sleeps */
 
 /* A kept connection: an easy handle and the multi handle it runs on
  * (which holds its connection between requests). */
