@@ -475,6 +475,28 @@ static void nap(double s)
         nanosleep(&ts, NULL);
 }
 
+/* How many of c another handle finds indexed in the cache, polled up to
+ * rounds times, pause seconds apart, until all are. */
+static size_t indexed_within(Scene *sc, const char *domain, const BtChunks *c, int rounds, double pause)
+{
+        uint8_t *has = malloc(c->n + 1);
+        assert_non_null(has);
+        char dom[VC_DOMAIN_MAX];
+        snprintf(dom, sizeof dom, "%s", domain);
+        size_t seen = 0;
+        for (int k = 0; k < rounds && seen < c->n; k++) {
+                nap(pause);
+                VcBackend *b = cache_on(sc, sc->up, 0, NULL);
+                assert_rc(vc_backend_cache_has(b, dom, c->tags, c->n, has), 0);
+                seen = 0;
+                for (size_t i = 0; i < c->n; i++)
+                        seen += has[i];
+                vc_backend_free(b);
+        }
+        free(has);
+        return seen;
+}
+
 /* The bound holds, and the least recently used go first. */
 static void test_eviction_lru(void **state)
 {
@@ -584,22 +606,9 @@ static void test_bulk_lanes(void **state)
         assert_int_equal(upstream_recv(b2), 0);
         /* a bulk fetch no call settles is indexed by the settler in time */
         assert_rc(bt_get_check(b, p.name, p.data_dom, c[SETS].tags, c[SETS].n, &c[SETS]), 0);
-        size_t seen = 0;
-        uint8_t *has = malloc(c[SETS].n);
-        for (int k = 0; k < 100 && seen < c[SETS].n; k++) {
-                nap(0.1);
-                VcBackend *b3 = cache_on(sc, sc->up, 0, NULL);
-                char dom[VC_DOMAIN_MAX];
-                snprintf(dom, sizeof dom, "%s", p.data_dom);
-                assert_rc(vc_backend_cache_has(b3, dom, c[SETS].tags, c[SETS].n, has), 0);
-                seen = 0;
-                for (size_t i = 0; i < c[SETS].n; i++)
-                        seen += has[i];
-                vc_backend_free(b3);
-        }
+        size_t seen = indexed_within(sc, p.data_dom, &c[SETS], 100, 0.1);
         print_message("# a bulk fetch left to the settler: %zu of %zu chunks indexed\n", seen, c[SETS].n);
         assert_int_equal(seen, c[SETS].n);
-        free(has);
         vc_backend_free(b2);
         vc_backend_free(b);
         for (int i = 0; i <= SETS; i++)
@@ -643,21 +652,7 @@ static void test_small_misses(void **state)
         }
         assert_int_equal(upstream_recv(b), bt_chunks_bytes(&c));
         /* a burst no call settles: the settler indexes all of it */
-        uint8_t *has = malloc(c.n);
-        size_t seen = 0;
-        for (int k = 0; k < 100 && seen < c.n; k++) {
-                nap(0.05);
-                VcBackend *b2 = cache_on(sc, sc->up, 0, NULL);
-                char dom[VC_DOMAIN_MAX];
-                snprintf(dom, sizeof dom, "%s", p.data_dom);
-                assert_rc(vc_backend_cache_has(b2, dom, c.tags, c.n, has), 0);
-                seen = 0;
-                for (size_t i = 0; i < c.n; i++)
-                        seen += has[i];
-                vc_backend_free(b2);
-        }
-        assert_int_equal(seen, c.n);
-        free(has);
+        assert_int_equal(indexed_within(sc, p.data_dom, &c, 100, 0.05), c.n);
         vc_backend_free(b);
         bt_chunks_free(&c);
 }
