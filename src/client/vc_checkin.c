@@ -48,10 +48,13 @@ typedef struct Batch {
         size_t *slen;
         VcEntry *out;              /* entries of this batch, in place */
         uint64_t first, len;       /* first chunk index, bytes */
+        uint64_t off;              /* where in the source */
+        atomic_uint_fast64_t pieces_done;   /* of the workers' pieces; the last hands it over */
         VcPutItem *items;          /* the put thread's scratch */
         uint8_t *tags, *missing;
         uint64_t *at;
         uint64_t seq;              /* order handed over */
+        bool working;              /* the workers have pieces of it to do (under Checkin.lock) */
         bool queued, putting;      /* under Checkin.lock */
 } Batch;
 
@@ -80,15 +83,18 @@ typedef struct Checkin {
          * send earlier ones to the back end, two at a time (over a network
          * the `missing` round trip of one overlaps the upload of another,
          * and the server stores one while the next arrives). */
-        Batch bt[NBATCH], *cur;
-        int ring;                  /* the batch the workers fill next */
+        Batch bt[NBATCH];          /* batch j of an image is bt[j % NBATCH] */
         uint64_t handed;           /* batches handed over */
         size_t slot_size;
         const VcEntry *prev;       /* previous entries of this image, or NULL */
         uint64_t prev_n;
         uint64_t seal_base;        /* nonce index of position 0 of this image */
-        Source *src;               /* the image the workers read, at src_off */
-        uint64_t src_off;
+        Source *src;               /* the image the workers read */
+        VcEntry *out;              /* its entries */
+        uint64_t nbatches;         /* its batches */
+        pthread_mutex_t prep;      /* one worker at a time gets the next batch ready */
+        uint64_t prepared;         /* batches made ready (under prep) */
+        bool work_failed;          /* a worker failed: stop waiting (under lock) */
         pthread_mutex_t lock;
         /* the put threads; what they count is under book */
         pthread_t putter[NPUT];
@@ -101,9 +107,11 @@ typedef struct Checkin {
         VcPutItem nitems[NODE_BATCH];
         uint8_t ntags[NODE_BATCH * 32], nmissing[NODE_BATCH];
         size_t nnodes, nodes_used;
-        /* the pieces of the current batch, taken by the workers in turn */
+        /* the pieces of the image's batches, taken by the workers in turn
+         * (ppb per batch): a worker done with its last piece of a batch
+         * goes on with the next batch while the others finish theirs */
         atomic_uint_fast64_t next_piece;
-        uint64_t piece_chunks;
+        uint64_t piece_chunks, ppb;
         bool map;                  /* workers map the file (else pread) */
         /* the read-ahead thread (under lock): advises [ra_next, ra_goal) of ra_fd */
         pthread_t reader;
@@ -282,7 +290,7 @@ static int one_chunk(Checkin *c, Batch *b, VcSealer *sl, uint64_t i, const uint8
                         b->kind[i] = vc_entry_is_zero(e) ? SLOT_ZERO : SLOT_REUSED;
                         return 0;
                 }
-                if ((r = source_read(c->src, c->src_off + i * cs, b->buf + i * cs, len)) < 0)
+                if ((r = source_read(c->src, b->off + i * cs, b->buf + i * cs, len)) < 0)
                         return r;
         }
         if (vc_is_zero(d, len)) {
@@ -373,46 +381,136 @@ static int mapped_chunks(Checkin *c, Batch *b, VcSealer *sl, uint64_t lo, uint64
         return r;
 }
 
+/* Waits until b is neither worked on, queued nor being put (every
+ * batch, if b is NULL). Returns the put threads' first error, with its
+ * message; 1 if a worker failed meanwhile (its error is the one to
+ * report). */
+static int wait_free(Checkin *c, Batch *b)
+{
+        uint64_t t0 = now_ns();
+        pthread_mutex_lock(&c->lock);
+        for (;;) {
+                bool busy = false;
+                for (int i = 0; i < NBATCH; i++)
+                        if ((!b || b == &c->bt[i]) && (c->bt[i].working || c->bt[i].queued || c->bt[i].putting))
+                                busy = true;
+                if (!busy || vc_err_failed(&c->put_err) || c->work_failed)
+                        break;
+                pthread_cond_wait(&c->cv, &c->lock);
+        }
+        c->t_putwait += now_ns() - t0;
+        int r = vc_err_failed(&c->put_err) ? vc_err_raise(&c->put_err) : c->work_failed ? 1 : 0;
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+/* Makes batch j of the image ready, in its slot of the ring, once the
+ * batch that used the slot NBATCH batches ago is put (prep held). */
+static int prepare(Checkin *c, uint64_t j)
+{
+        Source *src = c->src;
+        Batch *b = &c->bt[j % NBATCH];
+        int r = wait_free(c, b);
+        if (r != 0)
+                return r;
+        b->off = j * (uint64_t)BATCH;
+        b->len = VC_MIN((uint64_t)BATCH, src->size - b->off);
+        b->first = b->off / c->p->chunk_size;
+        b->out = c->out + b->first;
+        atomic_store(&b->pieces_done, 0);
+        /* a version (--from) is read here, in one batch call; the
+         * workers read a file themselves */
+        if (src->fd < 0 && (r = source_read(src, b->off, b->buf, (size_t)b->len)) < 0)
+                return r;
+        pthread_mutex_lock(&c->lock);
+        b->working = true;
+        pthread_mutex_unlock(&c->lock);
+        ra_request(c, src, b->off + BATCH);
+        return 0;
+}
+
+/* The batch of piece g, made ready if no worker did yet: 0, *ret set; 1
+ * if there is none (past the end, or a worker failed); or an error. */
+static int batch_of(Checkin *c, uint64_t g, Batch **ret)
+{
+        uint64_t j = g / c->ppb;
+        if (j >= c->nbatches)
+                return 1;
+        int r = 0;
+        pthread_mutex_lock(&c->prep);
+        while (r == 0 && c->prepared <= j)
+                if ((r = prepare(c, c->prepared)) == 0)
+                        c->prepared++;
+        pthread_mutex_unlock(&c->prep);
+        *ret = &c->bt[j % NBATCH];
+        return r;
+}
+
+/* A piece of b is done: the last one hands b over to the put threads. */
+static void piece_done(Checkin *c, Batch *b)
+{
+        if (atomic_fetch_add(&b->pieces_done, 1) + 1 < c->ppb)
+                return;
+        pthread_mutex_lock(&c->lock);
+        b->working = false;
+        b->seq = c->handed++;
+        b->queued = true;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->lock);
+}
+
 /* A worker of vc_pool_run: its error, with its message, reaches the
  * caller's thread. */
 static int work(void *arg, int tid)
 {
         Checkin *c = arg;
-        Batch *b = c->cur;
         VcSealer *sl = c->sealers[tid];
-        uint64_t cs = c->p->chunk_size, n = (b->len + cs - 1) / cs;
-        const uint8_t *dirty = c->src ? c->src->dirty : NULL;
-        bool file = c->src && c->src->fd >= 0 && !dirty;
+        uint64_t cs = c->p->chunk_size;
+        const uint8_t *dirty = c->src->dirty;
+        bool file = c->src->fd >= 0 && !dirty;
         uint64_t t_read = 0, t_seal = 0, t_all = 0;
         int r = 0;
-        /* Each worker takes the next piece of the batch. From a file, it
-         * maps the piece and hashes the page cache in place: copying it
-         * out with pread cost a third of the time of an unchanged image
-         * (and a pread is the fallback if the file cannot be mapped). */
+        /* Each worker takes the next piece. From a file, it maps the piece
+         * and hashes the page cache in place: copying it out with pread
+         * cost a third of the time of an unchanged image (and a pread is
+         * the fallback if the file cannot be mapped). */
         while (r >= 0 && !vc_pool_stopping()) {
-                uint64_t lo = atomic_fetch_add(&c->next_piece, 1) * c->piece_chunks;
-                if (lo >= n)
+                uint64_t g = atomic_fetch_add(&c->next_piece, 1);
+                Batch *b;
+                if ((r = batch_of(c, g, &b)) != 0)
                         break;
-                uint64_t hi = VC_MIN(lo + c->piece_chunks, n), t0 = now_ns();
-                uint64_t from = lo * cs, len = VC_MIN(hi * cs, b->len) - from;
-                const uint8_t *base = b->buf + from;
-                void *m = MAP_FAILED;
-                if (file && c->map)
-                        m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED | MAP_POPULATE, c->src->fd,
-                                 (off_t)(c->src_off + from));
-                if (m != MAP_FAILED) {
-                        t_read += now_ns() - t0;
-                        r = mapped_chunks(c, b, sl, lo, hi, m, &t_seal);
-                        munmap(m, (size_t)len);
-                } else {
-                        if (file) {
-                                r = source_read(c->src, c->src_off + from, b->buf + from, (size_t)len);
+                uint64_t n = (b->len + cs - 1) / cs, lo = (g % c->ppb) * c->piece_chunks;
+                if (lo < n) {
+                        uint64_t hi = VC_MIN(lo + c->piece_chunks, n), t0 = now_ns();
+                        uint64_t from = lo * cs, len = VC_MIN(hi * cs, b->len) - from;
+                        const uint8_t *base = b->buf + from;
+                        void *m = MAP_FAILED;
+                        if (file && c->map)
+                                m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED | MAP_POPULATE, c->src->fd,
+                                         (off_t)(b->off + from));
+                        if (m != MAP_FAILED) {
                                 t_read += now_ns() - t0;
+                                r = mapped_chunks(c, b, sl, lo, hi, m, &t_seal);
+                                munmap(m, (size_t)len);
+                        } else {
+                                if (file) {
+                                        r = source_read(c->src, b->off + from, b->buf + from, (size_t)len);
+                                        t_read += now_ns() - t0;
+                                }
+                                if (r >= 0)
+                                        r = some_chunks(c, b, sl, lo, hi, base, dirty, &t_seal);
                         }
-                        if (r >= 0)
-                                r = some_chunks(c, b, sl, lo, hi, base, dirty, &t_seal);
+                        t_all += now_ns() - t0;
                 }
-                t_all += now_ns() - t0;
+                if (r >= 0)
+                        piece_done(c, b);
+        }
+        if (r < 0) {
+                /* a worker waiting for a batch this one held stops too */
+                pthread_mutex_lock(&c->lock);
+                c->work_failed = true;
+                pthread_cond_broadcast(&c->cv);
+                pthread_mutex_unlock(&c->lock);
         }
         atomic_fetch_add(&c->t_read, t_read);
         atomic_fetch_add(&c->t_seal, t_seal);
@@ -522,37 +620,6 @@ static void *put_main(void *arg)
         return NULL;
 }
 
-/* Waits until b is neither queued nor being put (every batch, if b is
- * NULL). Returns the put threads' first error, with its message. */
-static int wait_free(Checkin *c, Batch *b)
-{
-        uint64_t t0 = now_ns();
-        pthread_mutex_lock(&c->lock);
-        for (;;) {
-                bool busy = false;
-                for (int i = 0; i < NBATCH; i++)
-                        if ((!b || b == &c->bt[i]) && (c->bt[i].queued || c->bt[i].putting))
-                                busy = true;
-                if (!busy || vc_err_failed(&c->put_err))
-                        break;
-                pthread_cond_wait(&c->cv, &c->lock);
-        }
-        c->t_putwait += now_ns() - t0;
-        int r = vc_err_failed(&c->put_err) ? vc_err_raise(&c->put_err) : 0;
-        pthread_mutex_unlock(&c->lock);
-        return r;
-}
-
-/* Queues b for the put threads. */
-static void hand_over(Checkin *c, Batch *b)
-{
-        pthread_mutex_lock(&c->lock);
-        b->seq = c->handed++;
-        b->queued = true;
-        pthread_cond_broadcast(&c->cv);
-        pthread_mutex_unlock(&c->lock);
-}
-
 static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t prev_n, VcEntry *out,
                          uint64_t seal_base)
 {
@@ -561,31 +628,25 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
         c->seal_base = seal_base;
         c->prev = prev;
         c->prev_n = prev_n;
-        for (uint64_t off = 0; off < src->size; off += BATCH) {
-                /* b was handed over NBATCH rounds ago: wait until it is put */
-                Batch *b = &c->bt[c->ring];
-                c->ring = (c->ring + 1) % NBATCH;
-                int r = wait_free(c, b);
-                if (r < 0)
-                        return r;
-                b->len = VC_MIN((uint64_t)BATCH, src->size - off);
-                b->first = off / cs;
-                b->out = out + b->first;
-                c->src = src;
-                c->src_off = off;
-                /* a version (--from) is read here, in one batch call; the
-                 * workers read a file themselves */
-                if (src->fd < 0 && (r = source_read(src, off, b->buf, (size_t)b->len)) < 0)
-                        return r;
-                c->cur = b;
-                atomic_store(&c->next_piece, 0);
-                ra_request(c, src, off + BATCH);
-                uint64_t t0 = now_ns();
-                r = run_workers(c);
-                c->t_pool += now_ns() - t0;
-                if (r < 0)
-                        return r;
-                hand_over(c, b);
+        c->src = src;
+        c->out = out;
+        c->nbatches = (src->size + BATCH - 1) / BATCH;
+        c->ppb = (BATCH / cs + c->piece_chunks - 1) / c->piece_chunks;
+        c->prepared = 0;
+        c->work_failed = false;
+        atomic_store(&c->next_piece, 0);
+        /* one run of the workers for the whole image: a run per batch
+         * cost its threads' start and the wait for the slowest piece, a
+         * tenth of an unchanged image's time */
+        uint64_t t0 = now_ns();
+        int r = c->nbatches ? run_workers(c) : 0;
+        c->t_pool += now_ns() - t0;
+        if (r < 0) {
+                pthread_mutex_lock(&c->lock);
+                for (int i = 0; i < NBATCH; i++)
+                        c->bt[i].working = false;
+                pthread_mutex_unlock(&c->lock);
+                return r;
         }
         /* a version's trees are built once every batch is put */
         return wait_free(c, NULL);
@@ -744,6 +805,7 @@ static void free_checkin(Checkin *c)
         pthread_cond_destroy(&c->ra_cv);
         pthread_cond_destroy(&c->pm_cv);
         pthread_mutex_destroy(&c->lock);
+        pthread_mutex_destroy(&c->prep);
         pthread_mutex_destroy(&c->book);
 }
 
@@ -818,6 +880,7 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
                 return e;
         }
         pthread_mutex_init(&c->lock, NULL);
+        pthread_mutex_init(&c->prep, NULL);
         pthread_mutex_init(&c->book, NULL);
         pthread_cond_init(&c->cv, NULL);
         pthread_cond_init(&c->ra_cv, NULL);
