@@ -206,6 +206,18 @@ static size_t hits_of(VcBackend *b, const char *parcel, const char *dom, const B
         return (size_t)(traffic(b).cache_hits - before);
 }
 
+/* A parcel made straight in the upstream store, and n chunks (bt_chunks
+ * of seed and len_of) put into its domain dom (NULL: its data domain) and
+ * flushed there, before any cache sees them. */
+static void stored_upstream(Scene *sc, const char *name, VcPolicy pol, const char *dom, size_t n, uint64_t seed,
+                            uint32_t (*len_of)(size_t i, uint64_t r), VcParcel *p, BtChunks *c)
+{
+        mkparcel(sc->direct, name, pol, NULL, p);
+        bt_chunks(c, n, seed, len_of);
+        assert_rc(vc_chunks_put(sc->direct, p->name, dom ? dom : p->data_dom, c->items, c->n), 0);
+        assert_rc(vc_chunks_flush(sc->direct), 0);
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 /* A chunk fetched once is not fetched again, in this handle or the next. */
@@ -213,11 +225,8 @@ static void test_fetched_once(void **state)
 {
         Scene *sc = *state;
         VcParcel p;
-        mkparcel(sc->direct, "once", VC_POLICY_IP, NULL, &p);
         BtChunks c;
-        bt_chunks(&c, 40, 1, NULL);
-        assert_rc(vc_chunks_put(sc->direct, p.name, p.data_dom, c.items, c.n), 0);
-        assert_rc(vc_chunks_flush(sc->direct), 0);
+        stored_upstream(sc, "once", VC_POLICY_IP, NULL, 40, 1, NULL, &p, &c);
         Spy *spy;
         VcBackend *b = cache_on(sc, sc->up, 0, &spy);
         uint64_t bytes = bt_chunks_bytes(&c);
@@ -392,11 +401,8 @@ static void test_poisoned(void **state)
 {
         Scene *sc = *state;
         VcParcel p;
-        mkparcel(sc->direct, "poison", VC_POLICY_ALL, NULL, &p);
         BtChunks c;
-        bt_chunks(&c, 12, 7, NULL);
-        assert_rc(vc_chunks_put(sc->direct, p.name, "all", c.items, c.n), 0);
-        assert_rc(vc_chunks_flush(sc->direct), 0);
+        stored_upstream(sc, "poison", VC_POLICY_ALL, "all", 12, 7, NULL, &p, &c);
         Spy *spy;
         VcBackend *b = cache_on(sc, sc->up, 0, &spy);
         /* every chunk flipped */
@@ -433,11 +439,8 @@ static void test_damaged_cache(void **state)
 {
         Scene *sc = *state;
         VcParcel p;
-        mkparcel(sc->direct, "rot", VC_POLICY_ALL, NULL, &p);
         BtChunks c;
-        bt_chunks(&c, 1, 8, len_16k);
-        assert_rc(vc_chunks_put(sc->direct, p.name, "all", c.items, c.n), 0);
-        assert_rc(vc_chunks_flush(sc->direct), 0);
+        stored_upstream(sc, "rot", VC_POLICY_ALL, "all", 1, 8, len_16k, &p, &c);
         Spy *spy;
         VcBackend *b = cache_on(sc, sc->up, 0, &spy);
         assert_int_equal(hits_of(b, p.name, "all", &c), 0);
@@ -624,11 +627,8 @@ static void test_small_misses(void **state)
 {
         Scene *sc = *state;
         VcParcel p;
-        mkparcel(sc->direct, "small", VC_POLICY_IP, NULL, &p);
         BtChunks c;
-        bt_chunks(&c, 60, 7, NULL);
-        assert_rc(vc_chunks_put(sc->direct, p.name, p.data_dom, c.items, c.n), 0);
-        assert_rc(vc_chunks_flush(sc->direct), 0);
+        stored_upstream(sc, "small", VC_POLICY_IP, NULL, 60, 7, NULL, &p, &c);
         Spy *spy;
         VcBackend *b = cache_on(sc, sc->up, 0, &spy);
         BtChunks one = { .n = 1 };
@@ -744,11 +744,8 @@ static void test_churn(void **state)
         Scene *sc = *state;
         const uint64_t bound = 2ull << 20;
         VcParcel p;
-        mkparcel(sc->direct, "churn", VC_POLICY_ALL, NULL, &p);
         BtChunks set;
-        bt_chunks(&set, 400, 17, len_16k);      /* 6 MiB */
-        assert_rc(vc_chunks_put(sc->direct, p.name, "all", set.items, set.n), 0);
-        assert_rc(vc_chunks_flush(sc->direct), 0);
+        stored_upstream(sc, "churn", VC_POLICY_ALL, "all", 400, 17, len_16k, &p, &set);   /* 6 MiB */
         enum { USERS = 2, THREADS = 2 };
         VcBackend *b[USERS];
         Churn x[USERS * THREADS];
