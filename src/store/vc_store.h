@@ -170,6 +170,11 @@ void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes);
  * random tags rewrites most leaf pages of the index, so a writer of much
  * new data (a checkin) wants few flushes: VC_WRITER_FLUSH_BULK. */
 void vc_writer_set_flush_bytes(VcWriter *w, uint64_t bytes);
+/* Whether packs claimed from now on are written with direct I/O (the
+ * default, except in a volatile store: a host cache). A volatile store's
+ * bulk writers turn it on: the copy into fresh page-cache pages cost more
+ * CPU than the rest of a cache fill. VMCAS_DIRECT_IO=0 still turns it off. */
+void vc_writer_set_direct(VcWriter *w, bool on);
 #define VC_WRITER_FLUSH_BULK (256ull << 20)
 
 /* The same, for a caller that has just looked (domain, tag) up itself and

@@ -94,6 +94,7 @@ struct VcWriter {
         uint64_t pending_bytes;
         uint64_t flush_bytes;    /* flush when pending_bytes pass it */
         uint64_t pack_max;
+        bool direct;            /* packs written with direct I/O (where the file system has it) */
         uint64_t moved;
         int err;                /* a failed write poisons the writer */
         char msg[PATH_MAX + 640]; /* and its message, for every later call */
@@ -121,6 +122,7 @@ int vc_writer_new(VcStore *s, VcWriter **ret)
         w->s = s;
         w->pack_max = VC_PACK_MAX_DEFAULT;
         w->flush_bytes = VC_FLUSH_BYTES;
+        w->direct = !s->no_sync;
         pthread_mutex_init(&w->io_mu, NULL);
         pthread_cond_init(&w->io_cv, NULL);
         *ret = w;
@@ -130,6 +132,11 @@ int vc_writer_new(VcStore *s, VcWriter **ret)
 void vc_writer_set_flush_bytes(VcWriter *w, uint64_t bytes)
 {
         w->flush_bytes = VC_MAX(bytes, 1u);
+}
+
+void vc_writer_set_direct(VcWriter *w, bool on)
+{
+        w->direct = on;
 }
 
 void vc_writer_set_pack_max(VcWriter *w, uint64_t bytes)
@@ -310,7 +317,7 @@ static int wpack_add(VcWriter *w, uint64_t domain, uint32_t pack, int fd, uint64
                 free(buf);
                 return -ENOMEM;
         }
-        *p = (WPack){ .domain = domain, .pack = pack, .fd = fd, .dfd = w->s->no_sync ? -1 : open_direct(fd), .size = committed,
+        *p = (WPack){ .domain = domain, .pack = pack, .fd = fd, .dfd = w->direct ? open_direct(fd) : -1, .size = committed,
                       .committed = committed, .buf = buf };
         int r = p->dfd >= 0 ? reload_tail(p) : 0;
         if (r < 0) {
