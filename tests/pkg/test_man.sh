@@ -33,6 +33,12 @@ done
 for o in $(vmcas --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
   grep -q -- "$o" "$TMPDIR/vmcas.txt" || { _n=$((_n+1)); echo "not ok $_n - vmcas.1 does not document $o"; _failed=1; }
 done
+# every environment variable the program reads is in vmcas(1), but the
+# test suite's own hooks
+for v in $(grep -rhoE 'getenv\("VMCAS_[A-Z_]+"\)' "$TOP/src" | sed 's/getenv("\(.*\)")/\1/' | sort -u); do
+  case $v in VMCAS_CRASH_AT|VMCAS_TEST_FREE_SPACE) continue ;; esac
+  grep -q "B<$v>" "$TOP/man/inc/env.pod" || { _n=$((_n+1)); echo "not ok $_n - man/inc/env.pod does not document $v"; _failed=1; }
+done
 check "vmcas-checkin.1 says the exit codes" "grep -q 'Usage error' '$TMPDIR/vmcas-checkin.txt'"
 check "vmcas-checkin.1 says the environment" "grep -q 'VMCAS_KEYS' '$TMPDIR/vmcas-checkin.txt'"
 check "vmcas-checkin.1 says the files" "grep -q 'STORE/index/' '$TMPDIR/vmcas-checkin.txt'"
