@@ -83,6 +83,16 @@ nbdcopy "$WS_URI" dD.raw
 check "byte for byte" 'cmp -s dD.raw exp'
 stop_ws TERM
 
+# small gets that sleep for their reply at once (VMCAS_NO_SPIN=1) and no
+# read-ahead (VMCAS_READAHEAD=0): every miss is its own get, same bytes
+ok "host E checks out without a lease, on demand" host E B checkout p --no-lease --workspace wsE
+ok "host E serves it without spin or read-ahead" serve_ws wsE serveE.log $(hostenv E B) VMCAS_NO_SPIN=1 VMCAS_READAHEAD=0
+nbdsh -u "$WS_URI" -c 'import sys; sys.stdout.buffer.write(h.pread(4096, 1000000))' > e0
+check "a read of one missing chunk" 'cmp -s e0 <(tail -c +1000001 exp | head -c 4096)'
+nbdcopy "$WS_URI" dE.raw
+check "and the whole disk, byte for byte" 'cmp -s dE.raw exp'
+stop_ws TERM
+
 # the server goes away under a workspace on demand
 ok "host C checks out without a lease, on demand" host C B checkout p --no-lease --workspace wsC
 ok "host C serves it" serve_ws wsC serveC.log $(hostenv C B)
