@@ -876,14 +876,34 @@ static void lane_flush_locked(Cache *c, Lane *l)
         l->bytes = 0;
 }
 
-/* Flushes the lanes: all (force), or those due. */
+/* Flushes the lanes: all (force), or those due; those due at once in one
+ * index commit (a checkout's end flushed its three lanes one by one, each
+ * commit rewriting most of the leaves the one before had written). The
+ * lanes are locked in order; nobody holding a lane takes another. */
 static void lanes_settle(Cache *c, bool force)
 {
+        VcWriter *ws[LANES];
+        Lane *due[LANES];
+        int rets[LANES];
+        size_t n = 0;
         for (int i = 0; i < LANES; i++) {
                 Lane *l = &c->lane[i];
                 pthread_mutex_lock(&l->mu);
-                if (l->w && (force || l->bytes >= c->wflush || vc_mono() - l->since >= SETTLE_SECONDS))
-                        lane_flush_locked(c, l);
+                if (l->w && (force || l->bytes >= c->wflush || vc_mono() - l->since >= SETTLE_SECONDS)) {
+                        due[n] = l;
+                        ws[n++] = l->w;
+                } else
+                        pthread_mutex_unlock(&l->mu);
+        }
+        if (n && vc_writer_flush_many(ws, n, rets) < 0)
+                vc_errclear();          /* not indexed: the records are cut off by the next writer */
+        for (size_t k = 0; k < n; k++) {
+                Lane *l = due[k];
+                if (rets[k] >= 0)
+                        add(&c->written, l->bytes);
+                vc_writer_free(l->w);
+                l->w = NULL;
+                l->bytes = 0;
                 pthread_mutex_unlock(&l->mu);
         }
 }

@@ -205,6 +205,11 @@ bool vc_writer_has_pending(const VcWriter *w, uint64_t domain, const uint8_t tag
  * Takes LMDB's write lock: do not call it while this thread holds a write
  * VcTxn. */
 int vc_writer_flush(VcWriter *w);
+/* Flushes n writers of one store with one index commit for all (each
+ * flush of random tags rewrites most leaf pages of the index: one commit
+ * for three writers costs about what one writer's does). rets (or NULL)
+ * takes each writer's result; returns the first error, or 0. */
+int vc_writer_flush_many(VcWriter **ws, size_t n, int *rets);
 
 /* Releases the packs. Chunks put since the last flush are not indexed:
  * their bytes are cut off by the next writer of that pack. NULL ok. */

@@ -2194,6 +2194,96 @@ int vc_txn_has_chunks(VcTxn *t, uint64_t domain, const uint8_t *tags, size_t str
         return 0;
 }
 
+/* ---- a writer's entries at once ------------------------------------------------------ */
+
+typedef struct IdxMerge {
+        MDB_txn *txn;
+        MDB_dbi dbi;
+        size_t n;
+        vc_idx_entry_fn entry;
+        void *ctx;
+        uint64_t moved;
+} IdxMerge;
+
+/* The new value into the place a put with MDB_RESERVE handed out. */
+static void idx_fill(const uint8_t *k, const VcIdx *x, MDB_val *val)
+{
+        uint8_t *p = val->mv_data;
+        vc_idx_encode(x, p);
+        vc_put32(p + VC_IDX_VAL_LEN, value_crc(k, VC_IDX_KEY_LEN, p, VC_IDX_VAL_LEN));
+}
+
+static int idx_merge_run(void *arg)
+{
+        IdxMerge *m = arg;
+        MDB_cursor *cur;
+        int rc = mdb_cursor_open(m->txn, m->dbi, &cur);
+        if (rc)
+                return rc;
+        uint8_t k[VC_IDX_KEY_LEN];
+        for (size_t i = 0; i < m->n && rc == 0; i++) {
+                uint64_t domain, from_off = 0;
+                uint32_t from_pack = 0;
+                const uint8_t *tag;
+                bool move = false;
+                VcIdx x, old;
+                m->entry(m->ctx, i, &domain, &tag, &x, &move, &from_pack, &from_off);
+                vc_idx_key(k, domain, tag);
+                MDB_val key = { sizeof k, k }, val = { VC_IDX_VAL_LEN + 4, NULL };
+                if (!move) {
+                        /* one descent: inserted, or the entry found */
+                        rc = mdb_cursor_put(cur, &key, &val, MDB_NOOVERWRITE | MDB_RESERVE);
+                        if (rc == 0) {
+                                idx_fill(k, &x, &val);
+                                continue;
+                        }
+                        if (rc != MDB_KEYEXIST)
+                                break;
+                        rc = 0;
+                        if (value_ok(&key, &val) && vc_idx_decode(val.mv_data, val.mv_size - 4, &old) == 0)
+                                continue;       /* indexed meanwhile */
+                } else {
+                        rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
+                        if (rc == MDB_NOTFOUND) {
+                                rc = 0;
+                                continue;       /* swept meanwhile */
+                        }
+                        if (rc)
+                                break;
+                        if (!value_ok(&key, &val) || vc_idx_decode(val.mv_data, val.mv_size - 4, &old) < 0 ||
+                            old.pack != from_pack || old.off != from_off)
+                                continue;       /* moved by someone else, or damaged: left be */
+                        x.stored_at = old.stored_at;
+                        m->moved++;
+                }
+                /* replaced where the cursor stands */
+                val = (MDB_val){ VC_IDX_VAL_LEN + 4, NULL };
+                if ((rc = mdb_cursor_put(cur, &key, &val, MDB_CURRENT | MDB_RESERVE)) == 0)
+                        idx_fill(k, &x, &val);
+        }
+        mdb_cursor_close(cur);
+        return rc;
+}
+
+int vc_idx_merge(VcTxn *t, size_t n, vc_idx_entry_fn entry, void *ctx, uint64_t *moved)
+{
+        if (n == 0)
+                return 0;
+        if (!t->write)
+                return vc_errf(-EINVAL, "write to table %s in a read transaction", table_names[VC_DB_INDEX]);
+        if (atomic_load(&t->s->db->table_bad[VC_DB_INDEX]))
+                return table_err(t->s->db, VC_DB_INDEX);
+        IdxMerge m = { .txn = t->txn, .dbi = t->s->db->dbi[VC_DB_INDEX], .n = n, .entry = entry, .ctx = ctx };
+        Op o = { .kind = OP_CALL, .call = idx_merge_run, .arg = &m };
+        int r = txn_op(t, "writing to the store index", &o);
+        if (r < 0)
+                return r;
+        if (o.rc)
+                return db_err(o.rc, "writing to the store index");
+        *moved += m.moved;
+        return 0;
+}
+
 int vc_db_put(VcTxn *t, VcDbTable tb, const void *k, size_t kl, const void *v, size_t vl)
 {
         int r = check_key(t, tb, kl);

@@ -254,6 +254,17 @@ int vc_packs_decode(const void *v, size_t vl, VcPackEnt *e);            /* -EBAD
 int vc_idx_get(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], VcIdx *ret);
 int vc_idx_put(VcTxn *t, uint64_t domain, const uint8_t tag[VC_TAG_LEN], const VcIdx *x);
 int vc_packs_get(VcTxn *t, uint64_t domain, uint32_t pack, VcPackEnt *ret);
+/* A writer's flush: n entries into the index in one pass of a cursor (the
+ * caller orders them by key, so neighbours share a leaf and LMDB skips the
+ * descent from the root). entry(ctx, i, ...) gives the i-th: its domain,
+ * tag and new value, and for a move (move true) where the record was. A put
+ * leaves a sound entry there alone (the chunk was indexed meanwhile: ours
+ * is dead space) and replaces a damaged one; a move repoints the entry only
+ * if it still points at (from_pack, from_off), keeping its stored_at, and
+ * counts it in *moved. */
+typedef void (*vc_idx_entry_fn)(void *ctx, size_t i, uint64_t *domain, const uint8_t **tag, VcIdx *x,
+                                bool *move, uint32_t *from_pack, uint64_t *from_off);
+int vc_idx_merge(VcTxn *t, size_t n, vc_idx_entry_fn entry, void *ctx, uint64_t *moved);
 int vc_packs_put(VcTxn *t, uint64_t domain, uint32_t pack, const VcPackEnt *e);
 
 /* Decodes an index record into *ci; -EBADMSG (no message) if malformed. */

@@ -833,61 +833,152 @@ int vc_writer_move(VcWriter *w, uint64_t domain, int kind, const uint8_t tag[VC_
                           &(Pending){ .from_pack = from_pack, .from_off = from_off });
 }
 
-/* In the flush transaction: one pending entry into the index. */
-static int commit_entry(VcWriter *w, VcTxn *t, const Pending *pe, int64_t now, uint64_t *moved)
-{
-        uint8_t k[VC_IDX_KEY_LEN];
-        const void *v;
-        size_t vl;
-        VcIdx cur, x = { .pack = pe->pack, .off = pe->off, .len = pe->len, .kind = pe->kind, .stored_at = now };
-        vc_idx_key(k, pe->domain, pe->tag);
-        int r = vc_db_get(t, VC_DB_INDEX, k, sizeof k, &v, &vl);
-        if (r == 0 && vc_idx_decode(v, vl, &cur) < 0)
-                r = -EBADMSG;
-        if (r < 0 && r != -ENOENT && r != -EBADMSG)
-                return r;
-        if (!pe->move) {
-                /* Another writer indexed it meanwhile: ours is dead space. */
-                if (r == 0)
-                        return 0;
-        } else {
-                /* Swept, or moved by someone else meanwhile: leave it be. */
-                if (r < 0 || cur.pack != pe->from_pack || cur.off != pe->from_off)
-                        return 0;
-                x.stored_at = cur.stored_at;
-                (*moved)++;
-        }
-        return vc_idx_put(t, pe->domain, pe->tag, &x);
-}
+/* The pending entries of a flush in index order: key (domain, then tag),
+ * equal keys in the order they were put (a move after a put of the same
+ * tag stays after it: the entries of one writer lie in one array, in put
+ * order). The first 8 bytes of the tag are compared as a number. */
+typedef struct SortEnt {
+        uint64_t domain, prefix;
+        const Pending *pe;
+} SortEnt;
 
-/* Orders indices into the pending entries (ctx) by index key (domain,
- * then tag), equal keys in the order they were put (a move after a put of
- * the same tag stays after it). */
-static int pend_cmp(const void *a, const void *b, void *ctx)
+static int sort_cmp(const void *a, const void *b)
 {
-        const Pending *pend = ctx;
-        uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
-        const Pending *x = &pend[i], *y = &pend[j];
+        const SortEnt *x = a, *y = b;
         if (x->domain != y->domain)
                 return x->domain < y->domain ? -1 : 1;
-        int c = memcmp(x->tag, y->tag, VC_TAG_LEN);
+        if (x->prefix != y->prefix)
+                return x->prefix < y->prefix ? -1 : 1;
+        int c = memcmp(x->pe->tag + 8, y->pe->tag + 8, VC_TAG_LEN - 8);
         if (c)
                 return c;
-        return i < j ? -1 : i > j;
+        return x->pe < y->pe ? -1 : x->pe > y->pe;
 }
 
-int vc_writer_flush(VcWriter *w)
+/* Sorts n entries of one domain by sort_cmp, into out. Tags are uniform:
+ * the entries go to buckets by their first bits (a counting sort, O(n)),
+ * and each bucket, a few entries, is sorted by insertion. */
+static int bucket_sort(const SortEnt *e, size_t n, SortEnt *out)
+{
+        unsigned bits = 4;
+        while (bits < 20 && ((size_t)1 << bits) < n / 2)
+                bits++;
+        size_t nb = (size_t)1 << bits;
+        size_t *start = calloc(nb + 1, sizeof *start);
+        if (!start)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                start[(e[i].prefix >> (64 - bits)) + 1]++;
+        for (size_t b = 0; b < nb; b++)
+                start[b + 1] += start[b];
+        /* stable: equal keys keep their order */
+        for (size_t i = 0; i < n; i++)
+                out[start[e[i].prefix >> (64 - bits)]++] = e[i];
+        free(start);
+        for (size_t i = 1; i < n; i++) {
+                SortEnt x = out[i];
+                size_t j = i;
+                while (j > 0 && sort_cmp(&out[j - 1], &x) > 0) {
+                        out[j] = out[j - 1];
+                        j--;
+                }
+                out[j] = x;
+        }
+        return 0;
+}
+
+/* Sorts n entries by sort_cmp: by domain (a flush holds a few: a parcel's
+ * data and its keyring nodes), each domain's run by bucket_sort; qsort if
+ * there are many domains or memory is short. */
+static void sort_ents(SortEnt *e, size_t n)
+{
+        enum { DOMS = 8 };
+        if (n < 64) {
+                qsort(e, n, sizeof *e, sort_cmp);
+                return;
+        }
+        uint64_t dom[DOMS];
+        size_t nd = 0, cnt[DOMS + 1] = { 0 };
+        for (size_t i = 0; i < n && nd <= DOMS; i++) {
+                size_t d = 0;
+                while (d < nd && dom[d] != e[i].domain)
+                        d++;
+                if (d == nd && nd++ < DOMS)
+                        dom[d] = e[i].domain;
+        }
+        SortEnt *tmp = nd <= DOMS ? malloc(n * sizeof *tmp) : NULL;
+        if (!tmp) {
+                qsort(e, n, sizeof *e, sort_cmp);
+                return;
+        }
+        /* the domains in order, then each entry to its domain's run */
+        for (size_t a = 1; a < nd; a++)
+                for (size_t b = a; b > 0 && dom[b - 1] > dom[b]; b--) {
+                        uint64_t x = dom[b];
+                        dom[b] = dom[b - 1];
+                        dom[b - 1] = x;
+                }
+        size_t at[DOMS];
+        for (size_t i = 0; i < n; i++) {
+                size_t d = 0;
+                while (dom[d] != e[i].domain)
+                        d++;
+                cnt[d + 1]++;
+        }
+        for (size_t d = 0; d < nd; d++) {
+                cnt[d + 1] += cnt[d];
+                at[d] = cnt[d];
+        }
+        for (size_t i = 0; i < n; i++) {
+                size_t d = 0;
+                while (dom[d] != e[i].domain)
+                        d++;
+                tmp[at[d]++] = e[i];
+        }
+        for (size_t d = 0; d < nd; d++)
+                if (bucket_sort(tmp + cnt[d], cnt[d + 1] - cnt[d], e + cnt[d]) < 0) {
+                        memcpy(e, tmp, n * sizeof *e);
+                        qsort(e, n, sizeof *e, sort_cmp);
+                        break;
+                }
+        free(tmp);
+}
+
+typedef struct Merge {
+        const SortEnt *ents;
+        size_t n;
+        int64_t now;
+} Merge;
+
+static void merge_entry(void *ctx, size_t i, uint64_t *domain, const uint8_t **tag, VcIdx *x, bool *move,
+                        uint32_t *from_pack, uint64_t *from_off)
+{
+        const Merge *m = ctx;
+        const Pending *pe = m->ents[i].pe;
+        /* the entries are in key order, their records in put order: ask
+         * for one a few places ahead while this one is inserted */
+        if (i + 8 < m->n)
+                __builtin_prefetch(m->ents[i + 8].pe);
+        *domain = pe->domain;
+        *tag = pe->tag;
+        *x = (VcIdx){ .pack = pe->pack, .off = pe->off, .len = pe->len, .kind = pe->kind, .stored_at = m->now };
+        *move = pe->move;
+        *from_pack = pe->from_pack;
+        *from_off = pe->from_off;
+}
+
+/* Every dirty pack's buffer of w out (on the I/O thread, all at once), then
+ * each written and synced. *any: w has something to commit. */
+static int flush_data(VcWriter *w, bool *any)
 {
         if (w->err)
                 return vc_errf(w->err, "%s", w->msg);
-        bool any = w->npend > 0;
-        /* every pack's buffer out (on the I/O thread, all at once), then
-         * each written and synced */
+        *any = w->npend > 0;
         for (size_t i = 0; i < w->npacks; i++) {
                 WPack *p = w->packs[i];
                 if (!p->dirty)
                         continue;
-                any = true;
+                *any = true;
                 int r = wbuf_out(w, p);
                 if (r < 0)
                         return poison(w, r, p, "write to");
@@ -902,53 +993,16 @@ int vc_writer_flush(VcWriter *w)
                 if (!w->s->no_sync && fdatasync(p->fd) < 0)
                         return poison(w, -errno, p, "sync");
         }
-        if (!any)
-                return 0;
-        vc_crash_point("flush-synced");
-        if (w->rt_live) {
+        if (*any && w->rt_live) {
                 vc_txn_reset(w->rt);
                 w->rt_live = false;
         }
+        return 0;
+}
 
-        /* The entries go in in key order: random tags inserted as they
-         * came touch a random leaf page of the index each, and LMDB looks
-         * every page up in the transaction's dirty list; in order, one
-         * leaf takes its run of entries while it is in the CPU's cache. */
-        uint32_t *order = NULL;
-        if (w->npend > 1 && w->npend <= UINT32_MAX && (order = malloc(w->npend * sizeof *order))) {
-                for (size_t i = 0; i < w->npend; i++)
-                        order[i] = (uint32_t)i;
-                qsort_r(order, w->npend, sizeof *order, pend_cmp, w->pend);
-        }
-        VcTxn *t;
-        int r = vc_txn_begin(w->s, true, &t);
-        if (r < 0) {
-                free(order);
-                return r;
-        }
-        int64_t now = vc_now();
-        uint64_t moved = 0;
-        for (size_t i = 0; r == 0 && i < w->npend; i++)
-                r = commit_entry(w, t, &w->pend[order ? order[i] : i], now, &moved);
-        free(order);
-        for (size_t i = 0; r == 0 && i < w->npacks; i++) {
-                WPack *p = w->packs[i];
-                if (p->dirty)
-                        r = vc_packs_put(t, p->domain, p->pack,
-                                         &(VcPackEnt){ .flags = p->full ? VC_PACK_SEALED : 0, .committed = p->size });
-        }
-        if (r < 0) {
-                vc_txn_abort(t);
-                return r;       /* everything stays pending: a retry commits it */
-        }
-        r = vc_txn_commit(t);
-        /* The index could not grow: on a full disk retrying is pointless,
-         * and the caller should hear why. */
-        if (r < 0 && vc_store_out_of_space(w->s, r))
-                return nospace(w, r, "the store index");
-        if (r < 0)
-                return r;
-
+/* After the commit: w's entries are indexed, its full packs given up. */
+static void flush_done(VcWriter *w, uint64_t moved)
+{
         w->moved += moved;
         w->npend = 0;
         w->pending_bytes = 0;
@@ -967,5 +1021,97 @@ int vc_writer_flush(VcWriter *w)
                         w->packs[keep++] = p;
         }
         w->npacks = keep;
+}
+
+/* The index commit of a flush of ws (n writers of one store, their data
+ * written and synced): one transaction for all. */
+static int flush_index(VcWriter **ws, size_t n)
+{
+        VcStore *s = ws[0]->s;
+        size_t total = 0;
+        for (size_t k = 0; k < n; k++)
+                total += ws[k]->npend;
+        /* The entries go in in key order: random tags inserted as they
+         * came touch a random leaf page of the index each; in order, one
+         * leaf takes its run of entries while it is in the CPU's cache,
+         * and the cursor finds it without a descent from the root. */
+        SortEnt *ents = total ? malloc(total * sizeof *ents) : NULL;
+        if (total && !ents)
+                return -ENOMEM;
+        size_t m = 0;
+        for (size_t k = 0; k < n; k++)
+                for (size_t i = 0; i < ws[k]->npend; i++) {
+                        const Pending *pe = &ws[k]->pend[i];
+                        ents[m++] = (SortEnt){ .domain = pe->domain, .prefix = vc_get64be(pe->tag), .pe = pe };
+                }
+        sort_ents(ents, total);
+        VcTxn *t;
+        int r = vc_txn_begin(s, true, &t);
+        if (r < 0) {
+                free(ents);
+                return r;
+        }
+        uint64_t moved = 0;
+        Merge mg = { .ents = ents, .n = total, .now = vc_now() };
+        r = vc_idx_merge(t, total, merge_entry, &mg, &moved);
+        free(ents);
+        for (size_t k = 0; k < n; k++)
+                for (size_t i = 0; r == 0 && i < ws[k]->npacks; i++) {
+                        WPack *p = ws[k]->packs[i];
+                        if (p->dirty)
+                                r = vc_packs_put(t, p->domain, p->pack,
+                                                 &(VcPackEnt){ .flags = p->full ? VC_PACK_SEALED : 0,
+                                                               .committed = p->size });
+                }
+        if (r < 0) {
+                vc_txn_abort(t);
+                return r;       /* everything stays pending: a retry commits it */
+        }
+        r = vc_txn_commit(t);
+        /* The index could not grow: on a full disk retrying is pointless,
+         * and the caller should hear why. */
+        if (r < 0 && vc_store_out_of_space(s, r)) {
+                for (size_t k = 1; k < n; k++)
+                        nospace(ws[k], r, "the store index");
+                return nospace(ws[0], r, "the store index");
+        }
+        if (r < 0)
+                return r;
+        /* (moves come from compaction's single writer) */
+        for (size_t k = 0; k < n; k++)
+                flush_done(ws[k], k == 0 ? moved : 0);
         return 0;
+}
+
+int vc_writer_flush(VcWriter *w)
+{
+        int r;
+        vc_writer_flush_many(&w, 1, &r);
+        return r;
+}
+
+int vc_writer_flush_many(VcWriter **ws, size_t n, int *rets)
+{
+        VcWriter *live[n ? n : 1];
+        int *ret[n ? n : 1];
+        size_t nl = 0;
+        int first = 0, dummy;
+        for (size_t k = 0; k < n; k++) {
+                bool any = false;
+                int *rk = rets ? &rets[k] : &dummy;
+                *rk = flush_data(ws[k], &any);
+                if (*rk < 0 && first == 0)
+                        first = *rk;
+                if (*rk >= 0 && any) {
+                        ret[nl] = rk;
+                        live[nl++] = ws[k];
+                }
+        }
+        if (nl == 0)
+                return first;
+        vc_crash_point("flush-synced");
+        int ri = flush_index(live, nl);
+        for (size_t k = 0; k < nl; k++)
+                *ret[k] = ri;
+        return first < 0 ? first : ri;
 }

@@ -228,6 +228,60 @@ static void test_dedup(void **state)
         tmp_store_free(path);
 }
 
+/* Several writers flushed at once (a host cache's lanes): one index
+ * commit, every chunk readable, a chunk two writers hold indexed once, and
+ * a writer with nothing to flush is no error. Enough entries in two
+ * domains for the flush's bucket sort. */
+static void test_flush_many(void **state)
+{
+        (void)state;
+        char *path = tmp_store();
+        VcStore *s;
+        VcWriter *w[3];
+        uint64_t d, d2;
+        assert_int_equal(vc_store_create(path), 0);
+        assert_int_equal(vc_store_open(path, &s), 0);
+        assert_int_equal(vc_store_domain(s, "all", true, &d), 0);
+        assert_int_equal(vc_store_domain(s, "parcel:2", true, &d2), 0);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(vc_writer_new(s, &w[i]), 0);
+        for (uint64_t k = 0; k < 300; k++)
+                assert_int_equal(put_chunk(w[0], d, k), 1);
+        for (uint64_t k = 200; k < 500; k++)
+                assert_int_equal(put_chunk(w[1], d, k), 1);     /* 200..299: both hold them */
+        for (uint64_t k = 1000; k < 1100; k++)
+                assert_int_equal(put_chunk(w[1], d2, k), 1);
+        int rets[3] = { -1, -1, -1 };
+        assert_int_equal(vc_writer_flush_many(w, 3, rets), 0);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(rets[i], 0);
+        for (uint64_t k = 0; k < 500; k++)
+                assert_int_equal(verify_chunk(s, d, k), 0);
+        for (uint64_t k = 1000; k < 1100; k++)
+                assert_int_equal(verify_chunk(s, d2, k), 0);
+        /* indexed now: no writer stores them again */
+        assert_int_equal(put_chunk(w[2], d, 250), 0);
+        assert_int_equal(put_chunk(w[0], d2, 1050), 0);
+        assert_int_equal(vc_writer_flush_many(w, 3, NULL), 0);
+        VcDomainStat *st;
+        size_t n;
+        uint64_t ib;
+        assert_int_equal(vc_store_stat(s, &st, &n, &ib), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(st[i].data_chunks + st[i].meta_chunks, st[i].domain == d ? 500 : 100);
+        free(st);
+        for (int i = 0; i < 3; i++)
+                vc_writer_free(w[i]);
+        /* what they wrote survives a reopen */
+        vc_store_free(s);
+        assert_int_equal(vc_store_open(path, &s), 0);
+        for (uint64_t k = 0; k < 500; k += 7)
+                assert_int_equal(verify_chunk(s, d, k), 0);
+        vc_store_free(s);
+        tmp_store_free(path);
+}
+
 static void test_visibility(void **state)
 {
         (void)state;
@@ -787,6 +841,7 @@ int main(void)
                 cmocka_unit_test(test_domains),
                 cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_dedup),
+                cmocka_unit_test(test_flush_many),
                 cmocka_unit_test(test_visibility),
                 cmocka_unit_test(test_catalog),
                 cmocka_unit_test(test_seal_and_stat),
