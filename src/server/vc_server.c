@@ -24,6 +24,7 @@ int vc_server_new(const VcServerOpts *o, VcServer **ret)
                 return -ENOMEM;
         pthread_mutex_init(&s->users_lock, NULL);
         pthread_mutex_init(&s->create_lock, NULL);
+        pthread_mutex_init(&s->bufs_lock, NULL);
         snprintf(s->store, sizeof s->store, "%s", o->store);
         snprintf(s->bundles, sizeof s->bundles, "%s/bundles", o->store);
         s->no_oracle = o->no_existence_oracle;
@@ -62,6 +63,9 @@ void vc_server_free(VcServer *s)
         vc_users_clear(&s->users);
         pthread_mutex_destroy(&s->users_lock);
         pthread_mutex_destroy(&s->create_lock);
+        for (size_t i = 0; i < s->nbufs; i++)
+                free(s->bufs[i]);
+        pthread_mutex_destroy(&s->bufs_lock);
         free(s);
 }
 
@@ -443,6 +447,30 @@ static int keep(VcReq *q, const uint8_t *data, size_t len)
         return 0;
 }
 
+/* An upload buffer: one kept from an earlier upload, or a new one. */
+static uint8_t *buf_take(VcServer *s)
+{
+        uint8_t *b = NULL;
+        pthread_mutex_lock(&s->bufs_lock);
+        if (s->nbufs)
+                b = s->bufs[--s->nbufs];
+        pthread_mutex_unlock(&s->bufs_lock);
+        return b ? b : malloc(VC_SRV_PUT_BATCH + VC_SEALED_MAX);
+}
+
+static void buf_give(VcServer *s, uint8_t *b)
+{
+        if (!b)
+                return;
+        pthread_mutex_lock(&s->bufs_lock);
+        if (s->nbufs < VC_SRV_PUT_BUFS) {
+                s->bufs[s->nbufs++] = b;
+                b = NULL;
+        }
+        pthread_mutex_unlock(&s->bufs_lock);
+        free(b);
+}
+
 /* The head of an upload: the parcel and domain, checked before any chunk
  * is taken. */
 static int put_head(VcReq *q, const uint8_t **data, size_t *len)
@@ -462,7 +490,7 @@ static int put_head(VcReq *q, const uint8_t **data, size_t *len)
                 VcParcelInfo pi;
                 if ((r = vc_srv_parcel(q, q->parcel, &pi)) < 0 || (r = vc_srv_domain(q, &pi, q->domain, &q->shared)) < 0)
                         return r;
-                if (!(p->buf = malloc(VC_SRV_PUT_BATCH + VC_SEALED_MAX)) ||
+                if (!(p->buf = buf_take(q->s)) ||
                     !(p->items = calloc(VC_ARRAY_SIZE(p->item_off), sizeof *p->items)))
                         return -ENOMEM;
         }
@@ -569,7 +597,7 @@ void vc_req_free(VcReq *q)
         if (!q)
                 return;
         if (q->put) {
-                free(q->put->buf);
+                buf_give(q->s, q->put->buf);
                 free(q->put->items);
                 free(q->put);
         }

@@ -25,6 +25,7 @@
 
 /* Limits of request bodies: remote/vc_wire.h. */
 #define VC_SRV_PUT_BATCH (4u << 20)         /* chunks are stored in batches of this many bytes */
+#define VC_SRV_PUT_BUFS 8                   /* upload buffers kept between requests, at most */
 
 typedef struct VcServer VcServer;
 typedef struct VcReq VcReq;

@@ -21,6 +21,12 @@ struct VcServer {
         off_t users_size;
         double users_checked;
         pthread_mutex_t create_lock;     /* parcel creation checks then creates */
+        /* upload buffers kept for the next upload: a fresh 4 MiB one was
+         * faulted in page by page at every request, a twelfth of the
+         * server's CPU in a checkin */
+        pthread_mutex_t bufs_lock;
+        uint8_t *bufs[VC_SRV_PUT_BUFS];
+        size_t nbufs;
 };
 
 typedef enum {
