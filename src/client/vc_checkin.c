@@ -92,8 +92,8 @@ typedef struct Checkin {
         Source *src;               /* the image the workers read */
         VcEntry *out;              /* its entries */
         uint64_t nbatches;         /* its batches */
-        pthread_mutex_t prep;      /* one worker at a time gets the next batch ready */
-        uint64_t prepared;         /* batches made ready (under prep) */
+        bool preparing;            /* a worker is getting the next batch ready (lock) */
+        uint64_t prepared;         /* batches made ready (lock) */
         bool work_failed;          /* a worker failed: stop waiting (under lock) */
         pthread_mutex_t lock;
         /* the put threads; what they count is under book */
@@ -405,7 +405,8 @@ static int wait_free(Checkin *c, Batch *b)
 }
 
 /* Makes batch j of the image ready, in its slot of the ring, once the
- * batch that used the slot NBATCH batches ago is put (prep held). */
+ * batch that used the slot NBATCH batches ago is put (the one preparer:
+ * see batch_of). */
 static int prepare(Checkin *c, uint64_t j)
 {
         Source *src = c->src;
@@ -436,12 +437,31 @@ static int batch_of(Checkin *c, uint64_t g, Batch **ret)
         uint64_t j = g / c->ppb;
         if (j >= c->nbatches)
                 return 1;
+        /* One worker at a time gets the next batch ready, and the others
+         * wait on the condition, not on a lock its preparer holds: the
+         * preparer of batch j waits for batch j - NBATCH to be put, which
+         * needs the last pieces of that batch, and a worker holding one
+         * of those may be asking for its batch right now (one that ran
+         * ahead through pieces with nothing to hash, a workspace's clean
+         * chunks, made this happen: both waited for ever). */
         int r = 0;
-        pthread_mutex_lock(&c->prep);
-        while (r == 0 && c->prepared <= j)
-                if ((r = prepare(c, c->prepared)) == 0)
+        pthread_mutex_lock(&c->lock);
+        while (r == 0 && c->prepared <= j) {
+                if (c->preparing) {
+                        pthread_cond_wait(&c->cv, &c->lock);
+                        continue;
+                }
+                c->preparing = true;
+                uint64_t k = c->prepared;
+                pthread_mutex_unlock(&c->lock);
+                r = prepare(c, k);
+                pthread_mutex_lock(&c->lock);
+                c->preparing = false;
+                if (r == 0)
                         c->prepared++;
-        pthread_mutex_unlock(&c->prep);
+                pthread_cond_broadcast(&c->cv);
+        }
+        pthread_mutex_unlock(&c->lock);
         *ret = &c->bt[j % NBATCH];
         return r;
 }
@@ -633,6 +653,7 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
         c->nbatches = (src->size + BATCH - 1) / BATCH;
         c->ppb = (BATCH / cs + c->piece_chunks - 1) / c->piece_chunks;
         c->prepared = 0;
+        c->preparing = false;
         c->work_failed = false;
         atomic_store(&c->next_piece, 0);
         /* one run of the workers for the whole image: a run per batch
@@ -805,7 +826,6 @@ static void free_checkin(Checkin *c)
         pthread_cond_destroy(&c->ra_cv);
         pthread_cond_destroy(&c->pm_cv);
         pthread_mutex_destroy(&c->lock);
-        pthread_mutex_destroy(&c->prep);
         pthread_mutex_destroy(&c->book);
 }
 
@@ -880,7 +900,6 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
                 return e;
         }
         pthread_mutex_init(&c->lock, NULL);
-        pthread_mutex_init(&c->prep, NULL);
         pthread_mutex_init(&c->book, NULL);
         pthread_cond_init(&c->cv, NULL);
         pthread_cond_init(&c->ra_cv, NULL);
