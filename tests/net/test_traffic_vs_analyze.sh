@@ -64,10 +64,12 @@ for pol in ip all; do
     [ "$version" -ge 2 ] || continue
     name=$pol-none-$parcel
     rm -rf cache
-    run --cache cache checkout $name --version $((version - 1)) --no-lease --memory o.m --disk o.d
-    run --cache cache checkout $name --version $version --no-lease --memory o.m --disk o.d --json > co.json
+    run --cache cache checkout $name --version $((version - 1)) --no-lease --memory o.m --disk o.d --json > co1.json
+    VMCAS_TIMING=1 run --cache cache checkout $name --version $version --no-lease --memory o.m --disk o.d --json > co.json 2> co.err
     cmp -s o.m tr/$mem && cmp -s o.d tr/$disk || echo "# $name@$version differs"
     echo "$parcel $version $(json received_data_bytes < co.json)" >> down.$pol
+    # what a mismatch needs to be understood: both checkouts' figures and the cache
+    { echo "## $name@$version"; cat co1.json co.json co.err; "$B" -s cache stat --json 2>&1; } > diag.$pol.$parcel.$version
   done < events.tsv
   $PY - down.$pol an.json > cmp.out <<'PYEOF'
 import json, sys
@@ -81,6 +83,10 @@ for line in open(rows):
     if got % 4104 or got // 4104 * 4096 != pred[(p, int(v))]:
         bad += 1
         print("# %s@%s: received %d, analyze %d" % (p, v, got, pred[(p, int(v))]))
+        try:
+            print("".join("# " + l for l in open("diag.%s.%s.%s" % (rows.split(".")[1], p, v))))
+        except OSError:
+            pass
 print("# %d downloads, %d differ" % (sum(1 for _ in open(rows)), bad))
 sys.exit(1 if bad else 0)
 PYEOF
