@@ -256,11 +256,22 @@ static int prevmap_get(Checkin *c, const uint8_t key[VC_KEY_LEN], uint64_t *at)
 }
 
 
-static int need_add(Need *nd, const uint8_t tag[32])
+/* Adds tag to what the commit must find stored, once; *val is its entry's
+ * mark (NEED_SENT once a put carries it), valid until the next need_add.
+ * One entry per tag: a second set of the tags sent doubled the table,
+ * whose fresh pages cost a new-data checkin more than its probes. */
+#define NEED_SENT 1
+
+static int need_add(Need *nd, const uint8_t tag[32], uint64_t **val)
 {
-        int r = vc_tagset_add(nd->seen, 0, tag, 0);
-        if (r <= 0)
-                return r;
+        bool added;
+        uint64_t *v = vc_tagset_ref(nd->seen, 0, tag, &added);
+        if (!v)
+                return -ENOMEM;
+        if (val)
+                *val = v;
+        if (!added)
+                return 0;
         if (nd->n == nd->cap) {
                 size_t cap = nd->cap ? 2 * nd->cap : 1024;
                 uint8_t *x = realloc(nd->tags, cap * 32);
@@ -270,7 +281,7 @@ static int need_add(Need *nd, const uint8_t tag[32])
                 nd->cap = cap;
         }
         memcpy(nd->tags + 32 * nd->n++, tag, 32);
-        return 0;
+        return 1;
 }
 
 /* Chunk i of batch b: zero, reused (its entry from the previous version)
@@ -571,21 +582,19 @@ static int put_batch(Checkin *c, Batch *b)
         c->st->zero_chunks += zero;
         c->st->reused_chunks += reused;
         for (size_t j = 0; j < m && r >= 0; j++) {
-                uint64_t i = b->at[j];
-                if ((r = need_add(&c->need_data, b->out[i].tag)) < 0)
+                uint64_t i = b->at[j], *mark;
+                if ((r = need_add(&c->need_data, b->out[i].tag, &mark)) < 0)
                         break;
-                if (!b->missing[j])
-                        continue;
+                r = 0;
                 /* the same content twice (in a batch or in two) is sent once */
-                if (vc_tagset_get(c->need_data.seen, 1, b->out[i].tag, NULL))
+                if (!b->missing[j] || (*mark & NEED_SENT))
                         continue;
+                *mark |= NEED_SENT;
                 VcPutItem *it = &b->items[k++];
                 memcpy(it->tag, b->out[i].tag, 32);
                 it->kind = VC_KIND_DATA;
                 it->len = (uint32_t)b->slen[i];
                 it->data = b->slots + i * c->slot_size;
-                if ((r = vc_tagset_add(c->need_data.seen, 1, it->tag, 0)) < 0)
-                        break;
                 c->st->new_chunks++;
                 c->st->new_bytes += b->slen[i];
         }
@@ -686,8 +695,6 @@ static int flush_nodes(Checkin *c)
         if ((r = vc_chunks_missing(c->b, c->p->name, c->p->node_dom, c->ntags, n, c->nmissing)) < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                if ((r = need_add(&c->need_nodes, c->nitems[i].tag)) < 0)
-                        return r;
                 if (c->nmissing[i]) {
                         c->st->meta_bytes += c->nitems[i].len;
                         c->nitems[k++] = c->nitems[i];
@@ -703,10 +710,9 @@ static int node_put(const uint8_t tag[32], const uint8_t *sealed, size_t len, vo
 {
         Checkin *c = ctx;
         int r;
-        /* a node already queued (the same subtree twice) is sent once */
-        if (vc_tagset_get(c->need_nodes.seen, 1, tag, NULL))
-                return 0;
-        if ((r = vc_tagset_add(c->need_nodes.seen, 1, tag, 0)) < 0)
+        /* a node already queued (the same subtree twice) is sent once;
+         * every node queued is one the commit must find */
+        if ((r = need_add(&c->need_nodes, tag, NULL)) <= 0)
                 return r;
         if (c->nnodes == NODE_BATCH && (r = flush_nodes(c)) < 0)
                 return r;

@@ -126,6 +126,21 @@ bool vc_tagset_get(const VcTagSet *t, uint64_t domain, const uint8_t tag[32], ui
         return true;
 }
 
+uint64_t *vc_tagset_ref(VcTagSet *t, uint64_t domain, const uint8_t tag[32], bool *added)
+{
+        if ((t->n + 1) * 2 > t->cap && grow(t) < 0)
+                return NULL;
+        Slot *x = find(t, domain, tag);
+        *added = !x->domain;
+        if (*added) {
+                memcpy(x->tag, tag, 32);
+                x->domain = domain + 1;
+                x->val = 0;
+                t->n++;
+        }
+        return &x->val;
+}
+
 size_t vc_tagset_count(const VcTagSet *t)
 {
         return t->n;

@@ -19,6 +19,10 @@ int vc_tagset_add(VcTagSet *t, uint64_t domain, const uint8_t tag[32], uint64_t 
 /* Sets the value of a present or new entry. */
 int vc_tagset_set(VcTagSet *t, uint64_t domain, const uint8_t tag[32], uint64_t val);
 bool vc_tagset_get(const VcTagSet *t, uint64_t domain, const uint8_t tag[32], uint64_t *val);
+/* The value of an entry, added with value 0 if absent (*added tells); NULL
+ * if out of memory. Valid until the next entry is added. One probe where
+ * get-then-add takes two. */
+uint64_t *vc_tagset_ref(VcTagSet *t, uint64_t domain, const uint8_t tag[32], bool *added);
 size_t vc_tagset_count(const VcTagSet *t);
 /* Calls fn for each entry; stops at a non-zero return, which it returns. */
 int vc_tagset_each(const VcTagSet *t, int (*fn)(uint64_t domain, const uint8_t tag[32], uint64_t val, void *ctx),
