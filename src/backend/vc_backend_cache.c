@@ -936,9 +936,12 @@ static void lanes_settle_for(Cache *c, uint64_t id, const uint8_t *tags, size_t 
         }
 }
 
-/* Appends what a bulk fetch staged to the first free lane (or, if all are
- * busy, the one its thread's turn names). */
-static void lane_drain(Store *st)
+/* Appends n chunks to the first free lane (or, if all are busy, the one
+ * its thread's turn names): chunk i's kind, tag and bytes come from at(). */
+typedef void (*chunk_at_fn)(const void *arr, size_t i, int *kind, const uint8_t **tag, const uint8_t **data,
+                            size_t *len);
+
+static void lane_append(Store *st, const void *arr, size_t n, chunk_at_fn at)
 {
         Cache *c = st->c;
         static _Atomic unsigned turn;
@@ -959,9 +962,12 @@ static void lane_drain(Store *st)
                         vc_writer_set_direct(l->w, true);
                 }
         }
-        for (size_t i = 0; r >= 0 && i < st->nstage; i++) {
-                const Staged *x = &st->stage[i];
-                if ((r = vc_writer_put_fresh(l->w, st->id, x->kind, x->tag, st->sbuf + x->off, x->len)) <= 0)
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                int kind;
+                const uint8_t *tag, *data;
+                size_t len;
+                at(arr, i, &kind, &tag, &data, &len);
+                if ((r = vc_writer_put_fresh(l->w, st->id, kind, tag, data, len)) <= 0)
                         continue;
                 r = 0;
                 if (!l->bytes) {
@@ -974,8 +980,8 @@ static void lane_drain(Store *st)
                         }
                         pthread_mutex_unlock(&c->wlock);
                 }
-                l->bytes += x->len;
-                st->bytes += x->len;
+                l->bytes += len;
+                st->bytes += len;
         }
         if (r < 0) {
                 /* a poisoned writer: what it held is lost, a later call starts another */
@@ -987,6 +993,22 @@ static void lane_drain(Store *st)
         } else if (l->bytes >= c->wflush)
                 lane_flush_locked(c, l);
         pthread_mutex_unlock(&l->mu);
+}
+
+static void staged_at(const void *arr, size_t i, int *kind, const uint8_t **tag, const uint8_t **data, size_t *len)
+{
+        const Store *st = arr;
+        const Staged *x = &st->stage[i];
+        *kind = x->kind;
+        *tag = x->tag;
+        *data = st->sbuf + x->off;
+        *len = x->len;
+}
+
+/* Appends what a bulk fetch staged to a lane. */
+static void lane_drain(Store *st)
+{
+        lane_append(st, st, st->nstage, staged_at);
         st->nstage = st->sused = 0;
 }
 
@@ -1137,10 +1159,35 @@ typedef struct PutCopy {
         size_t n;
 } PutCopy;
 
+static void item_at(const void *arr, size_t i, int *kind, const uint8_t **tag, const uint8_t **data, size_t *len)
+{
+        const VcPutItem *it = (const VcPutItem *)arr + i;
+        *kind = it->kind;
+        *tag = it->tag;
+        *data = it->data;
+        *len = it->len;
+}
+
+/* A bulk put's copy goes to a lane straight from the caller's items,
+ * which live until the put returns: staging them first copied every byte
+ * of a checkin once more. */
 static void put_copy(PutCopy *pc)
 {
+        Store *st = &pc->st;
+        if (st->bulk) {
+                int r = 0;
+                if (!st->have_id && (r = domain_id(st->c, st->domain, true, &st->id)) >= 0)
+                        st->have_id = true;
+                if (r < 0) {
+                        st->failed = true;
+                        vc_errclear();
+                        return;
+                }
+                lane_append(st, pc->items, pc->n, item_at);
+                return;
+        }
         for (size_t i = 0; i < pc->n; i++)
-                store_put(&pc->st, pc->items[i].kind, pc->items[i].tag, pc->items[i].data, pc->items[i].len);
+                store_put(st, pc->items[i].kind, pc->items[i].tag, pc->items[i].data, pc->items[i].len);
 }
 
 static void *put_copy_main(void *arg)
