@@ -198,6 +198,19 @@ static int writer_locked(Local *l)
         return r;
 }
 
+/* Gives up a writer a failed write poisoned (lock held): what it held is
+ * lost (the put or flush that failed said so, and a checkin's retry sends
+ * it again), its packs are cut back and released, and the next put starts
+ * a new one. Kept, it refused every later put and held its packs away
+ * from gc: a server whose disk filled up stayed full until restarted. */
+static void drop_poisoned_locked(Local *l)
+{
+        if (l->w && vc_writer_poisoned(l->w)) {
+                vc_writer_free(l->w);
+                l->w = NULL;
+        }
+}
+
 /* Flushes old, which was l->flushing, without the lock. A failure is kept
  * for the next flush of the back end (a commit's), which reports it: the
  * chunks old held are not stored, and the checkin's retry sends them. */
@@ -290,6 +303,8 @@ static int local_put(VcBackend *b, const char *parcel, const char *domain, const
                         vc_errclear();
                 vc_errclear();
         }
+        if (r < 0)
+                drop_poisoned_locked(l);
         pthread_mutex_unlock(&l->lock);
         free(have);
         if (old)
@@ -394,6 +409,8 @@ static int local_flush(VcBackend *b)
         while (l->flushing)
                 pthread_cond_wait(&l->flushed, &l->lock);
         int r = l->w ? vc_writer_flush(l->w) : 0;
+        if (r < 0)
+                drop_poisoned_locked(l);
         if (r >= 0 && l->flush_err) {
                 r = vc_errf(l->flush_err, "%s", l->flush_msg);
                 l->flush_err = 0;
@@ -416,6 +433,8 @@ static void catcopy(Local *l, const char *node_dom, const VcCatCopy *c)
                 r = writer_locked(l);
         if (r >= 0)
                 r = vc_repo_catcopy_put(l->w, id, c);
+        if (r < 0)
+                drop_poisoned_locked(l);
         pthread_mutex_unlock(&l->lock);
         if (r < 0)
                 vc_errclear();
@@ -880,9 +899,32 @@ static int local_verify(VcBackend *b, bool full, void (*report)(const char *msg,
         return vc_repo_verify(L(b)->s, full, report_repair, &rp, st);
 }
 
+/* The back end's own writer claims the packs it appends to, and gc's
+ * compaction passes over a claimed pack: a server's gc could never free
+ * the space of the pack its writer was in (with a full disk, the one
+ * holding all that was pruned). It is flushed and given up first; the
+ * next put starts another. A flush that fails loses what it held, as a
+ * failed flush beside a put does (flush_aside): the next commit reports
+ * it, and that checkin's retry sends the chunks again. */
 static int local_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
 {
-        return vc_repo_gc(L(b)->s, grace, quiet, st);
+        Local *l = L(b);
+        pthread_mutex_lock(&l->lock);
+        while (l->flushing)
+                pthread_cond_wait(&l->flushed, &l->lock);
+        if (l->w) {
+                vc_errclear();
+                int r = vc_writer_flush(l->w);
+                if (r < 0 && !l->flush_err) {
+                        l->flush_err = r;
+                        snprintf(l->flush_msg, sizeof l->flush_msg, "%s", vc_errmsg(r));
+                }
+                vc_errclear();
+                vc_writer_free(l->w);
+                l->w = NULL;
+        }
+        pthread_mutex_unlock(&l->lock);
+        return vc_repo_gc(l->s, grace, quiet, st);
 }
 
 static int local_bundle_get(VcBackend *b, uint8_t **ret, size_t *len)

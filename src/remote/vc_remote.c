@@ -316,6 +316,8 @@ static int http_error(Remote *rm, long status, const Buf *body)
                 if (code != -EBADMSG && code != -EINVAL && code != -EPROTO && code != -EFBIG && code != -ENAMETOOLONG)
                         code = -EINVAL;
                 return vc_errf(code, "%s", m);
+        case 507:
+                return vc_errf(-ENOSPC, "the server at %s has no room left (HTTP 507): %s", rm->url, m);
         default:
                 if (status >= 500)
                         return vc_errf(-EIO, "the server at %s failed (HTTP %ld): %s", rm->url, status, m);

@@ -188,6 +188,11 @@ int vc_writer_put_fresh(VcWriter *w, uint64_t domain, int kind, const uint8_t ta
 /* Bytes put through this writer and not yet flushed. */
 uint64_t vc_writer_pending(const VcWriter *w);
 
+/* Whether a failed write poisoned w: every put and flush fails from then
+ * on; what it held unflushed is lost, and freeing it gives its packs up
+ * (cut back to what was committed). */
+bool vc_writer_poisoned(const VcWriter *w);
+
 /* Claims a pack for each domain `like` has a pack open in (creating them
  * takes the index's write lock: done now, not while `like` flushes). */
 int vc_writer_claim_like(VcWriter *w, const VcWriter *like);

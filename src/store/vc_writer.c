@@ -149,6 +149,11 @@ uint64_t vc_writer_pending(const VcWriter *w)
         return w->pending_bytes;
 }
 
+bool vc_writer_poisoned(const VcWriter *w)
+{
+        return w->err != 0;
+}
+
 uint64_t vc_writer_moved(const VcWriter *w)
 {
         return w->moved;
