@@ -54,6 +54,23 @@ ok "the new version checks out on the second host" vmcas -q -s "$URL" --cache "$
 check "... byte for byte" 'cmp -s o.m m.$failed && cmp -s o.d d.$failed'
 ok "the version kept by prune checks out" vmcas -q -s "$URL" --cache "$TMPDIR/cache-b" checkout p --version "$good" --no-lease --memory o.m --disk o.d
 check "... byte for byte" 'cmp -s o.m m.$good && cmp -s o.d d.$good'
+
+# A host cache whose own disk is full (a 6 MiB tmpfs under a bound of
+# 100 MiB): what it cannot store it skips; checkin and checkout through
+# it still move the right bytes, and it stays whole.
+C=$TMPDIR/smallcache
+mkdir -p "$C"
+mount -t tmpfs -o size=6m tmpfs "$C" || skip_all "cannot mount a second tmpfs"
+trap 'cleanup_servers; umount "$C" 2>/dev/null || umount -l "$C"; umount "$M" 2>/dev/null || umount -l "$M"' EXIT
+rc() { vmcas -q -s "$URL" --cache "$C/cache" --cache-size 100M "$@"; }
+img new m.q 1048576 71; img new d.q 7340032 72
+ok "a second parcel is made" rc parcel create q --policy all --chunk-size 4K --memory-size 1048576 --disk-size 7340032
+ok "a checkin through the full cache succeeds" rc checkin q --memory m.q --disk d.q
+ok "a checkout through it succeeds" rc checkout q --no-lease --memory o.m --disk o.d
+check "... byte for byte" 'cmp -s o.m m.q && cmp -s o.d d.q'
+ok "once more, with what it kept" rc checkout q --no-lease --memory o.m --disk o.d
+check "... byte for byte" 'cmp -s o.m m.q && cmp -s o.d d.q'
+ok "the full cache verifies" vmcas -s "$C/cache" verify --full
 ok "the server stops cleanly" stop_server TERM
 ok "the store verifies on its own disk" vmcas -s "$S" verify --full
 done_testing
