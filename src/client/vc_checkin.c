@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BATCH (8u << 20)        /* bytes read and sealed per round */
@@ -384,7 +385,14 @@ static int mapped_chunks(Checkin *c, Batch *b, VcSealer *sl, uint64_t lo, uint64
         sigjmp_buf jb;
         if (sigsetjmp(jb, 1)) {
                 bus_jmp = NULL;
-                return vc_errf(-EIO, "reading the %s image: the file is shorter than it was", c->src->what);
+                /* the pages are gone: the file shrank, or the disk failed to read them */
+                struct stat st;
+                uint64_t end = b->off + VC_MIN(hi * c->p->chunk_size, b->len);
+                if (fstat(c->src->fd, &st) == 0 && (uint64_t)st.st_size < end)
+                        return vc_errf(-EIO, "reading the %s image: the file is shorter than it was (%" PRIu64
+                                       " bytes, was %" PRIu64 ")", c->src->what, (uint64_t)st.st_size, c->src->size);
+                return vc_errf(-EIO, "reading the %s image: an I/O error in its pages (offset %" PRIu64 ")",
+                               c->src->what, b->off + lo * c->p->chunk_size);
         }
         bus_jmp = &jb;
         int r = some_chunks(c, b, sl, lo, hi, base, NULL, t_seal);
@@ -425,6 +433,10 @@ static int prepare(Checkin *c, uint64_t j)
         int r = wait_free(c, b);
         if (r != 0)
                 return r;
+        /* test hook: the second batch of an image waits here (a test
+         * shortens the file meanwhile, and sees the workers fail) */
+        if (j == 1)
+                test_hold("VMCAS_TEST_HOLD_BATCH");
         b->off = j * (uint64_t)BATCH;
         b->len = VC_MIN((uint64_t)BATCH, src->size - b->off);
         b->first = b->off / c->p->chunk_size;
