@@ -126,6 +126,9 @@ typedef struct Checkin {
         atomic_bool pm_ready;
         int pm_err;
         pthread_cond_t pm_cv;
+        /* the previous version's keyring nodes: a node of the new trees
+         * whose children did not change is taken from them */
+        VcTreeNodes prev_nodes[2];
         /* nanoseconds per stage, summed over the threads (VMCAS_TIMING) */
         atomic_uint_fast64_t t_read, t_hash, t_seal, t_put, t_pmwait;
         uint64_t t_prev, t_pmbuild, t_pool, t_putwait, t_tree, t_flush, t_commit;
@@ -750,7 +753,8 @@ static int load_prev(Checkin *c, VcEntry **pmem, uint64_t *npm, VcEntry **pdisk,
         NodesCtxPub nc = { c->b, c->p };
         int r = version_open_aux(c->b, c->p, c->k, c->p->latest, &pv, &rm, &rd, aux);
         if (r >= 0)
-                r = read_entries(c->b, c->p, c->k, &pv, &rm, &rd, pmem, npm, pdisk, npd);
+                r = read_entries_nodes(c->b, c->p, c->k, &pv, &rm, &rd, pmem, npm, pdisk, npd, &c->prev_nodes[0],
+                                       &c->prev_nodes[1]);
         if (r >= 0 && pv.machine_size && pv.machine_size <= VC_MACHINE_MAX) {
                 *npx = vc_chunk_count(pv.machine_size, c->p->chunk_size);
                 if (!(*pmach = calloc(*npx + 1, sizeof(VcEntry))))
@@ -814,6 +818,8 @@ static void free_checkin(Checkin *c)
                 pthread_join(c->pm_thread, NULL);
         free(c->prevmap);
         free(c->prev_all);
+        vc_tree_nodes_free(&c->prev_nodes[0]);
+        vc_tree_nodes_free(&c->prev_nodes[1]);
         pthread_mutex_lock(&c->lock);
         c->quit = true;
         pthread_cond_broadcast(&c->cv);
@@ -998,8 +1004,9 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
 
         /* keyrings */
         uint64_t t1 = now_ns();
-        if ((r = vc_tree_build(k->node, emem, nmem, node_put, c, &rm)) < 0 ||
-            (r = vc_tree_build(k->node, edisk, ndisk, node_put, c, &rd)) < 0 ||
+        /* the previous version's nodes are stored: the commit builds on it */
+        if ((r = vc_tree_build_from(k->node, emem, nmem, pmem, npm, &c->prev_nodes[0], node_put, c, &rm)) < 0 ||
+            (r = vc_tree_build_from(k->node, edisk, ndisk, pdisk, npd, &c->prev_nodes[1], node_put, c, &rd)) < 0 ||
             (r = vc_tree_build(k->node, eaux[0], naux[0], node_put, c, &raux[0])) < 0 ||
             (r = vc_tree_build(k->node, eaux[1], naux[1], node_put, c, &raux[1])) < 0 || (r = flush_nodes(c)) < 0)
                 goto out;

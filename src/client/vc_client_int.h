@@ -56,6 +56,10 @@ int read_aux(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v,
  * keyring nodes fetched level by level in batches. */
 int read_entries(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, const VcEntry *rm,
                  const VcEntry *rd, VcEntry **mem, uint64_t *nmem, VcEntry **disk, uint64_t *ndisk);
+/* The same, keeping the trees' node entries (vc_tree_build_from). */
+int read_entries_nodes(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, const VcEntry *rm,
+                       const VcEntry *rd, VcEntry **mem, uint64_t *nmem, VcEntry **disk, uint64_t *ndisk,
+                       VcTreeNodes *mem_nodes, VcTreeNodes *disk_nodes);
 
 int sealer_for(const VcParcel *p, const Keys *k, VcSealer **ret);
 

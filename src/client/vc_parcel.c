@@ -221,6 +221,13 @@ static int nodes_get(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gc
 int read_entries(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, const VcEntry *rm,
                  const VcEntry *rd, VcEntry **mem, uint64_t *nmem, VcEntry **disk, uint64_t *ndisk)
 {
+        return read_entries_nodes(b, p, k, v, rm, rd, mem, nmem, disk, ndisk, NULL, NULL);
+}
+
+int read_entries_nodes(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion *v, const VcEntry *rm,
+                       const VcEntry *rd, VcEntry **mem, uint64_t *nmem, VcEntry **disk, uint64_t *ndisk,
+                       VcTreeNodes *mem_nodes, VcTreeNodes *disk_nodes)
+{
         /* sizes from the store: checked before they size anything */
         int r;
         if ((r = vc_image_size_check("the memory image", v->mem_size, p->chunk_size)) < 0 ||
@@ -233,8 +240,9 @@ int read_entries(VcBackend *b, const VcParcel *p, const Keys *k, const VcVersion
         NodesCtx nc = { b, p };
         if (!*mem || !*disk)
                 r = -ENOMEM;
-        else if ((r = vc_tree_read_levels(k->node, rm, *nmem, nodes_get, &nc, *mem)) >= 0)
-                r = vc_tree_read_levels(k->node, rd, *ndisk, nodes_get, &nc, *disk);
+        else if ((r = vc_tree_read_nodes(k->node, rm, *nmem, nodes_get, &nc, *mem, mem_nodes)) >= 0 &&
+                 (r = vc_tree_read_nodes(k->node, rd, *ndisk, nodes_get, &nc, *disk, disk_nodes)) < 0)
+                vc_tree_nodes_free(mem_nodes);
         if (r < 0)
                 vc_errf_prefix(r, "version %u", v->version);
         if (r < 0) {

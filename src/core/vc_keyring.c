@@ -57,6 +57,12 @@ static int seal_node(const uint8_t secret[VC_KEY_LEN], unsigned level, const VcE
 int vc_tree_build(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *e, uint64_t n,
                   vc_node_put_fn put, void *ctx, VcEntry *root)
 {
+        return vc_tree_build_from(node_secret, e, n, NULL, 0, NULL, put, ctx, root);
+}
+
+int vc_tree_build_from(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *e, uint64_t n, const VcEntry *prev,
+                       uint64_t prev_n, const VcTreeNodes *pn, vc_node_put_fn put, void *ctx, VcEntry *root)
+{
         memset(root, 0, sizeof *root);
         if (n == 0)
                 return 0;
@@ -65,6 +71,8 @@ int vc_tree_build(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *e, uint6
         uint64_t cnt = n;
         unsigned level = 0;
         int r = 0;
+        if (!prev || !pn)
+                pn = NULL;
         do {
                 uint64_t next = (cnt + VC_FANOUT - 1) / VC_FANOUT;
                 VcEntry *out = calloc(next, sizeof *out);
@@ -72,9 +80,26 @@ int vc_tree_build(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *e, uint6
                         r = -ENOMEM;
                         break;
                 }
+                /* the previous tree at this level: its children and its nodes */
+                const VcEntry *pin = NULL, *pout = NULL;
+                uint64_t pcnt = 0, pnext = 0;
+                if (pn && level < pn->h && pn->lv[level]) {
+                        pin = level ? pn->lv[level - 1] : prev;
+                        pcnt = level ? pn->cnt[level - 1] : prev_n;
+                        pout = pn->lv[level];
+                        pnext = pn->cnt[level];
+                        if (!pin)
+                                pout = NULL;
+                }
                 for (uint64_t g = 0; g < next && r == 0; g++) {
                         uint32_t c = (uint32_t)VC_MIN((uint64_t)VC_FANOUT, cnt - g * VC_FANOUT);
                         const VcEntry *grp = in + g * VC_FANOUT;
+                        /* (g < pnext: the previous level has a group g) */
+                        if (pout && g < pnext && (uint32_t)VC_MIN((uint64_t)VC_FANOUT, pcnt - g * VC_FANOUT) == c &&
+                            memcmp(grp, pin + g * VC_FANOUT, c * sizeof(VcEntry)) == 0) {
+                                out[g] = pout[g];
+                                continue;
+                        }
                         bool zero = true;
                         for (uint32_t i = 0; i < c && zero; i++)
                                 zero = vc_entry_is_zero(&grp[i]);
@@ -240,19 +265,63 @@ static int got_node(size_t i, const uint8_t *sealed, size_t len, void *ctx)
 
 #define LEVEL_BATCH 4096
 
+void vc_tree_nodes_free(VcTreeNodes *nodes)
+{
+        if (!nodes)
+                return;
+        for (unsigned i = 0; i < VC_TREE_MAX_H; i++) {
+                if (nodes->lv[i])
+                        vc_wipe(nodes->lv[i], nodes->cnt[i] * sizeof(VcEntry));
+                free(nodes->lv[i]);
+        }
+        memset(nodes, 0, sizeof *nodes);
+}
+
 int vc_tree_read_levels(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
                         vc_nodes_get_fn get, void *ctx, VcEntry *out)
 {
+        return vc_tree_read_nodes(node_secret, root, n, get, ctx, out, NULL);
+}
+
+int vc_tree_read_nodes(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
+                       vc_nodes_get_fn get, void *ctx, VcEntry *out, VcTreeNodes *nodes)
+{
+        if (nodes)
+                memset(nodes, 0, sizeof *nodes);
         if (n == 0)
                 return 0;
         unsigned level = vc_tree_height(n) - 1;
+        if (nodes && level + 1 > VC_TREE_MAX_H)
+                nodes = NULL;           /* (never: 32^14 chunks) */
+        if (nodes) {
+                nodes->h = level + 1;
+                for (unsigned l = 0; l <= level; l++) {
+                        uint64_t span = span_of(l + 1);
+                        nodes->cnt[l] = l == level ? 1 : (n + span - 1) / span;
+                        if (!(nodes->lv[l] = calloc(nodes->cnt[l], sizeof(VcEntry)))) {
+                                vc_tree_nodes_free(nodes);
+                                return -ENOMEM;
+                        }
+                }
+        }
         Front *cur = malloc(sizeof *cur);
-        if (!cur)
+        if (!cur) {
+                vc_tree_nodes_free(nodes);
                 return -ENOMEM;
+        }
         cur[0] = (Front){ *root, 0, n };
         size_t ncur = 1;
         int r = 0;
         for (;;) {
+                if (nodes) {
+                        /* node g of this level covers chunks from g * 32^(level+1) */
+                        uint64_t span = level + 1 == nodes->h ? 0 : span_of(level + 1);
+                        for (size_t i = 0; i < ncur; i++) {
+                                uint64_t g = span ? cur[i].first / span : 0;
+                                if (g < nodes->cnt[level])
+                                        nodes->lv[level][g] = cur[i].e;
+                        }
+                }
                 /* zero entries stand for all-zero stretches: no node */
                 size_t live = 0;
                 for (size_t i = 0; i < ncur; i++) {
@@ -301,6 +370,8 @@ int vc_tree_read_levels(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *ro
                 vc_wipe(cur, ncur * sizeof *cur);
                 free(cur);
         }
+        if (r < 0)
+                vc_tree_nodes_free(nodes);
         return r;
 }
 

@@ -62,6 +62,33 @@ typedef int (*vc_nodes_get_fn)(const uint8_t *tags, size_t n, vc_node_got_fn got
 int vc_tree_read_levels(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
                         vc_nodes_get_fn get, void *ctx, VcEntry *out);
 
+/* A tree's node entries as read, level by level: lv[L][g] is the entry of
+ * node g of level L (its children at level L - 1, level 0's being the
+ * chunks), zero for an all-zero stretch; cnt[L] nodes in level L, h
+ * levels. What vc_tree_build_from needs of the previous version. */
+#define VC_TREE_MAX_H 14
+typedef struct VcTreeNodes {
+        VcEntry *lv[VC_TREE_MAX_H];
+        uint64_t cnt[VC_TREE_MAX_H];
+        unsigned h;
+} VcTreeNodes;
+
+/* vc_tree_read_levels, keeping the node entries in *nodes (which
+ * vc_tree_nodes_free releases) if nodes is not NULL. */
+int vc_tree_read_nodes(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,
+                       vc_nodes_get_fn get, void *ctx, VcEntry *out, VcTreeNodes *nodes);
+void vc_tree_nodes_free(VcTreeNodes *nodes);
+
+/* vc_tree_build, where a node whose children are the same entries as
+ * those of the node at its place in a previous tree (entries prev[0..
+ * prev_n), its nodes pn) is that node: its entry is taken as it is,
+ * neither sealed nor put. (Nodes are convergent within a parcel: the same
+ * children make the same node, so the tree is the one vc_tree_build
+ * makes.) The caller must know the previous tree's nodes are stored: a
+ * checkin's previous version is the one its commit builds on. */
+int vc_tree_build_from(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *e, uint64_t n, const VcEntry *prev,
+                       uint64_t prev_n, const VcTreeNodes *pn, vc_node_put_fn put, void *ctx, VcEntry *root);
+
 /* Parses a sealed node without a key: its level, count and tags (pointing
  * into sealed). -EBADMSG if malformed. */
 int vc_node_parse(const uint8_t *sealed, size_t len, unsigned *level, uint32_t *count, const uint8_t **tags);

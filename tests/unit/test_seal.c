@@ -227,6 +227,89 @@ static void test_tree(void **st)
         assert_int_equal(vc_tree_height(1025), 3);
 }
 
+/* vc_nodes_get_fn over Mem: each tag's node, in the order asked. */
+static int mem_nodes_get(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gctx, void *ctx)
+{
+        Mem *m = ctx;
+        for (size_t i = 0; i < n; i++) {
+                size_t j = 0;
+                while (j < m->cnt && memcmp(m->n[j].tag, tags + 32 * i, 32) != 0)
+                        j++;
+                if (j == m->cnt)
+                        return -ENOENT;
+                int r = got(i, m->n[j].data, m->n[j].len, gctx);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int count_put(const uint8_t tag[32], const uint8_t *d, size_t len, void *ctx)
+{
+        (void)tag; (void)d; (void)len;
+        (*(uint64_t *)ctx)++;
+        return 0;
+}
+
+/* A tree built from the previous one's nodes is the tree a full build
+ * makes, and seals only the nodes whose children changed. */
+static void test_tree_from(void **st)
+{
+        (void)st;
+        uint8_t ns[32];
+        vc_derive(secret1, "node", ns);
+        struct { uint64_t prev, n; int change; } cases[] = {
+                { 40000, 40000, 0 }, { 40000, 40000, 1 }, { 40000, 40000, 2 }, { 40000, 39990, 1 },
+                { 40000, 41000, 1 }, { 1025, 1024, 0 }, { 1024, 1025, 0 }, { 33, 31, 0 }, { 1, 40000, 0 },
+                { 40000, 1, 0 }, { 32, 32, 1 },
+        };
+        for (size_t k = 0; k < VC_ARRAY_SIZE(cases); k++) {
+                uint64_t pn = cases[k].prev, n = cases[k].n, big = VC_MAX(pn, n);
+                VcEntry *prev = calloc(big + 1, sizeof *prev), *e = calloc(big + 1, sizeof *e);
+                VcEntry *back = calloc(pn + 1, sizeof *back);
+                for (uint64_t i = 0; i < big; i++)
+                        if (!(i >= 100 && i < 3000))
+                                for (int j = 0; j < 32; j++) {
+                                        prev[i].tag[j] = (uint8_t)rnd();
+                                        prev[i].key[j] = (uint8_t)rnd();
+                                }
+                Mem m = { 0 };
+                VcEntry proot, root, want;
+                assert_int_equal(vc_tree_build(ns, prev, pn, mem_put, &m, &proot), 0);
+                VcTreeNodes nodes;
+                assert_int_equal(vc_tree_read_nodes(ns, &proot, pn, mem_nodes_get, &m, back, &nodes), 0);
+                assert_memory_equal(prev, back, pn * sizeof *prev);
+                memcpy(e, prev, big * sizeof *e);
+                if (cases[k].change == 1)       /* a run of 1 % */
+                        for (uint64_t i = n / 2; i < n / 2 + n / 100 + 1 && i < n; i++)
+                                e[i].tag[0] ^= 1;
+                if (cases[k].change == 2) {     /* the zero region written, a run zeroed */
+                        for (uint64_t i = 200; i < 260; i++)
+                                e[i].tag[5] = 7;
+                        memset(e + 5000, 0, 500 * sizeof *e);
+                }
+                uint64_t puts_from = 0, puts_full = 0;
+                assert_int_equal(vc_tree_build_from(ns, e, n, prev, pn, &nodes, count_put, &puts_from, &root), 0);
+                assert_int_equal(vc_tree_build(ns, e, n, count_put, &puts_full, &want), 0);
+                assert_memory_equal(&root, &want, sizeof root);
+                if (n == pn && cases[k].change == 0)
+                        assert_int_equal(puts_from, 0);
+                if (n >= 1024 && n == pn)
+                        assert_true(puts_from * 10 < puts_full);
+                /* without the previous nodes, the same */
+                uint64_t puts_none = 0;
+                assert_int_equal(vc_tree_build_from(ns, e, n, prev, pn, NULL, count_put, &puts_none, &root), 0);
+                assert_memory_equal(&root, &want, sizeof root);
+                assert_int_equal(puts_none, puts_full);
+                vc_tree_nodes_free(&nodes);
+                vc_tree_nodes_free(&nodes);     /* twice is harmless */
+                mem_free(&m);
+                free(prev);
+                free(e);
+                free(back);
+        }
+}
+
 static void test_gcm(void **st)
 {
         (void)st;
@@ -246,6 +329,7 @@ int main(void)
                 cmocka_unit_test(test_convergence),
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_tree),
+                cmocka_unit_test(test_tree_from),
                 cmocka_unit_test(test_gcm),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
