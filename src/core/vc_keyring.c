@@ -1,7 +1,9 @@
 #include "core/vc_keyring.h"
+#include "core/vc_pool.h"
 #include "core/vc_util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -264,6 +266,41 @@ static int got_node(size_t i, const uint8_t *sealed, size_t len, void *ctx)
 }
 
 #define LEVEL_BATCH 4096
+#define LEVEL_PAR 512           /* nodes in a level below which one thread reads it */
+
+/* One level's nodes, in batches taken by the readers in turn. */
+typedef struct {
+        LevelCtx lc;
+        vc_nodes_get_fn get;
+        void *ctx;
+        size_t ncur, bs;
+        atomic_size_t next;
+} LevelRun;
+
+static int level_work(void *arg, int tid)
+{
+        LevelRun *lr = arg;
+        size_t *idx = malloc(LEVEL_BATCH * sizeof *idx);
+        uint8_t *tags = malloc(LEVEL_BATCH * 32);
+        int r = !idx || !tags ? -ENOMEM : 0;
+        for (;;) {
+                size_t b = atomic_fetch_add(&lr->next, lr->bs);
+                if (r < 0 || b >= lr->ncur || vc_pool_stopping())
+                        break;
+                size_t m = VC_MIN(lr->bs, lr->ncur - b);
+                for (size_t i = 0; i < m; i++) {
+                        idx[i] = b + i;
+                        memcpy(tags + 32 * i, lr->lc.cur[b + i].e.tag, 32);
+                }
+                /* got_node writes only what belongs to its node */
+                LevelCtx lc = lr->lc;
+                lc.idx = idx;
+                r = lr->get(tags, m, got_node, &lc, lr->ctx);
+        }
+        free(idx);
+        free(tags);
+        return r;
+}
 
 void vc_tree_nodes_free(VcTreeNodes *nodes)
 {
@@ -311,6 +348,11 @@ int vc_tree_read_nodes(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *roo
         }
         cur[0] = (Front){ *root, 0, n };
         size_t ncur = 1;
+        int threads = vc_pool_threads();
+        if (threads < 1) {
+                vc_errclear();
+                threads = 1;
+        }
         int r = 0;
         for (;;) {
                 if (nodes) {
@@ -333,19 +375,19 @@ int vc_tree_read_nodes(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *roo
                 ncur = live;
                 Front *next = level ? calloc(ncur * VC_FANOUT + 1, sizeof *next) : NULL;
                 uint32_t *counts = calloc(ncur + 1, sizeof *counts);
-                size_t *idx = malloc(LEVEL_BATCH * sizeof *idx);
-                uint8_t *tags = malloc(LEVEL_BATCH * 32);
-                if ((level && !next) || !counts || !idx || !tags)
+                if ((level && !next) || !counts)
                         r = -ENOMEM;
-                LevelCtx lc = { node_secret, level, cur, idx, next, counts, out };
-                for (size_t b = 0; r == 0 && b < ncur; b += LEVEL_BATCH) {
-                        size_t m = VC_MIN((size_t)LEVEL_BATCH, ncur - b);
-                        for (size_t i = 0; i < m; i++) {
-                                idx[i] = b + i;
-                                memcpy(tags + 32 * i, cur[b + i].e.tag, 32);
-                        }
-                        r = get(tags, m, got_node, &lc, ctx);
-                }
+                /* a level of many nodes (the leaves of a large image) is
+                 * read and opened on every core, in batches of equal size,
+                 * as many as a multiple of the readers */
+                int nt = ncur >= LEVEL_PAR && !vc_pool_in_worker() ? threads : 1;
+                size_t nb = (ncur + LEVEL_BATCH - 1) / LEVEL_BATCH;
+                nb = (nb + (size_t)nt - 1) / (size_t)nt * (size_t)nt;
+                LevelRun lr = { .lc = { node_secret, level, cur, NULL, next, counts, out }, .get = get, .ctx = ctx,
+                                .ncur = ncur, .bs = nb ? (ncur + nb - 1) / nb : 1 };
+                atomic_init(&lr.next, 0);
+                if (r == 0 && ncur)
+                        r = vc_pool_run(nt, level_work, &lr);
                 /* a back end that skipped a node would leave a hole */
                 for (size_t i = 0; r == 0 && i < ncur; i++)
                         if (counts[i] == 0)
@@ -358,8 +400,6 @@ int vc_tree_read_nodes(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *roo
                 vc_wipe(cur, ncur * sizeof *cur);
                 free(cur);
                 free(counts);
-                free(idx);
-                free(tags);
                 cur = next;
                 ncur = nnext;
                 if (r < 0 || level == 0)

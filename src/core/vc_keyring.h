@@ -56,7 +56,9 @@ int vc_tree_read(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uin
  * batches of up to 4096 with one get call each, so a remote back end makes
  * (height × nodes / 4096) requests rather than one per node. get must call
  * got(i, sealed, len, gctx) once for each tags[i] (i < n), in any order,
- * and return got's first error. */
+ * from the calling thread, and return got's first error. A level of 512
+ * nodes or more is read on vc_pool_threads() threads (one inside a pool
+ * worker), so get is called from several threads at once. */
 typedef int (*vc_node_got_fn)(size_t i, const uint8_t *sealed, size_t len, void *gctx);
 typedef int (*vc_nodes_get_fn)(const uint8_t *tags, size_t n, vc_node_got_fn got, void *gctx, void *ctx);
 int vc_tree_read_levels(const uint8_t node_secret[VC_KEY_LEN], const VcEntry *root, uint64_t n,

@@ -86,6 +86,11 @@ bool vc_pool_stopping(void)
         return current && vc_err_failed(&current->err);
 }
 
+bool vc_pool_in_worker(void)
+{
+        return current != NULL;
+}
+
 int vc_pool_threads(void)
 {
         const char *e = getenv("VMCAS_THREADS");

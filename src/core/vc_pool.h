@@ -40,6 +40,10 @@ int vc_pool_run(int n, vc_pool_fn fn, void *ctx);
  * has failed, so that this one can stop early. False outside a pool. */
 bool vc_pool_stopping(void);
 
+/* True in a worker of vc_pool_run: a part that would run workers of its
+ * own runs in the calling thread instead (the cores are taken). */
+bool vc_pool_in_worker(void);
+
 /* The number of worker threads: $VMCAS_THREADS if set (a whole number
  * from 1 to VC_THREADS_MAX, else -EINVAL with a message), or the number of
  * online cores, at most VC_THREADS_MAX. */
