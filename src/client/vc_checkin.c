@@ -118,7 +118,7 @@ typedef struct Checkin {
         atomic_uint_fast64_t next_piece;
         uint64_t piece_chunks, ppb;
         bool map;                  /* workers map the file (else pread) */
-        uint8_t *whole;            /* the image file mapped whole, or NULL: each piece is mapped */
+        uint8_t *whole;            /* the image file mapped whole, or NULL: pieces are read with pread */
         /* the read-ahead thread (under lock): advises [ra_next, ra_goal) of ra_fd */
         pthread_t reader;
         bool reader_started;
@@ -533,10 +533,11 @@ static int work(void *arg, int tid)
         bool file = c->src->fd >= 0 && !dirty;
         uint64_t t_read = 0, t_seal = 0, t_all = 0;
         int r = 0;
-        /* Each worker takes the next piece. From a file, it maps the piece
-         * and hashes the page cache in place: copying it out with pread
-         * cost a third of the time of an unchanged image (and a pread is
-         * the fallback if the file cannot be mapped). */
+        /* Each worker takes the next piece. From a file, it hashes the
+         * page cache in place, through the file's mapping (its page faults
+         * count as hashing): copying it out with pread cost a third of the
+         * time of an unchanged image (and pread is the fallback if the
+         * file cannot be mapped). */
         while (r >= 0 && !vc_pool_stopping()) {
                 uint64_t g = atomic_fetch_add(&c->next_piece, 1);
                 Batch *b;
@@ -547,17 +548,9 @@ static int work(void *arg, int tid)
                         uint64_t hi = VC_MIN(lo + c->piece_chunks, n), t0 = now_ns();
                         uint64_t from = lo * cs, len = VC_MIN(hi * cs, b->len) - from;
                         const uint8_t *base = b->buf + from;
-                        void *m = MAP_FAILED;
-                        if (file && c->whole)
-                                m = c->whole + b->off + from;
-                        else if (file && c->map)
-                                m = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED | MAP_POPULATE, c->src->fd,
-                                         (off_t)(b->off + from));
-                        if (m != MAP_FAILED) {
+                        if (file && c->whole) {
                                 t_read += now_ns() - t0;
-                                r = mapped_chunks(c, b, sl, lo, hi, m, &t_seal);
-                                if (!c->whole)
-                                        munmap(m, (size_t)len);
+                                r = mapped_chunks(c, b, sl, lo, hi, c->whole + b->off + from, &t_seal);
                         } else {
                                 if (file) {
                                         r = source_read(c->src, b->off + from, b->buf + from, (size_t)len);
@@ -707,7 +700,9 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
         /* One mapping of the whole file, its pages faulted in as the
          * workers touch them and dropped batch by batch (piece_done): a
          * mapping per piece cost a map, an unmap and a TLB flush on every
-         * core each 2 MiB, a tenth of an unchanged image's system time */
+         * core each 2 MiB, a tenth of an unchanged image's system time.
+         * If the file cannot be mapped, the workers pread it (as with
+         * VMCAS_NO_MMAP, which the tests run). */
         c->whole = NULL;
         if (c->map && src->fd >= 0 && !src->dirty && src->size && src->size <= SIZE_MAX) {
                 void *w = mmap(NULL, (size_t)src->size, PROT_READ, MAP_SHARED, src->fd, 0);
