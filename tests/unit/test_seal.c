@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,6 +280,28 @@ static void test_tree_from(void **st)
                 VcTreeNodes nodes;
                 assert_int_equal(vc_tree_read_nodes(ns, &proot, pn, mem_nodes_get, &m, back, &nodes), 0);
                 assert_memory_equal(prev, back, pn * sizeof *prev);
+                if (k == 0) {
+                        /* its 1250 leaves are read on two threads: a damaged
+                         * node fails the read, whichever thread meets it,
+                         * and its message reaches this thread */
+                        const char *was = getenv("VMCAS_THREADS");
+                        char keep[16] = "";
+                        if (was)
+                                snprintf(keep, sizeof keep, "%s", was);
+                        setenv("VMCAS_THREADS", "2", 1);
+                        assert_int_equal(vc_tree_read_nodes(ns, &proot, pn, mem_nodes_get, &m, back, NULL), 0);
+                        assert_memory_equal(prev, back, pn * sizeof *prev);
+                        m.n[m.cnt / 3].data[VC_NODE_HDR + 3] ^= 1;
+                        vc_errclear();
+                        assert_int_equal(vc_tree_read_nodes(ns, &proot, pn, mem_nodes_get, &m, back, NULL), -EBADMSG);
+                        assert_non_null(strstr(vc_errmsg(-EBADMSG), "damaged"));
+                        vc_errclear();
+                        m.n[m.cnt / 3].data[VC_NODE_HDR + 3] ^= 1;
+                        if (was)
+                                setenv("VMCAS_THREADS", keep, 1);
+                        else
+                                unsetenv("VMCAS_THREADS");
+                }
                 memcpy(e, prev, big * sizeof *e);
                 if (cases[k].change == 1)       /* a run of 1 % */
                         for (uint64_t i = n / 2; i < n / 2 + n / 100 + 1 && i < n; i++)
