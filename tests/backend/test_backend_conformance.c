@@ -21,6 +21,7 @@
  * to missing/get before vc_chunks_flush (local: no; remote: yes), and the
  * wording of messages beyond naming the chunk, parcel or host. */
 #include "backend_test.h"
+#include "core/vc_keyring.h"
 
 #include <pthread.h>
 
@@ -916,6 +917,150 @@ static void test_prune(void **state)
         assert_rc(vc_cat_prune(f->b, ghost, 1), -ENOENT);
 }
 
+/* ---- gc between a checkin's missing and its commit ------------------------------------------ */
+
+/* The keyring nodes of a tree over some chunks, as a batch to put. */
+typedef struct Nodes {
+        VcPutItem *items;
+        uint8_t *tags;
+        size_t n;
+} Nodes;
+
+static int node_put(const uint8_t tag[32], const uint8_t *sealed, size_t len, void *ctx)
+{
+        Nodes *t = ctx;
+        t->items = realloc(t->items, (t->n + 1) * sizeof *t->items);
+        t->tags = realloc(t->tags, 32 * (t->n + 1));
+        uint8_t *d = malloc(len);
+        memcpy(d, sealed, len);
+        memcpy(t->tags + 32 * t->n, tag, 32);
+        t->items[t->n] = (VcPutItem){ .kind = VC_KIND_META, .len = (uint32_t)len, .data = d };
+        memcpy(t->items[t->n].tag, tag, 32);
+        t->n++;
+        return 0;
+}
+
+static void nodes_free(Nodes *t)
+{
+        for (size_t i = 0; i < t->n; i++)
+                free((void *)t->items[i].data);
+        free(t->items);
+        free(t->tags);
+        memset(t, 0, sizeof *t);
+}
+
+/* A keyring over chunks a (and b, if not NULL) as the memory image of
+ * version v of p: its nodes in *t, the version's record in rec. */
+static void keyring_version(const VcParcel *p, uint32_t v, const BtChunks *a, const BtChunks *b, Nodes *t,
+                            uint8_t rec[VC_VERSION_REC_LEN])
+{
+        size_t n = a->n + (b ? b->n : 0);
+        VcEntry *e = calloc(n, sizeof *e);
+        for (size_t i = 0; i < n; i++) {
+                const uint8_t *tag = i < a->n ? a->tags + 32 * i : b->tags + 32 * (i - a->n);
+                memcpy(e[i].tag, tag, 32);
+                assert_int_equal(vc_random(e[i].key, sizeof e[i].key), 0);
+        }
+        uint8_t secret[VC_KEY_LEN];
+        assert_int_equal(vc_random(secret, sizeof secret), 0);
+        VcEntry root;
+        memset(t, 0, sizeof *t);
+        assert_rc(vc_tree_build(secret, e, n, node_put, t, &root), 0);
+        free(e);
+        VcVersion ver;
+        bt_version(p, v, rec);
+        assert_rc(vc_version_unpack(rec, VC_VERSION_REC_LEN, &ver), 0);
+        memcpy(ver.mem_root, root.tag, 32);
+        vc_version_pack(&ver, rec);
+}
+
+static int put_nodes(Fx *f, const VcParcel *p, const Nodes *t)
+{
+        vc_errclear();
+        int r = vc_chunks_put(f->b, p->name, p->node_dom, t->items, t->n);
+        return r < 0 ? r : vc_chunks_flush(f->b);
+}
+
+/* A checkin asks which chunks are missing, is told some are stored (by a
+ * version that is then pruned), and before it commits an administrator
+ * runs gc: the chunks are swept. The commit must fail naming one (never
+ * make a version whose chunks are gone); missing then says so, and the
+ * retry that sends them goes in. gc keeps what a live version names. */
+static void test_gc_before_commit(void **state)
+{
+        Fx *f = *state;
+        VcParcel p;
+        mkparcel(f, "gc", VC_POLICY_IP, NULL, &p);
+        BtChunks old, live;
+        bt_chunks(&old, 5, 31, NULL);
+        bt_chunks(&live, 7, 32, NULL);
+        for (size_t i = 0; i < old.n; i++)
+                old.items[i].kind = VC_KIND_DATA;
+        for (size_t i = 0; i < live.n; i++)
+                live.items[i].kind = VC_KIND_DATA;
+        uint8_t rec[3][VC_VERSION_REC_LEN];
+        Nodes n1, n2, n3;
+        keyring_version(&p, 1, &old, NULL, &n1, rec[0]);
+        keyring_version(&p, 2, &live, NULL, &n2, rec[1]);
+        keyring_version(&p, 3, &old, &live, &n3, rec[2]);
+
+        /* version 1 names old, version 2 names live */
+        assert_rc(put_flush(f, &p, p.data_dom, &old), 0);
+        assert_rc(put_flush(f, &p, p.data_dom, &live), 0);
+        assert_rc(put_nodes(f, &p, &n1), 0);
+        assert_rc(commit(f, &p, 0, rec[0], NULL, n1.tags, n1.n, old.tags, old.n), 0);
+        assert_rc(put_nodes(f, &p, &n2), 0);
+        assert_rc(commit(f, &p, 1, rec[1], NULL, n2.tags, n2.n, live.tags, live.n), 0);
+
+        /* the checkin of version 3 asks: everything is stored */
+        assert_missing(f, &p, p.data_dom, old.tags, old.n, 0);
+        assert_missing(f, &p, p.data_dom, live.tags, live.n, 0);
+        /* version 1 goes, and gc (no grace) sweeps what only it named */
+        assert_rc(vc_cat_prune(f->b, p.name, 1), 1);
+        VcGcStats gs;
+        vc_errclear();
+        assert_rc(vc_backend_gc(f->b, 0, true, &gs), 0);
+        assert_true(gs.sweep.chunks_freed >= old.n + n1.n);
+        assert_missing(f, &p, p.data_dom, old.tags, old.n, 1);
+        assert_missing(f, &p, p.node_dom, n1.tags, n1.n, 1);
+        assert_missing(f, &p, p.data_dom, live.tags, live.n, 0);
+        assert_missing(f, &p, p.node_dom, n2.tags, n2.n, 0);
+        assert_rc(bt_get_check(f->b, p.name, p.data_dom, live.tags, live.n, &live), 0);
+
+        /* the commit names a swept chunk: refused, nothing changed */
+        assert_rc(put_nodes(f, &p, &n3), 0);
+        uint8_t *all = malloc(32 * (old.n + live.n));
+        memcpy(all, old.tags, 32 * old.n);
+        memcpy(all + 32 * old.n, live.tags, 32 * live.n);
+        int r = commit(f, &p, 2, rec[2], NULL, n3.tags, n3.n, all, old.n + live.n);
+        assert_rc(r, -EAGAIN);
+        bool named = false;
+        for (size_t i = 0; i < old.n; i++) {
+                char hex[65];
+                bt_hex(old.tags + 32 * i, hex);
+                named = named || strstr(vc_errmsg(r), hex);
+        }
+        if (!named)
+                fail_msg("the refusal '%s' names no swept chunk", vc_errmsg(r));
+        assert_versions(f, &p, 2, rec, 2);
+        /* the retry sends what missing now names, and goes in */
+        assert_rc(put_flush(f, &p, p.data_dom, &old), 0);
+        assert_rc(commit(f, &p, 2, rec[2], NULL, n3.tags, n3.n, all, old.n + live.n), 0);
+        assert_versions(f, &p, 3, rec, 2);
+        assert_rc(bt_get_check(f->b, p.name, p.data_dom, live.tags, live.n, &live), 0);
+        assert_rc(bt_get_check(f->b, p.name, p.data_dom, old.tags, old.n, &old), 0);
+        /* and gc now keeps both */
+        assert_rc(vc_backend_gc(f->b, 0, true, &gs), 0);
+        assert_missing(f, &p, p.data_dom, all, old.n + live.n, 0);
+        assert_missing(f, &p, p.node_dom, n3.tags, n3.n, 0);
+        free(all);
+        nodes_free(&n1);
+        nodes_free(&n2);
+        nodes_free(&n3);
+        bt_chunks_free(&old);
+        bt_chunks_free(&live);
+}
+
 /* ---- many threads on one handle -------------------------------------------------------- */
 
 typedef struct Worker {
@@ -981,7 +1126,7 @@ static void test_threads(void **state)
 static const struct { const char *name; CMUnitTestFunction fn; } cases[] = {
         T(test_chunk_roundtrip), T(test_missing_per_domain), T(test_missing_then_stored), T(test_flush_durable), T(test_get_absent),
         T(test_invalid_names), T(test_create_and_read), T(test_create_malformed), T(test_commit),
-        T(test_commit_race), T(test_leases), T(test_lease_and_base), T(test_prune), T(test_threads),
+        T(test_commit_race), T(test_leases), T(test_lease_and_base), T(test_prune), T(test_gc_before_commit), T(test_threads),
 };
 
 static bool wanted(const char *kind, bool remote, bool rados)
