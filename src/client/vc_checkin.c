@@ -136,7 +136,7 @@ typedef struct Checkin {
         VcTreeNodes prev_nodes[2];
         /* nanoseconds per stage, summed over the threads (VMCAS_TIMING) */
         atomic_uint_fast64_t t_read, t_hash, t_seal, t_put, t_pmwait;
-        uint64_t t_prev, t_pmbuild, t_pool, t_putwait, t_tree, t_flush, t_commit;
+        uint64_t t_prev, t_pmbuild, t_pool, t_putwait, t_tree, t_drain, t_flush, t_commit;
 } Checkin;
 
 static uint64_t now_ns(void)
@@ -439,6 +439,15 @@ static int wait_free(Checkin *c, Batch *b)
         return r;
 }
 
+/* The put threads' first error, with its message, without waiting. */
+static int put_errors(Checkin *c)
+{
+        pthread_mutex_lock(&c->lock);
+        int r = vc_err_failed(&c->put_err) ? vc_err_raise(&c->put_err) : 0;
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
 /* Makes batch j of the image ready, in its slot of the ring, once the
  * batch that used the slot NBATCH batches ago is put (the one preparer:
  * see batch_of). */
@@ -721,8 +730,12 @@ static int checkin_image(Checkin *c, Source *src, const VcEntry *prev, uint64_t 
                 pthread_mutex_unlock(&c->lock);
                 return r;
         }
-        /* a version's trees are built once every batch is put */
-        return wait_free(c, NULL);
+        /* The puts of its last batches go on while the next image is
+         * read and the keyrings are built (they read the entries, which
+         * are final now; no put writes them): waiting here left a core
+         * idle at the end of every image. The checkin waits for them
+         * before it commits (put_errors, wait_free). */
+        return put_errors(c);
 }
 
 /* ---- keyring nodes ------------------------------------------------------------- */
@@ -918,11 +931,11 @@ static void print_timing(Checkin *c, double total)
                 "  workers (summed): read %.3f s, hash+compare %.3f s, seal %.3f s, waiting for the key table %.3f s\n"
                 "  batches: workers busy %.3f s of wall time; waiting for the put thread %.3f s\n"
                 "  put thread (missing + put): %.3f s\n"
-                "  previous version: keyrings read %.3f s, key table (its own thread) %.3f s; keyring build %.3f s; flush %.3f s; commit "
-                "%.3f s\n",
+                "  previous version: keyrings read %.3f s, key table (its own thread) %.3f s; keyring build %.3f s (while the last puts ran); "
+                "the last puts after it %.3f s; flush %.3f s; commit %.3f s\n",
                 c->nthreads, total, s * (double)c->t_read, s * (double)c->t_hash, s * (double)c->t_seal,
                 s * (double)c->t_pmwait, s * (double)c->t_pool, s * (double)c->t_putwait, s * (double)c->t_put,
-                s * (double)c->t_prev, s * (double)c->t_pmbuild, s * (double)c->t_tree, s * (double)c->t_flush, s * (double)c->t_commit);
+                s * (double)c->t_prev, s * (double)c->t_pmbuild, s * (double)c->t_tree, s * (double)c->t_drain, s * (double)c->t_flush, s * (double)c->t_commit);
 }
 
 int do_checkin(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Source *disk, const VcAuxIn *aux,
@@ -1024,9 +1037,7 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
                                        i ? VC_DELTA_ORDER_BASE : VC_DELTA_MACHINE_BASE)) < 0)
                         goto out;
         }
-        vc_progress_end(&c->prog, c->done);
-
-        /* keyrings */
+        /* keyrings (while the last batches are put) */
         uint64_t t1 = now_ns();
         /* the previous version's nodes are stored: the commit builds on it */
         if ((r = vc_tree_build_from(k->node, emem, nmem, pmem, npm, &c->prev_nodes[0], node_put, c, &rm)) < 0 ||
@@ -1036,6 +1047,12 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
                 goto out;
         uint64_t t2 = now_ns();
         c->t_tree = t2 - t1;
+        /* every batch put: the need-set is whole */
+        if ((r = wait_free(c, NULL)) < 0)
+                goto out;
+        c->t_drain = now_ns() - t2;
+        t2 = now_ns();
+        vc_progress_end(&c->prog, c->done);
         /* chunks ▸ version: everything durable before the version names it */
         VcAuxIn ai = { .machine_len = auxn[0], .order_len = auxn[1] };
         if ((r = vc_chunks_flush(b)) < 0 || (r = make_record(c, &rm, &rd, raux, &ai, rec)) < 0)
