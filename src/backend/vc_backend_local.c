@@ -10,6 +10,7 @@
  * is still N and every chunk is there, make N+1" is one atomic step. */
 #include "backend/vc_backend.h"
 #include "core/vc_hash.h"
+#include "core/vc_pool.h"
 #include "core/vc_util.h"
 
 #include <errno.h>
@@ -771,6 +772,56 @@ static int local_lease_get(VcBackend *b, const char *parcel, VcLease *ret)
 
 /* ---- commit --------------------------------------------------------------------- */
 
+/* Half of a commit's look-ups, on a thread of its own. */
+typedef struct HalfHas {
+        VcStore *s;
+        uint64_t id;
+        const uint8_t *tags;
+        size_t n;
+        uint8_t *has;
+        int r;
+        VcErr err;
+} HalfHas;
+
+static void *half_has_main(void *arg)
+{
+        HalfHas *h = arg;
+        VcTxn *t = NULL;
+        vc_errclear();
+        h->r = vc_txn_begin(h->s, false, &t);
+        if (h->r >= 0)
+                h->r = vc_txn_has_chunks(t, h->id, h->tags, 32, h->n, h->has);
+        vc_txn_abort(t);
+        vc_err_save(&h->err, h->r);
+        return NULL;
+}
+
+/* Looks tags up in the commit's write transaction t; a long list half
+ * there and half in a read transaction on a second thread. That one sees
+ * what t sees: t has written nothing yet and holds the store's write lock,
+ * so nothing can be committed before the read transaction starts. (The
+ * check of a 1 GiB checkin's 262,144 chunks was a twentieth of its time,
+ * on one core.) */
+static int has_all(Local *l, VcTxn *t, uint64_t id, const uint8_t *need, size_t n, uint8_t *has)
+{
+        HalfHas h = { .s = l->s, .id = id, .n = n / 2 };
+        pthread_t th;
+        bool two = n >= 65536 && !vc_pool_in_worker() && vc_pool_threads() > 1;
+        if (two) {
+                h.tags = need + 32 * (n - h.n);
+                h.has = has + (n - h.n);
+                two = pthread_create(&th, NULL, half_has_main, &h) == 0;
+        }
+        size_t mine = two ? n - h.n : n;
+        int r = vc_txn_has_chunks(t, id, need, 32, mine, has);
+        if (!two)
+                return r;
+        pthread_join(th, NULL);
+        if (r < 0)
+                return r;
+        return h.r < 0 ? vc_err_raise(&h.err) : 0;
+}
+
 /* Every tag of need (n of them) is indexed in domain name. */
 static int need_present(Local *l, VcTxn *t, const char *dname, const uint8_t *need, size_t n)
 {
@@ -783,7 +834,7 @@ static int need_present(Local *l, VcTxn *t, const char *dname, const uint8_t *ne
         uint8_t *has = calloc(n, 1);
         if (!has)
                 return -ENOMEM;
-        if (r == 0 && (r = vc_txn_has_chunks(t, id, need, 32, n, has)) < 0) {
+        if (r == 0 && (r = has_all(l, t, id, need, n, has)) < 0) {
                 free(has);
                 return r;
         }

@@ -917,6 +917,50 @@ static void test_prune(void **state)
         assert_rc(vc_cat_prune(f->b, ghost, 1), -ENOENT);
 }
 
+/* A commit naming as many chunks as a 280 MiB image of 4 KiB chunks
+ * holds (the local back end looks a list this long up on two threads): a
+ * chunk not stored at either end of it refuses the commit by name. */
+static uint32_t len_tiny(size_t i, uint64_t r) { return 33 + (uint32_t)(r % 32); }
+
+static void test_commit_many(void **state)
+{
+        Fx *f = *state;
+        VcParcel p;
+        mkparcel(f, "many", VC_POLICY_IP, NULL, &p);
+        /* more than the 65,536 past which the local back end splits the
+         * list; fewer on a cluster, where 70,000 puts take a minute */
+        const size_t N = f->t->kind == T_RADOS ? 16384 : 70000;
+        BtChunks c, absent;
+        bt_chunks(&c, N, 41, len_tiny);
+        bt_chunks(&absent, 2, 42, len_tiny);
+        for (size_t i = 0; i < N; i += 8192) {
+                vc_errclear();
+                assert_rc(vc_chunks_put(f->b, p.name, p.data_dom, c.items + i, VC_MIN(8192, N - i)), 0);
+        }
+        assert_rc(vc_chunks_flush(f->b), 0);
+        uint8_t rec[1][VC_VERSION_REC_LEN];
+        bt_version(&p, 1, rec[0]);
+        uint8_t *need = malloc(32 * (N + 1));
+        char hex[65];
+        for (int at = 0; at < 3; at++) {
+                /* absent first, in the middle, last */
+                size_t k = at == 0 ? 0 : at == 1 ? N / 2 + 7 : N;
+                memcpy(need, c.tags, 32 * k);
+                memcpy(need + 32 * k, absent.tags + 32 * (at & 1), 32);
+                memcpy(need + 32 * (k + 1), c.tags + 32 * k, 32 * (N - k));
+                int r = commit(f, &p, 0, rec[0], NULL, NULL, 0, need, N + 1);
+                assert_rc(r, -EAGAIN);
+                bt_hex(absent.tags + 32 * (at & 1), hex);
+                assert_msg_has(r, hex);
+        }
+        assert_versions(f, &p, 0, rec, 1);
+        assert_rc(commit(f, &p, 0, rec[0], NULL, NULL, 0, c.tags, N), 0);
+        assert_versions(f, &p, 1, rec, 1);
+        free(need);
+        bt_chunks_free(&c);
+        bt_chunks_free(&absent);
+}
+
 /* ---- gc between a checkin's missing and its commit ------------------------------------------ */
 
 /* The keyring nodes of a tree over some chunks, as a batch to put. */
@@ -1126,7 +1170,7 @@ static void test_threads(void **state)
 static const struct { const char *name; CMUnitTestFunction fn; } cases[] = {
         T(test_chunk_roundtrip), T(test_missing_per_domain), T(test_missing_then_stored), T(test_flush_durable), T(test_get_absent),
         T(test_invalid_names), T(test_create_and_read), T(test_create_malformed), T(test_commit),
-        T(test_commit_race), T(test_leases), T(test_lease_and_base), T(test_prune), T(test_gc_before_commit), T(test_threads),
+        T(test_commit_race), T(test_leases), T(test_lease_and_base), T(test_prune), T(test_commit_many), T(test_gc_before_commit), T(test_threads),
 };
 
 static bool wanted(const char *kind, bool remote, bool rados)
