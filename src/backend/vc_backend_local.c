@@ -36,6 +36,10 @@ typedef struct Local {
          * connection). What it holds still counts as present. */
         VcWriter *flushing;
         int flush_err;              /* its failure, for the next flush to report */
+        /* Writer flushes finished (changed with the lock held, read
+         * without): a look-up whose snapshot is older than one may have
+         * missed what it indexed, after the writer gave it up. */
+        uint64_t flushes;
         char flush_msg[512];
         pthread_cond_t flushed;
         struct { char name[VC_DOMAIN_MAX]; uint64_t id; } dom[DOMAIN_CACHE];
@@ -54,6 +58,16 @@ static Local *L(VcBackend *b)
 static void add(uint64_t *c, uint64_t n)
 {
         __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+static void flushes_add(Local *l)
+{
+        __atomic_fetch_add(&l->flushes, 1, __ATOMIC_RELEASE);
+}
+
+static uint64_t flushes_now(Local *l)
+{
+        return __atomic_load_n(&l->flushes, __ATOMIC_ACQUIRE);
 }
 
 /* The id of domain name, creating it if asked; cached (ids never change). */
@@ -162,6 +176,7 @@ static int local_missing(VcBackend *b, const char *parcel, const char *domain, c
         if (r < 0)
                 return r;
         _vc_cleanup_(vc_txn_abortp) VcTxn *t = NULL;
+        uint64_t gen = flushes_now(l);
         if ((r = vc_txn_begin(l->s, false, &t)) < 0)
                 return r;
         if ((r = vc_txn_has_chunks(t, id, tags, 32, n, missing)) < 0)
@@ -171,20 +186,49 @@ static int local_missing(VcBackend *b, const char *parcel, const char *domain, c
                 missing[i] = !missing[i];
                 nmiss += missing[i];
         }
-        /* what a put of this process sent and the next flush stores (a
-         * server flushes at a commit, not after every put): not missing */
-        pthread_mutex_lock(&l->lock);
-        if (nmiss && l->w && vc_writer_pending(l->w))
-                for (size_t i = 0; i < n; i++)
-                        if (missing[i] && vc_writer_has_pending(l->w, id, tags + 32 * i))
+        /* test hook: a flush by another thread lands here
+         * (tests/backend/test_backend_local.c) */
+        vc_test_hold("VMCAS_TEST_HOLD_MISSING");
+        for (int round = 0;; round++) {
+                /* what a put of this process sent and the next flush
+                 * stores (a server flushes at a commit, not after every
+                 * put): not missing */
+                pthread_mutex_lock(&l->lock);
+                if (nmiss && l->w && vc_writer_pending(l->w))
+                        for (size_t i = 0; i < n; i++)
+                                if (missing[i] && vc_writer_has_pending(l->w, id, tags + 32 * i)) {
+                                        missing[i] = 0;
+                                        nmiss--;
+                                }
+                /* A flush that ended after the snapshot was taken indexed
+                 * what the writer no longer holds: neither place had it
+                 * (a get's presence check on a server said 404 for a chunk
+                 * another request had just flushed). Looked up again. */
+                bool again = nmiss && round < 3 && flushes_now(l) != gen;
+                if (!again) {
+                        /* (a writer being flushed is not asked: its thread
+                         * owns it; what it holds may be sent and written
+                         * again, indexed once) */
+                        for (size_t i = 0; i < n; i++)
+                                if (missing[i])
+                                        asked_add(l, asked_key(id, tags + 32 * i));
+                        pthread_mutex_unlock(&l->lock);
+                        return 0;
+                }
+                pthread_mutex_unlock(&l->lock);
+                gen = flushes_now(l);
+                vc_txn_abort(t);
+                t = NULL;
+                if ((r = vc_txn_begin(l->s, false, &t)) < 0)
+                        return r;
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        if (missing[i] && (r = vc_txn_has_chunk(t, id, tags + 32 * i)) > 0) {
                                 missing[i] = 0;
-        /* (a writer being flushed is not asked: its thread owns it; what
-         * it holds may be sent and written again, indexed once) */
-        for (size_t i = 0; i < n; i++)
-                if (missing[i])
-                        asked_add(l, asked_key(id, tags + 32 * i));
-        pthread_mutex_unlock(&l->lock);
-        return 0;
+                                nmiss--;
+                        }
+                if (r < 0)
+                        return r;
+        }
 }
 
 /* The writer puts go to (lock held). Flushes are the back end's to make
@@ -225,6 +269,7 @@ static void flush_aside(Local *l, VcWriter *old)
                 snprintf(l->flush_msg, sizeof l->flush_msg, "%s", vc_errmsg(r));
         }
         l->flushing = NULL;
+        flushes_add(l);
         pthread_cond_broadcast(&l->flushed);
         pthread_mutex_unlock(&l->lock);
         vc_writer_free(old);
@@ -358,6 +403,7 @@ static int local_get(VcBackend *b, const char *parcel, const char *domain, const
         size_t cap = 0, len;
         if (!locs || !done)
                 return -ENOMEM;
+        uint64_t gen = flushes_now(l);
         if ((r = vc_txn_begin(l->s, false, &t)) < 0)
                 return r;
         /* one look-up per chunk, then the records in large reads */
@@ -374,9 +420,10 @@ static int local_get(VcBackend *b, const char *parcel, const char *domain, const
                         continue;
                 r = locs[i].found ? vc_store_get_at(l->s, t, id, tags + 32 * i, &locs[i], &buf, &cap, &len)
                                   : vc_store_get_txn(l->s, t, id, tags + 32 * i, &buf, &cap, &len);
-                if (r == -ENOENT && !flushed && is_pending(l, id, tags + 32 * i)) {
-                        /* put and not yet flushed (`missing` says present):
-                         * flushed now, and looked up again */
+                if (r == -ENOENT && !flushed && (is_pending(l, id, tags + 32 * i) || flushes_now(l) != gen)) {
+                        /* put and not yet flushed (`missing` says present),
+                         * or flushed by another thread after the snapshot
+                         * was taken: flushed now, and looked up again */
                         flushed = true;
                         vc_errclear();
                         vc_txn_abort(t);
@@ -410,6 +457,7 @@ static int local_flush(VcBackend *b)
         while (l->flushing)
                 pthread_cond_wait(&l->flushed, &l->lock);
         int r = l->w ? vc_writer_flush(l->w) : 0;
+        flushes_add(l);
         if (r < 0)
                 drop_poisoned_locked(l);
         if (r >= 0 && l->flush_err) {
@@ -966,6 +1014,7 @@ static int local_gc(VcBackend *b, int64_t grace, bool quiet, VcGcStats *st)
         if (l->w) {
                 vc_errclear();
                 int r = vc_writer_flush(l->w);
+                flushes_add(l);
                 if (r < 0 && !l->flush_err) {
                         l->flush_err = r;
                         snprintf(l->flush_msg, sizeof l->flush_msg, "%s", vc_errmsg(r));

@@ -461,7 +461,7 @@ static int prepare(Checkin *c, uint64_t j)
         /* test hook: the second batch of an image waits here (a test
          * shortens the file meanwhile, and sees the workers fail) */
         if (j == 1)
-                test_hold("VMCAS_TEST_HOLD_BATCH");
+                vc_test_hold("VMCAS_TEST_HOLD_BATCH");
         b->off = j * (uint64_t)BATCH;
         b->len = VC_MIN((uint64_t)BATCH, src->size - b->off);
         b->first = b->off / c->p->chunk_size;
@@ -1058,7 +1058,7 @@ int do_checkin_level(VcBackend *b, VcParcel *p, const Keys *k, Source *mem, Sour
         if ((r = vc_chunks_flush(b)) < 0 || (r = make_record(c, &rm, &rd, raux, &ai, rec)) < 0)
                 goto out;
         c->t_flush = now_ns() - t2;
-        test_hold("VMCAS_TEST_HOLD_COMMIT");
+        vc_test_hold("VMCAS_TEST_HOLD_COMMIT");
         VcCommit cm = { .parcel = p->name, .base = p->latest, .record = rec, .record_len = sizeof rec,
                         .lease = lease, .need_nodes = c->need_nodes.tags, .n_nodes = c->need_nodes.n,
                         .need_data = c->need_data.tags, .n_data = c->need_data.n };

@@ -135,7 +135,6 @@ int lease_for_checkin(VcBackend *b, const char *name, uint8_t token[VC_LEASE_TOK
 
 /* Test hook: with $env naming a file, creates it and waits (at most a
  * minute) until the test removes it. */
-void test_hold(const char *env);
 
 
 #endif

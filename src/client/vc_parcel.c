@@ -489,18 +489,6 @@ int lease_for_checkin(VcBackend *b, const char *name, uint8_t token[VC_LEASE_TOK
         return 1;
 }
 
-void test_hold(const char *env)
-{
-        const char *path = getenv(env);
-        if (!path || !*path)
-                return;
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd >= 0)
-                close(fd);
-        for (int i = 0; i < 6000 && access(path, F_OK) == 0; i++)
-                usleep(10000);
-}
-
 /* ---- create --------------------------------------------------------------------------- */
 
 /* The key check of group's secret that a parcel of the group in the

@@ -141,4 +141,8 @@ void vc_progress_init(VcProgress *p, const char *what, uint64_t total, bool quie
 void vc_progress(VcProgress *p, uint64_t done);
 void vc_progress_end(VcProgress *p, uint64_t done);
 
+/* A test hook: if $env names a path, creates that file and waits (up
+ * to a minute) until the test removes it. */
+void vc_test_hold(const char *env);
+
 #endif

@@ -3,6 +3,8 @@
  * key bundles, several threads at once. */
 #include "server_test.h"
 
+#include <inttypes.h>
+
 #include <pthread.h>
 
 #include "client/vc_bundle.h"
@@ -448,15 +450,24 @@ static void *worker(void *arg)
                         items[i] = (VcPutItem){ .kind = VC_KIND_DATA, .len = 2000 + 10 * (uint32_t)i, .data = data[i] };
                         memcpy(items[i].tag, tags + 32 * i, 32);
                 }
-                if (vc_chunks_put(alice, "a1", pa.node_dom, items, N) < 0 ||
-                    vc_chunks_missing(alice, "a1", pa.node_dom, tags, N, miss) < 0)
+                int r;
+                if ((r = vc_chunks_put(alice, "a1", pa.node_dom, items, N)) < 0 ||
+                    (r = vc_chunks_missing(alice, "a1", pa.node_dom, tags, N, miss)) < 0) {
+                        print_error("worker %" PRIu64 " round %d: put or missing: %s\n", id, round, vc_errmsg(r));
                         return (void *)1;
+                }
                 for (int i = 0; i < N; i++)
-                        if (miss[i])
+                        if (miss[i]) {
+                                print_error("worker %" PRIu64 " round %d: chunk %d missing after its put\n", id,
+                                            round, i);
                                 return (void *)2;
+                        }
                 GotCtx g = { .data = data, .items = items, .n = N };
-                if (vc_chunks_get(alice, "a1", pa.node_dom, tags, N, got, &g) < 0 || g.seen != N)
+                if ((r = vc_chunks_get(alice, "a1", pa.node_dom, tags, N, got, &g)) < 0 || g.seen != N) {
+                        print_error("worker %" PRIu64 " round %d: get: %s (%zu of %d)\n", id, round,
+                                    r < 0 ? vc_errmsg(r) : "ok", (size_t)g.seen, N);
                         return (void *)3;
+                }
                 for (int i = 0; i < N; i++)
                         free(data[i]);
         }

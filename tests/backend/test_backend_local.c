@@ -1,0 +1,85 @@
+/* The local back end's own races, which the conformance suite cannot
+ * time: a flush by another thread between `missing`'s look-up in the index
+ * and its look at the writer. Before the fix the chunks were in neither
+ * place at those two moments, and `missing` (and a server's get, which
+ * asks it first) called chunks absent that had just been stored. */
+#include "backend_test.h"
+
+#include <pthread.h>
+
+typedef struct Asker {
+        VcBackend *b;
+        const VcParcel *p;
+        const BtChunks *c;
+        uint8_t *miss;
+        int r;
+} Asker;
+
+static void *ask(void *arg)
+{
+        Asker *a = arg;
+        vc_errclear();
+        a->r = vc_chunks_missing(a->b, a->p->name, a->p->data_dom, a->c->tags, a->c->n, a->miss);
+        return NULL;
+}
+
+static bool exists(const char *path)
+{
+        return access(path, F_OK) == 0;
+}
+
+static void test_flush_during_missing(void **state)
+{
+        char *dir = bt_tmpdir("local"), store[PATH_MAX], hold[PATH_MAX];
+        snprintf(store, sizeof store, "%s/store", dir);
+        snprintf(hold, sizeof hold, "%s/hold", dir);
+        VcBackendOpts o = { .create = true };
+        VcBackend *b;
+        assert_rc(vc_backend_local_open(store, &o, &b), 0);
+        VcParcel p;
+        uint8_t rec[VC_PARCEL_REC_MAX];
+        size_t len;
+        bt_parcel(&p, "race", VC_POLICY_IP, NULL, rec, &len);
+        assert_rc(vc_cat_create(b, p.name, NULL, rec, len), 0);
+        BtChunks c;
+        bt_chunks(&c, 40, 7, NULL);
+        for (int round = 0; round < 2; round++) {
+                /* round 0: put, not flushed (in the writer); round 1: the
+                 * same again, now indexed (the writer holds nothing) */
+                assert_rc(vc_chunks_put(b, p.name, p.data_dom, c.items, c.n), 0);
+                uint8_t miss[40];
+                memset(miss, 7, sizeof miss);
+                Asker a = { .b = b, .p = &p, .c = &c, .miss = miss };
+                setenv("VMCAS_TEST_HOLD_MISSING", hold, 1);
+                pthread_t th;
+                assert_int_equal(pthread_create(&th, NULL, ask, &a), 0);
+                /* the asker has looked in the index and holds */
+                for (int i = 0; i < 500 && !exists(hold); i++)
+                        usleep(10000);
+                assert_true(exists(hold));
+                unsetenv("VMCAS_TEST_HOLD_MISSING");
+                /* the writer's chunks go to the index meanwhile */
+                assert_rc(vc_chunks_flush(b), 0);
+                unlink(hold);
+                pthread_join(th, NULL);
+                assert_rc(a.r, 0);
+                for (size_t i = 0; i < c.n; i++)
+                        if (miss[i] != 0)
+                                fail_msg("round %d: chunk %zu called missing (%u) while it was stored", round, i,
+                                         miss[i]);
+        }
+        /* and a get finds them all */
+        assert_rc(bt_get_check(b, p.name, p.data_dom, c.tags, c.n, &c), 0);
+        bt_chunks_free(&c);
+        vc_backend_free(b);
+        bt_rm_rf(dir);
+        free(dir);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_flush_during_missing),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
