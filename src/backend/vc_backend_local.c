@@ -415,6 +415,8 @@ static int local_get(VcBackend *b, const char *parcel, const char *domain, const
                 return r;
         /* what that did not read: one by one, which retries and says why */
         bool flushed = false;
+        /* test hook: a flush by another thread lands here */
+        vc_test_hold("VMCAS_TEST_HOLD_GET");
         for (size_t i = 0; i < n; i++) {
                 if (done[i])
                         continue;

@@ -2,7 +2,8 @@
  * time: a flush by another thread between `missing`'s look-up in the index
  * and its look at the writer. Before the fix the chunks were in neither
  * place at those two moments, and `missing` (and a server's get, which
- * asks it first) called chunks absent that had just been stored. */
+ * asks it first) called chunks absent that had just been stored; the same
+ * gap in get itself. */
 #include "backend_test.h"
 
 #include <pthread.h>
@@ -76,10 +77,62 @@ static void test_flush_during_missing(void **state)
         free(dir);
 }
 
+typedef struct Getter {
+        VcBackend *b;
+        const VcParcel *p;
+        const BtChunks *c;
+        int r;
+} Getter;
+
+static void *get(void *arg)
+{
+        Getter *g = arg;
+        g->r = bt_get_check(g->b, g->p->name, g->p->data_dom, g->c->tags, g->c->n, g->c);
+        return NULL;
+}
+
+/* The same gap in get: its snapshot has not the chunks, and by the time
+ * it asks the writer, the writer has flushed them. */
+static void test_flush_during_get(void **state)
+{
+        char *dir = bt_tmpdir("local"), store[PATH_MAX], hold[PATH_MAX];
+        snprintf(store, sizeof store, "%s/store", dir);
+        snprintf(hold, sizeof hold, "%s/hold", dir);
+        VcBackendOpts o = { .create = true };
+        VcBackend *b;
+        assert_rc(vc_backend_local_open(store, &o, &b), 0);
+        VcParcel p;
+        uint8_t rec[VC_PARCEL_REC_MAX];
+        size_t len;
+        bt_parcel(&p, "race", VC_POLICY_IP, NULL, rec, &len);
+        assert_rc(vc_cat_create(b, p.name, NULL, rec, len), 0);
+        BtChunks c;
+        bt_chunks(&c, 40, 8, NULL);
+        assert_rc(vc_chunks_put(b, p.name, p.data_dom, c.items, c.n), 0);
+        Getter g = { .b = b, .p = &p, .c = &c };
+        setenv("VMCAS_TEST_HOLD_GET", hold, 1);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, get, &g), 0);
+        for (int i = 0; i < 500 && !exists(hold); i++)
+                usleep(10000);
+        assert_true(exists(hold));
+        unsetenv("VMCAS_TEST_HOLD_GET");
+        assert_rc(vc_chunks_flush(b), 0);
+        unlink(hold);
+        pthread_join(th, NULL);
+        if (g.r != 0)
+                fail_msg("the get failed: %s", vc_errmsg(g.r));
+        bt_chunks_free(&c);
+        vc_backend_free(b);
+        bt_rm_rf(dir);
+        free(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_flush_during_missing),
+                cmocka_unit_test(test_flush_during_get),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
