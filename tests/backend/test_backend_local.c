@@ -24,24 +24,37 @@ static void *ask(void *arg)
         return NULL;
 }
 
-static bool exists(const char *path)
+/* A fresh local store in a scratch directory (returned), one parcel in
+ * it, and the path of the hold file beside it. */
+static char *fresh(char hold[PATH_MAX], VcBackend **b, VcParcel *p)
 {
-        return access(path, F_OK) == 0;
+        char *dir = bt_tmpdir("local"), store[PATH_MAX];
+        snprintf(store, sizeof store, "%s/store", dir);
+        snprintf(hold, PATH_MAX, "%s/hold", dir);
+        VcBackendOpts o = { .create = true };
+        assert_rc(vc_backend_local_open(store, &o, b), 0);
+        uint8_t rec[VC_PARCEL_REC_MAX];
+        size_t len;
+        bt_parcel(p, "race", VC_POLICY_IP, NULL, rec, &len);
+        assert_rc(vc_cat_create(*b, p->name, NULL, rec, len), 0);
+        return dir;
+}
+
+/* Waits for the thread that took the hold of env (at path) to reach it. */
+static void reached(const char *env, const char *path)
+{
+        for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+                usleep(10000);
+        assert_int_equal(access(path, F_OK), 0);
+        unsetenv(env);
 }
 
 static void test_flush_during_missing(void **state)
 {
-        char *dir = bt_tmpdir("local"), store[PATH_MAX], hold[PATH_MAX];
-        snprintf(store, sizeof store, "%s/store", dir);
-        snprintf(hold, sizeof hold, "%s/hold", dir);
-        VcBackendOpts o = { .create = true };
-        VcBackend *b;
-        assert_rc(vc_backend_local_open(store, &o, &b), 0);
+        char hold[PATH_MAX];
         VcParcel p;
-        uint8_t rec[VC_PARCEL_REC_MAX];
-        size_t len;
-        bt_parcel(&p, "race", VC_POLICY_IP, NULL, rec, &len);
-        assert_rc(vc_cat_create(b, p.name, NULL, rec, len), 0);
+        VcBackend *b;
+        char *dir = fresh(hold, &b, &p);
         BtChunks c;
         bt_chunks(&c, 40, 7, NULL);
         for (int round = 0; round < 2; round++) {
@@ -55,10 +68,7 @@ static void test_flush_during_missing(void **state)
                 pthread_t th;
                 assert_int_equal(pthread_create(&th, NULL, ask, &a), 0);
                 /* the asker has looked in the index and holds */
-                for (int i = 0; i < 500 && !exists(hold); i++)
-                        usleep(10000);
-                assert_true(exists(hold));
-                unsetenv("VMCAS_TEST_HOLD_MISSING");
+                reached("VMCAS_TEST_HOLD_MISSING", hold);
                 /* the writer's chunks go to the index meanwhile */
                 assert_rc(vc_chunks_flush(b), 0);
                 unlink(hold);
@@ -95,17 +105,10 @@ static void *get(void *arg)
  * it asks the writer, the writer has flushed them. */
 static void test_flush_during_get(void **state)
 {
-        char *dir = bt_tmpdir("local"), store[PATH_MAX], hold[PATH_MAX];
-        snprintf(store, sizeof store, "%s/store", dir);
-        snprintf(hold, sizeof hold, "%s/hold", dir);
-        VcBackendOpts o = { .create = true };
-        VcBackend *b;
-        assert_rc(vc_backend_local_open(store, &o, &b), 0);
+        char hold[PATH_MAX];
         VcParcel p;
-        uint8_t rec[VC_PARCEL_REC_MAX];
-        size_t len;
-        bt_parcel(&p, "race", VC_POLICY_IP, NULL, rec, &len);
-        assert_rc(vc_cat_create(b, p.name, NULL, rec, len), 0);
+        VcBackend *b;
+        char *dir = fresh(hold, &b, &p);
         BtChunks c;
         bt_chunks(&c, 40, 8, NULL);
         assert_rc(vc_chunks_put(b, p.name, p.data_dom, c.items, c.n), 0);
@@ -113,10 +116,7 @@ static void test_flush_during_get(void **state)
         setenv("VMCAS_TEST_HOLD_GET", hold, 1);
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, get, &g), 0);
-        for (int i = 0; i < 500 && !exists(hold); i++)
-                usleep(10000);
-        assert_true(exists(hold));
-        unsetenv("VMCAS_TEST_HOLD_GET");
+        reached("VMCAS_TEST_HOLD_GET", hold);
         assert_rc(vc_chunks_flush(b), 0);
         unlink(hold);
         pthread_join(th, NULL);
