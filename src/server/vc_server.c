@@ -202,11 +202,38 @@ void vc_srv_reply_json(VcReq *q, unsigned status, json_t *j)
         q->resp.len = s ? strlen(s) : 0;
 }
 
+/* msg with every mention of the store's directory replaced by "<store>". */
+static void scrub_store(const char *store, const char *msg, char *out, size_t cap)
+{
+        size_t sl = strlen(store), o = 0;
+        while (*msg && o + 1 < cap) {
+                if (sl && strncmp(msg, store, sl) == 0) {
+                        int k = snprintf(out + o, cap - o, "<store>");
+                        o += k > 0 ? VC_MIN((size_t)k, cap - o - 1) : 0;
+                        msg += sl;
+                        continue;
+                }
+                out[o++] = *msg++;
+        }
+        out[o] = 0;
+}
+
 void vc_srv_reply_err(VcReq *q, int err)
 {
         const char *msg = vc_errmsg(err);
+        unsigned status = status_of(err);
+        char clean[VC_ERRMSG_MAX];
+        if (status >= 500) {
+                /* The server's own failure (a full disk, an I/O error): the
+                 * whole message goes to its log, and the client's copy does
+                 * not tell where the store is on the server's disk. */
+                fprintf(stderr, "vmcas serve: HTTP %u to user '%s': %s\n", status,
+                        q->user.name[0] ? q->user.name : "-", msg);
+                scrub_store(q->s->store, msg, clean, sizeof clean);
+                msg = clean;
+        }
         json_t *j = json_pack("{s:s, s:s}", "error", msg, "code", code_of(err));
-        vc_srv_reply_json(q, status_of(err), j);
+        vc_srv_reply_json(q, status, j);
         q->resp.www_auth = err == -EACCES;
         vc_errclear();
 }

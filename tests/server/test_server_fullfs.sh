@@ -35,6 +35,8 @@ done
 sed 's/^/# /' ci.out
 check "checkins fill the server's disk until one fails (version $failed, after $good)" '[ -n "$failed" ] && [ $good -gt 3 ]'
 check "the failure says the server's disk is full" 'grep -qiE "no space left" ci.out'
+check "... without telling where the store is on the server ($M)" '! grep -qF "$M" ci.out'
+check "the server's log has the whole message" 'grep -q "HTTP 507 to user .u.: .*$M" serve.log'
 check "the server is still running" 'kill -0 $SERVER_PID'
 latest=$(r parcel list --json 2>/dev/null | json latest_version)
 check "no partial version: the latest is still $good (server says ${latest:-nothing})" '[ "$latest" = "$good" ]'
