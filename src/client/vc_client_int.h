@@ -133,8 +133,4 @@ void lease_token_forget(const uint8_t uuid[16], const char *name);
 int lease_for_checkin(VcBackend *b, const char *name, uint8_t token[VC_LEASE_TOKEN_LEN]);
 /* (returns 1 if it took the lease now, 0 if it had one saved) */
 
-/* Test hook: with $env naming a file, creates it and waits (at most a
- * minute) until the test removes it. */
-
-
 #endif

@@ -202,12 +202,22 @@ void vc_srv_reply_json(VcReq *q, unsigned status, json_t *j)
         q->resp.len = s ? strlen(s) : 0;
 }
 
-/* msg with every mention of the store's directory replaced by "<store>". */
+static bool path_char(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-' || c == '/';
+}
+
+/* msg with every mention of the store's directory (as a whole path or
+ * the start of one: "st" of "st/packs", not of "stored") replaced by
+ * "<store>". */
 static void scrub_store(const char *store, const char *msg, char *out, size_t cap)
 {
         size_t sl = strlen(store), o = 0;
+        const char *start = msg;
         while (*msg && o + 1 < cap) {
-                if (sl && strncmp(msg, store, sl) == 0) {
+                if (sl && strncmp(msg, store, sl) == 0 && (msg == start || !path_char(msg[-1])) &&
+                    (msg[sl] == '/' || !path_char(msg[sl]))) {
                         int k = snprintf(out + o, cap - o, "<store>");
                         o += k > 0 ? VC_MIN((size_t)k, cap - o - 1) : 0;
                         msg += sl;
