@@ -337,6 +337,26 @@ static void test_get_absent(void **state)
         r = bt_get_check(f->b, p.name, p.data_dom, tags, 6, &c);
         assert_rc(r, -ENOENT);
         assert_msg_has(r, hex);
+        /* in a get of hundreds (a server answers one that large without
+         * looking every tag up first: the absent one ends its reply),
+         * early, midway and last */
+        BtChunks many;
+        bt_chunks(&many, 600, 6, len_small);
+        assert_rc(put_flush(f, &p, p.data_dom, &many), 0);
+        uint8_t *big = malloc(32 * 601);
+        for (int at = 0; at < 3; at++) {
+                size_t k = at == 0 ? 3 : at == 1 ? 300 : 600;
+                memcpy(big, many.tags, 32 * k);
+                memcpy(big + 32 * k, x.tags, 32);
+                memcpy(big + 32 * (k + 1), many.tags + 32 * k, 32 * (600 - k));
+                r = bt_get_check(f->b, p.name, p.data_dom, big, 601, &many);
+                assert_rc(r, -ENOENT);
+                assert_msg_has(r, hex);
+        }
+        /* and without it, the same get delivers every chunk */
+        assert_rc(bt_get_check(f->b, p.name, p.data_dom, many.tags, 600, &many), 0);
+        free(big);
+        bt_chunks_free(&many);
         bt_chunks_free(&c);
         bt_chunks_free(&x);
 }
