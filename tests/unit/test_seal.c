@@ -106,6 +106,31 @@ static void test_convergence(void **st)
         assert_memory_not_equal(a, b, 32);
 }
 
+/* One sealer, chunk after chunk, each under its own key: every sealed
+ * payload is AES-256-CTR of its chunk under that chunk's key, as a
+ * context of its own computes it. (A sealer that kept its first key
+ * would still round-trip: only a check like this one sees it.) */
+static void test_rekey(void **st)
+{
+        (void)st;
+        VcSealer *s;
+        assert_int_equal(vc_sealer_new(VC_POLICY_ALL, VC_COMP_NONE, NULL, &s), 0);
+        static const uint8_t zero_iv[16];
+        for (int i = 0; i < 4; i++) {
+                uint8_t in[4096 + 100], key[VC_KEY_LEN], tag[32], want[sizeof in];
+                size_t n = 4096 + 33 * (size_t)i, len;
+                fill(in, n, 0);
+                uint8_t *out = malloc(vc_seal_bound(n));
+                vc_chunk_key(s, in, n, key);
+                assert_int_equal(vc_seal(s, in, n, key, (uint64_t)i, out, vc_seal_bound(n), &len, tag), 0);
+                assert_int_equal(len, VC_SEAL_HDR + n);
+                assert_int_equal(vc_ctr(key, zero_iv, in, want, n), 0);
+                assert_memory_equal(out + VC_SEAL_HDR, want, n);
+                free(out);
+        }
+        vc_sealer_free(s);
+}
+
 static void test_parse(void **st)
 {
         (void)st;
@@ -350,6 +375,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip_all),
                 cmocka_unit_test(test_convergence),
+                cmocka_unit_test(test_rekey),
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_tree),
                 cmocka_unit_test(test_tree_from),
