@@ -324,8 +324,9 @@ static void op_get(VcReq *q)
         const uint8_t *tags;
         uint32_t n;
         int r = chunk_tags(q, &tags, &n);
-        uint8_t *miss = r < 0 ? NULL : malloc(n ? n : 1);
-        if (r >= 0 && !miss)
+        bool check = q->shared || n <= GET_CHECK;
+        uint8_t *miss = r < 0 || !check ? NULL : malloc(n ? n : 1);
+        if (r >= 0 && check && !miss)
                 r = -ENOMEM;
         /* Every chunk is there (and may be known) before the reply
          * starts, so that a missing chunk is a 404, not an error record
@@ -335,7 +336,7 @@ static void op_get(VcReq *q)
          * absent chunk as it reads, and ends its reply with that error
          * (as any failure midway): the look-up before it looked every tag
          * up twice, a fifth of the server's CPU in a checkout. */
-        if (r >= 0 && (q->shared || n <= GET_CHECK) && (r = missing_of(q, tags, n, miss)) >= 0)
+        if (r >= 0 && check && (r = missing_of(q, tags, n, miss)) >= 0)
                 for (uint32_t i = 0; i < n; i++)
                         if (miss[i]) {
                                 char hex[65];

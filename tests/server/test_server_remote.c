@@ -349,6 +349,17 @@ static void test_no_oracle(void **state)
         assert_int_equal(miss[0], 1);
         assert_int_equal(vc_chunks_get(b2, "b1", "all", tag, 1, got_any, &(GotCtx){ 0 }), -ENOENT);
         vc_errclear();
+        /* nor in a get too large for the look-up before a plain reply:
+         * without the oracle every get is checked first, nothing sent */
+        enum { BIG = 300 };
+        uint8_t *many = malloc(32 * BIG);
+        for (int i = 0; i < BIG; i++)
+                memcpy(many + 32 * i, tag, 32);
+        GotCtx gb = { 0 };
+        assert_int_equal(vc_chunks_get(b2, "b1", "all", many, BIG, got_any, &gb), -ENOENT);
+        assert_int_equal(gb.seen, 0);
+        vc_errclear();
+        free(many);
         VcParcel pb;
         VcParcelInfo pi;
         assert_int_equal(vc_cat_parcel(b2, "b1", &pi), 0);
