@@ -40,13 +40,20 @@ static char *fresh(char hold[PATH_MAX], VcBackend **b, VcParcel *p)
         return dir;
 }
 
-/* Waits for the thread that took the hold of env (at path) to reach it. */
-static void reached(const char *env, const char *path)
+/* Runs fn(arg) on a thread that stops at the hold of env, flushes b's
+ * writer meanwhile, then lets the thread go on and waits for it. */
+static void flush_in_hold(VcBackend *b, const char *env, const char *hold, void *(*fn)(void *), void *arg)
 {
-        for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+        setenv(env, hold, 1);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+        for (int i = 0; i < 500 && access(hold, F_OK) != 0; i++)
                 usleep(10000);
-        assert_int_equal(access(path, F_OK), 0);
+        assert_int_equal(access(hold, F_OK), 0);
         unsetenv(env);
+        assert_rc(vc_chunks_flush(b), 0);
+        unlink(hold);
+        pthread_join(th, NULL);
 }
 
 static void test_flush_during_missing(void **state)
@@ -64,15 +71,9 @@ static void test_flush_during_missing(void **state)
                 uint8_t miss[40];
                 memset(miss, 7, sizeof miss);
                 Asker a = { .b = b, .p = &p, .c = &c, .miss = miss };
-                setenv("VMCAS_TEST_HOLD_MISSING", hold, 1);
-                pthread_t th;
-                assert_int_equal(pthread_create(&th, NULL, ask, &a), 0);
-                /* the asker has looked in the index and holds */
-                reached("VMCAS_TEST_HOLD_MISSING", hold);
-                /* the writer's chunks go to the index meanwhile */
-                assert_rc(vc_chunks_flush(b), 0);
-                unlink(hold);
-                pthread_join(th, NULL);
+                /* the asker has looked in the index and holds; the
+                 * writer's chunks go to the index meanwhile */
+                flush_in_hold(b, "VMCAS_TEST_HOLD_MISSING", hold, ask, &a);
                 assert_rc(a.r, 0);
                 for (size_t i = 0; i < c.n; i++)
                         if (miss[i] != 0)
@@ -92,12 +93,14 @@ typedef struct Getter {
         const VcParcel *p;
         const BtChunks *c;
         int r;
+        VcErr err;               /* its message (messages are per thread) */
 } Getter;
 
 static void *get(void *arg)
 {
         Getter *g = arg;
         g->r = bt_get_check(g->b, g->p->name, g->p->data_dom, g->c->tags, g->c->n, g->c);
+        vc_err_save(&g->err, g->r);
         return NULL;
 }
 
@@ -113,15 +116,9 @@ static void test_flush_during_get(void **state)
         bt_chunks(&c, 40, 8, NULL);
         assert_rc(vc_chunks_put(b, p.name, p.data_dom, c.items, c.n), 0);
         Getter g = { .b = b, .p = &p, .c = &c };
-        setenv("VMCAS_TEST_HOLD_GET", hold, 1);
-        pthread_t th;
-        assert_int_equal(pthread_create(&th, NULL, get, &g), 0);
-        reached("VMCAS_TEST_HOLD_GET", hold);
-        assert_rc(vc_chunks_flush(b), 0);
-        unlink(hold);
-        pthread_join(th, NULL);
+        flush_in_hold(b, "VMCAS_TEST_HOLD_GET", hold, get, &g);
         if (g.r != 0)
-                fail_msg("the get failed: %s", vc_errmsg(g.r));
+                fail_msg("the get failed: %s", g.err.msg);
         bt_chunks_free(&c);
         vc_backend_free(b);
         bt_rm_rf(dir);
